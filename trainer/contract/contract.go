@@ -1,0 +1,244 @@
+// Package contract is the trainer contract: the only package that both the operator and the trainer import.
+//
+// The operator turns an SFTRun, a DPORun or a PreferenceDataset into one JSON document (RunConfig or
+// DatasetConfig) that it mounts into the trainer's pod; the trainer reads it, does the work, and leaves one
+// JSON document (TerminationMessage) in the pod's termination message, from which the operator computes status.
+// Hyperparameters are floats here: the API keeps them as validated strings (Kubernetes conventions), and the
+// operator parses them once when it builds the run's configuration.
+//
+// Keep this package small and free of dependencies: the operator must not link training code, and the trainer
+// must not import the API or the controllers.
+package contract
+
+// APIVersion versions the documents in this package. A trainer refuses a document of another version.
+const APIVersion = "contract.preftune.io/v1alpha1"
+
+// Exit codes of the trainer. The operator's Job fails at once (no retry) on ExitInvalidInput.
+const (
+	ExitOK = 0
+	// ExitFailed is any failure that may succeed on retry (I/O, out of memory, a bug).
+	ExitFailed = 1
+	// ExitUsage is a command line the trainer cannot parse.
+	ExitUsage = 2
+	// ExitInvalidInput is input that will never work: a bad dataset, a bad configuration, a changed digest.
+	ExitInvalidInput = 3
+)
+
+// TerminationMessagePath is where the trainer writes its TerminationMessage; the operator sets it on the container.
+const TerminationMessagePath = "/dev/termination-log"
+
+// MaxTerminationMessageBytes is the kubelet's limit for a termination message; documents stay well under it.
+const MaxTerminationMessageBytes = 4096
+
+// Kind of work.
+type Kind string
+
+const (
+	KindSFT     Kind = "sft"
+	KindDPO     Kind = "dpo"
+	KindInspect Kind = "inspect"
+)
+
+// RunConfig is the whole configuration of one SFT or DPO run.
+type RunConfig struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       Kind   `json:"kind"`
+	// Run identifies the custom resource that asked for this run (for logs and reports).
+	Run RunRef `json:"run"`
+	// Dataset is the data to train on.
+	Dataset DatasetConfig `json:"dataset"`
+	// Model is the starting model of an SFT run. Exactly one of Architecture and From is set.
+	Model ModelConfig `json:"model,omitempty"`
+	// Reference is the frozen reference model of a DPO run; the policy starts from the same weights.
+	Reference *ReferenceConfig `json:"reference,omitempty"`
+	// Training holds the optimisation settings.
+	Training TrainingConfig `json:"training"`
+	// DPO holds the preference-loss settings of a DPO run.
+	DPO *DPOConfig `json:"dpo,omitempty"`
+	// Output is where checkpoints, the final model and metrics go.
+	Output OutputConfig `json:"output"`
+}
+
+// RunRef names the custom resource behind a run.
+type RunRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+}
+
+// DatasetConfig says where a dataset is and how to read it.
+type DatasetConfig struct {
+	// URI of the data: file:///path (also a mounted ConfigMap or PVC), or a storage URI the trainer supports.
+	URI string `json:"uri"`
+	// Format is auto, standard, implicitPrompt, conversational, sharegpt or chatPreference (preferences), or
+	// sft for SFT rows (prompt/completion, messages, text).
+	Format string `json:"format,omitempty"`
+	// Field mapping for JSON rows whose field names differ from the format's.
+	PromptField   string `json:"promptField,omitempty"`
+	ChosenField   string `json:"chosenField,omitempty"`
+	RejectedField string `json:"rejectedField,omitempty"`
+	// EvalFraction of prompts held out for evaluation, split by a hash of the prompt.
+	EvalFraction float64 `json:"evalFraction,omitempty"`
+	// Seed of the split's hash.
+	Seed int64 `json:"seed,omitempty"`
+	// Digest, when set, is the sha256 ("sha256:<hex>") the data must still have; otherwise the run fails with
+	// ExitInvalidInput and reason DatasetChanged.
+	Digest string `json:"digest,omitempty"`
+}
+
+// ModelConfig is the starting point of an SFT run.
+type ModelConfig struct {
+	Architecture *Architecture `json:"architecture,omitempty"`
+	// From is the URI of a model or checkpoint directory to start from.
+	From string `json:"from,omitempty"`
+}
+
+// Architecture of the decoder-only transformer.
+type Architecture struct {
+	Layers        int    `json:"layers"`
+	DModel        int    `json:"dModel"`
+	Heads         int    `json:"heads"`
+	ContextLength int    `json:"contextLength"`
+	Tokenizer     string `json:"tokenizer"`
+}
+
+// ReferenceConfig is the frozen reference model of a DPO run.
+type ReferenceConfig struct {
+	// ModelURI is the SFT model directory, pinned by the operator when the reference was resolved.
+	ModelURI string `json:"modelURI"`
+}
+
+// TrainingConfig holds optimisation settings. Exactly one of MaxSteps and Epochs is positive.
+type TrainingConfig struct {
+	MaxSteps                  int     `json:"maxSteps,omitempty"`
+	Epochs                    float64 `json:"epochs,omitempty"`
+	BatchSize                 int     `json:"batchSize"`
+	GradientAccumulationSteps int     `json:"gradientAccumulationSteps,omitempty"`
+	LearningRate              float64 `json:"learningRate"`
+	// LRSchedule after warmup: cosine (default), linear or constant.
+	LRSchedule      string  `json:"lrSchedule,omitempty"`
+	WarmupSteps     int     `json:"warmupSteps,omitempty"`
+	WeightDecay     float64 `json:"weightDecay,omitempty"`
+	GradClipNorm    float64 `json:"gradClipNorm,omitempty"`
+	EvalEvery       int     `json:"evalEvery,omitempty"`
+	CheckpointEvery int     `json:"checkpointEvery,omitempty"`
+	Seed            int64   `json:"seed,omitempty"`
+}
+
+// DPOConfig holds the preference-loss settings.
+type DPOConfig struct {
+	Beta float64 `json:"beta"`
+	// LossType is sigmoid, ipo, hinge or robust.
+	LossType string `json:"lossType"`
+	// LabelSmoothing is cDPO's ε for sigmoid and robust's ε.
+	LabelSmoothing float64 `json:"labelSmoothing,omitempty"`
+	// RPOAlpha weighs an NLL term on the chosen response (mean per-token NLL) added to the loss; 0 disables it.
+	RPOAlpha float64 `json:"rpoAlpha,omitempty"`
+	// PrecomputeReferenceLogProbs computes the reference's log-probabilities once before training.
+	PrecomputeReferenceLogProbs bool `json:"precomputeReferenceLogProbs"`
+}
+
+// OutputConfig says where outputs go. The trainer writes:
+//
+//	<uri>/checkpoints/step-<n>/   a complete checkpoint (COMPLETE is written last)
+//	<uri>/model/                  the final model (model.safetensors, config.json, tokenizer.json)
+//	<uri>/metrics.jsonl           one JSON object of metrics per logged step
+type OutputConfig struct {
+	URI string `json:"uri"`
+}
+
+// InspectConfig is the input of a dataset validation (`preftune-trainer inspect-dataset --config`).
+type InspectConfig struct {
+	APIVersion string        `json:"apiVersion"`
+	Kind       Kind          `json:"kind"`
+	Dataset    DatasetConfig `json:"dataset"`
+	// MaxInvalidRows bounds how many invalid rows the report lists (all are counted).
+	MaxInvalidRows int `json:"maxInvalidRows,omitempty"`
+}
+
+// TerminationMessage is what the trainer leaves in the pod's termination message: exactly one field is set.
+type TerminationMessage struct {
+	Result  *Result        `json:"result,omitempty"`
+	Dataset *DatasetReport `json:"dataset,omitempty"`
+	Error   *Error         `json:"error,omitempty"`
+}
+
+// Error is a failure the trainer explains.
+type Error struct {
+	// Reason is a CamelCase word, such as InvalidDataset, InvalidConfig, DatasetChanged, ReferenceUnreadable.
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// Result is the outcome of a finished run.
+type Result struct {
+	Step       int     `json:"step"`
+	TotalSteps int     `json:"totalSteps"`
+	Epoch      float64 `json:"epoch"`
+	// Metrics by their TRL names: loss, eval_loss, rewards/accuracies, rewards/margins, rewards/chosen,
+	// rewards/rejected, eval_rewards/accuracies, tokens_per_second, ...
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// ModelURI is the final model directory; ModelDigest the sha256 of its weights file.
+	ModelURI    string `json:"modelURI,omitempty"`
+	ModelDigest string `json:"modelDigest,omitempty"`
+	// Checkpoints are the newest checkpoints written (at most a few, to keep the message small).
+	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).
+	ResumedFromStep int `json:"resumedFromStep,omitempty"`
+	// Warnings worth a user's attention, e.g. the mean eval chosen reward fell below zero.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Checkpoint is one complete checkpoint.
+type Checkpoint struct {
+	Step int    `json:"step"`
+	URI  string `json:"uri"`
+	// Time is RFC 3339.
+	Time string `json:"time,omitempty"`
+}
+
+// DatasetReport is the outcome of a dataset inspection. It must fit a termination message with room to spare.
+type DatasetReport struct {
+	// Format detected or given.
+	Format string `json:"format"`
+	// Digest is "sha256:<hex>" of the raw bytes.
+	Digest string       `json:"digest"`
+	Counts Counts       `json:"counts"`
+	Lengths LengthStats `json:"lengths"`
+	// InvalidRows are the first invalid rows; Counts.Invalid counts all of them.
+	InvalidRows []InvalidRow `json:"invalidRows,omitempty"`
+	// ChosenLongerFraction is the share of pairs whose chosen response is longer than the rejected one.
+	ChosenLongerFraction float64 `json:"chosenLongerFraction"`
+	// Warnings, each a short sentence with a count, e.g. "3 exact duplicate rows".
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Counts of rows.
+type Counts struct {
+	// Total rows read (valid or not).
+	Total int `json:"total"`
+	// Pairs (or SFT examples) that are valid.
+	Pairs   int `json:"pairs"`
+	Train   int `json:"train"`
+	Eval    int `json:"eval"`
+	Invalid int `json:"invalid"`
+}
+
+// LengthStats in bytes of the rendered text.
+type LengthStats struct {
+	PromptMean   float64 `json:"promptMean"`
+	PromptMax    int     `json:"promptMax"`
+	ChosenMean   float64 `json:"chosenMean"`
+	ChosenMax    int     `json:"chosenMax"`
+	RejectedMean float64 `json:"rejectedMean,omitempty"`
+	RejectedMax  int     `json:"rejectedMax,omitempty"`
+}
+
+// InvalidRow names a bad row.
+type InvalidRow struct {
+	// Line is 1-based: the line in JSON Lines, the element's line in a JSON array.
+	Line   int    `json:"line"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
