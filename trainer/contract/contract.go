@@ -203,8 +203,8 @@ type DatasetReport struct {
 	// Format detected or given.
 	Format string `json:"format"`
 	// Digest is "sha256:<hex>" of the raw bytes.
-	Digest string       `json:"digest"`
-	Counts Counts       `json:"counts"`
+	Digest  string      `json:"digest"`
+	Counts  Counts      `json:"counts"`
 	Lengths LengthStats `json:"lengths"`
 	// InvalidRows are the first invalid rows; Counts.Invalid counts all of them.
 	InvalidRows []InvalidRow `json:"invalidRows,omitempty"`
