@@ -1,0 +1,250 @@
+// Package train is the training loop of preftune-trainer: SFT and DPO steps with gradient accumulation, global-norm
+// clipping, a warmup schedule and AdamW; evaluation on the held-out split; metrics.jsonl with TRL's names;
+// checkpoints with bit-exact resume; a checkpoint on SIGTERM/SIGINT; the final model with its digest.
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/preftune/preftune/trainer/contract"
+)
+
+// Defaults applied by NewConfig where a RunConfig leaves a field at its zero value.
+const (
+	// DefaultGradClipNorm is TRL's max_grad_norm. A run cannot switch clipping off (zero means "default"), but a
+	// very large value has the same effect.
+	DefaultGradClipNorm = 1.0
+	// DefaultCheckpointEvery is TRL's save_steps.
+	DefaultCheckpointEvery = 500
+	// DefaultBeta is TRL's DPO beta.
+	DefaultBeta = 0.1
+	// DefaultLossType is TRL's DPO loss type.
+	DefaultLossType = "sigmoid"
+	// DefaultSchedule is the learning-rate schedule after warmup.
+	DefaultSchedule = "cosine"
+	// KeepCheckpoints is how many of the newest checkpoints a result lists (the termination message is small).
+	KeepCheckpoints = 3
+)
+
+// Config is a validated RunConfig with its defaults applied and its URIs resolved to local paths.
+//
+// Defaults (zero value in the RunConfig -> value used):
+//   - training.gradientAccumulationSteps: 1
+//   - training.lrSchedule: cosine
+//   - training.gradClipNorm: 1.0
+//   - training.evalEvery: 0 keeps evaluation to the end of the run (when there is an eval split)
+//   - training.checkpointEvery: 500 (and always at the end)
+//   - dataset.evalFraction: 0 holds nothing out (no eval metrics)
+//   - model.architecture.tokenizer: byte
+//   - dpo (absent): beta 0.1, lossType sigmoid; dpo.beta 0 -> 0.1, dpo.lossType "" -> sigmoid
+//
+// Reference log-probabilities are always computed once, before training, with the forward-only graph: the
+// reference is frozen and the model has no dropout, so this equals computing them on every step.
+type Config struct {
+	contract.RunConfig
+	// DataPath, FromDir (SFT from a model directory), ReferenceDir (DPO) and OutputDir are local paths
+	// resolved from the URIs of the RunConfig.
+	DataPath     string
+	FromDir      string
+	ReferenceDir string
+	OutputDir    string
+}
+
+// FieldError is a configuration error naming the field (by its JSON path) that is wrong.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// NewConfig validates rc, applies the defaults and resolves the URIs. Errors are *FieldError.
+func NewConfig(rc contract.RunConfig) (Config, error) {
+	c := Config{RunConfig: rc}
+	if rc.APIVersion != contract.APIVersion {
+		return c, fieldErr("apiVersion", "is %q, want %q", rc.APIVersion, contract.APIVersion)
+	}
+	if rc.Kind != contract.KindSFT && rc.Kind != contract.KindDPO {
+		return c, fieldErr("kind", "is %q, want %q or %q", rc.Kind, contract.KindSFT, contract.KindDPO)
+	}
+	var err error
+	if c.DataPath, err = localPath(rc.Dataset.URI); err != nil {
+		return c, fieldErr("dataset.uri", "%v", err)
+	}
+	if f := rc.Dataset.EvalFraction; f < 0 || f >= 1 {
+		return c, fieldErr("dataset.evalFraction", "is %g, want 0 <= evalFraction < 1", f)
+	}
+	if d := rc.Dataset.Digest; d != "" && !validDigest(d) {
+		return c, fieldErr("dataset.digest", "is %q, want sha256:<64 hex digits>", d)
+	}
+	if c.OutputDir, err = localPath(rc.Output.URI); err != nil {
+		return c, fieldErr("output.uri", "%v", err)
+	}
+	if err := c.checkModel(); err != nil {
+		return c, err
+	}
+	if err := c.checkTraining(); err != nil {
+		return c, err
+	}
+	if rc.Kind == contract.KindDPO {
+		if err := c.checkDPO(); err != nil {
+			return c, err
+		}
+	} else if rc.DPO != nil || rc.Reference != nil {
+		return c, fieldErr("dpo", "dpo and reference are for kind dpo only")
+	}
+	return c, nil
+}
+
+func (c *Config) checkModel() error {
+	m := c.Model
+	if c.Kind == contract.KindDPO {
+		if m.Architecture != nil || m.From != "" {
+			return fieldErr("model", "must be empty for kind dpo: the policy starts from reference.modelURI")
+		}
+		return nil
+	}
+	if (m.Architecture == nil) == (m.From == "") {
+		return fieldErr("model", "set exactly one of model.architecture and model.from")
+	}
+	if m.From != "" {
+		dir, err := localPath(m.From)
+		if err != nil {
+			return fieldErr("model.from", "%v", err)
+		}
+		c.FromDir = dir
+		return nil
+	}
+	a := *m.Architecture
+	switch {
+	case a.Layers < 1:
+		return fieldErr("model.architecture.layers", "is %d, want >= 1", a.Layers)
+	case a.Heads < 1:
+		return fieldErr("model.architecture.heads", "is %d, want >= 1", a.Heads)
+	case a.DModel < 1 || a.DModel%a.Heads != 0:
+		return fieldErr("model.architecture.dModel", "is %d, want a positive multiple of heads (%d)", a.DModel, a.Heads)
+	case a.ContextLength < 2:
+		return fieldErr("model.architecture.contextLength", "is %d, want >= 2", a.ContextLength)
+	}
+	if a.Tokenizer == "" {
+		a.Tokenizer = "byte"
+	}
+	if a.Tokenizer != "byte" {
+		return fieldErr("model.architecture.tokenizer", "is %q, only \"byte\" is supported", a.Tokenizer)
+	}
+	c.Model.Architecture = &a
+	return nil
+}
+
+func (c *Config) checkTraining() error {
+	t := &c.Training
+	if (t.MaxSteps > 0) == (t.Epochs > 0) {
+		return fieldErr("training", "set exactly one of training.maxSteps and training.epochs (maxSteps %d, epochs %g)", t.MaxSteps, t.Epochs)
+	}
+	if t.MaxSteps < 0 {
+		return fieldErr("training.maxSteps", "is %d, want >= 0", t.MaxSteps)
+	}
+	if t.Epochs < 0 {
+		return fieldErr("training.epochs", "is %g, want >= 0", t.Epochs)
+	}
+	if t.BatchSize < 1 {
+		return fieldErr("training.batchSize", "is %d, want >= 1", t.BatchSize)
+	}
+	if t.GradientAccumulationSteps < 0 {
+		return fieldErr("training.gradientAccumulationSteps", "is %d, want >= 1", t.GradientAccumulationSteps)
+	}
+	if t.GradientAccumulationSteps == 0 {
+		t.GradientAccumulationSteps = 1
+	}
+	if !(t.LearningRate > 0) || t.LearningRate > 1 {
+		return fieldErr("training.learningRate", "is %g, want 0 < learningRate <= 1", t.LearningRate)
+	}
+	if t.LRSchedule == "" {
+		t.LRSchedule = DefaultSchedule
+	}
+	switch t.LRSchedule {
+	case "cosine", "linear", "constant":
+	default:
+		return fieldErr("training.lrSchedule", "is %q, want cosine, linear or constant", t.LRSchedule)
+	}
+	if t.WarmupSteps < 0 {
+		return fieldErr("training.warmupSteps", "is %d, want >= 0", t.WarmupSteps)
+	}
+	if t.WeightDecay < 0 {
+		return fieldErr("training.weightDecay", "is %g, want >= 0", t.WeightDecay)
+	}
+	if t.GradClipNorm < 0 {
+		return fieldErr("training.gradClipNorm", "is %g, want >= 0", t.GradClipNorm)
+	}
+	if t.GradClipNorm == 0 {
+		t.GradClipNorm = DefaultGradClipNorm
+	}
+	if t.EvalEvery < 0 {
+		return fieldErr("training.evalEvery", "is %d, want >= 0", t.EvalEvery)
+	}
+	if t.CheckpointEvery < 0 {
+		return fieldErr("training.checkpointEvery", "is %d, want >= 0", t.CheckpointEvery)
+	}
+	if t.CheckpointEvery == 0 {
+		t.CheckpointEvery = DefaultCheckpointEvery
+	}
+	return nil
+}
+
+func (c *Config) checkDPO() error {
+	if c.Reference == nil || c.Reference.ModelURI == "" {
+		return fieldErr("reference.modelURI", "is required for kind dpo")
+	}
+	dir, err := localPath(c.Reference.ModelURI)
+	if err != nil {
+		return fieldErr("reference.modelURI", "%v", err)
+	}
+	c.ReferenceDir = dir
+	d := contract.DPOConfig{}
+	if c.DPO != nil {
+		d = *c.DPO
+	}
+	if d.Beta < 0 {
+		return fieldErr("dpo.beta", "is %g, want > 0", d.Beta)
+	}
+	if d.Beta == 0 {
+		d.Beta = DefaultBeta
+	}
+	if d.LossType == "" {
+		d.LossType = DefaultLossType
+	}
+	switch d.LossType {
+	case "sigmoid", "ipo", "hinge", "robust":
+	default:
+		return fieldErr("dpo.lossType", "is %q, want sigmoid, ipo, hinge or robust", d.LossType)
+	}
+	if d.LabelSmoothing < 0 || d.LabelSmoothing >= 0.5 {
+		return fieldErr("dpo.labelSmoothing", "is %g, want 0 <= labelSmoothing < 0.5", d.LabelSmoothing)
+	}
+	if d.LabelSmoothing > 0 && d.LossType != "sigmoid" && d.LossType != "robust" {
+		return fieldErr("dpo.labelSmoothing", "applies to lossType sigmoid and robust only, not %q", d.LossType)
+	}
+	if d.RPOAlpha < 0 {
+		return fieldErr("dpo.rpoAlpha", "is %g, want >= 0", d.RPOAlpha)
+	}
+	c.DPO = &d
+	return nil
+}
+
+func validDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for _, r := range hex {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}

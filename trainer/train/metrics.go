@@ -1,0 +1,83 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+)
+
+// Metrics are one logged step by TRL's names (loss, rewards/chosen, eval_loss, learning_rate, step, epoch, ...).
+type Metrics map[string]float64
+
+// metricsLog appends Metrics as JSON lines to <output>/metrics.jsonl.
+type metricsLog struct {
+	f *os.File
+}
+
+// openMetrics opens path for appending. Lines logged after resumeStep come from the attempt that died after its
+// last checkpoint; they are dropped, since this attempt logs those steps again.
+func openMetrics(path string, resumeStep int) (*metricsLog, error) {
+	if err := truncateMetrics(path, resumeStep); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &metricsLog{f: f}, nil
+}
+
+func truncateMetrics(path string, resumeStep int) error {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var m struct {
+			Step *float64 `json:"step"`
+		}
+		// A torn last line (the process died while writing it) does not parse: drop it too.
+		if json.Unmarshal(line, &m) != nil || m.Step == nil || *m.Step > float64(resumeStep) {
+			continue
+		}
+		keep.Write(line)
+		keep.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if keep.Len() == len(data) {
+		return nil
+	}
+	return writeFileAtomic(path, keep.Bytes())
+}
+
+// Log writes one line. NaN and infinities are not JSON: they are written as null and the key is kept.
+func (l *metricsLog) Log(m Metrics) error {
+	obj := make(map[string]any, len(m))
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			obj[k] = nil
+		} else {
+			obj[k] = v
+		}
+	}
+	line, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	_, err = l.f.Write(append(line, '\n'))
+	return err
+}
+
+func (l *metricsLog) Close() error { return l.f.Close() }

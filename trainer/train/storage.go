@@ -1,0 +1,82 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The run's I/O goes through these few functions so that a storage layer (object stores) can replace them later.
+
+// localPath turns a file:// URI or a plain path into a local path. Other schemes are not supported yet.
+func localPath(uri string) (string, error) {
+	if uri == "" {
+		return "", fmt.Errorf("is empty")
+	}
+	if !strings.Contains(uri, "://") {
+		return filepath.Clean(uri), nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", fmt.Errorf("cannot parse %q: %v", uri, err)
+	}
+	if u.Scheme != "file" {
+		return "", fmt.Errorf("scheme %q of %q is not supported (file:// or a plain path)", u.Scheme, uri)
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return "", fmt.Errorf("%q names host %q; file URIs must be local (file:///path)", uri, u.Host)
+	}
+	if u.Path == "" {
+		return "", fmt.Errorf("%q has no path", uri)
+	}
+	return filepath.Clean(u.Path), nil
+}
+
+// fileURI is the URI reported for a local path.
+func fileURI(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return "file://" + abs
+}
+
+// fileDigest is "sha256:<hex>" of a file's bytes.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename, so readers never see half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
