@@ -1,0 +1,52 @@
+// Package data reads preference and SFT datasets, splits them into train and eval sets, inspects them, and turns
+// rows into the token batches the model trains on.
+//
+// # Files
+//
+// A dataset is JSON Lines (one object a line; lines holding only whitespace are not rows) or one JSON array of
+// objects. A leading UTF-8 byte-order mark is ignored. Each row is validated on its own: a bad row is reported with
+// its 1-based line (for an array, the line where the element starts), the field and the reason, and the valid rows
+// are kept; the caller decides whether invalid rows are fatal (training treats them as fatal). A syntax error
+// inside a JSON array ends the array: it is reported as one invalid row that says the rest was not read.
+//
+// # Formats
+//
+// Preference formats (a Row with Prompt, Chosen and Rejected):
+//   - standard: {"prompt": str, "chosen": str, "rejected": str}.
+//   - implicitPrompt: {"chosen": str, "rejected": str}; the prompt is their longest common byte prefix, cut back
+//     so that it never splits a UTF-8 character. Whitespace is kept exactly where the split falls (a space before
+//     the first differing word stays at the end of the prompt), so Prompt+Chosen and Prompt+Rejected reproduce the
+//     original texts byte for byte. A pair where one text is a prefix of the other has an empty response: invalid.
+//   - conversational: prompt, chosen and rejected are lists of {"role", "content"} messages.
+//   - sharegpt: {"conversations": [{"from": "human"|"gpt"|"system", "value"}], "chosen": {"from": "gpt",
+//     "value"}, "rejected": {...}}, with an optional top-level "system" string.
+//   - chatPreference: {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]},
+//     the outputs being lists of assistant messages.
+//
+// SFT formats (a Row with Prompt and Chosen, the completion; Rejected is empty):
+//   - promptCompletion: {"prompt": str, "completion": str}.
+//   - messages: {"messages": [...]}; the last message must be the assistant's and is the completion.
+//   - text: {"text": str}; the prompt is empty, so every byte is trained on.
+//   - alpaca: {"instruction": str, "input": str (optional), "output": str}, optional "system": rendered as one
+//     user turn holding the instruction, then a blank line and the input when the input is not empty.
+//
+// The format name "sft" means "whichever SFT format the file has". Any preference dataset also serves SFT (the
+// prompt and the chosen response); Row does not care which kind of run reads it.
+//
+// PromptField, ChosenField and RejectedField rename the keys "prompt", "chosen" and "rejected" wherever a format
+// uses them (standard, implicitPrompt, conversational, sharegpt's chosen/rejected, promptCompletion's prompt).
+// Fields a format does not use are ignored.
+//
+// # Auto-detection
+//
+// With format auto (or empty), the format is chosen from the keys of the first row that is a JSON object with a
+// known set of keys; every row is then read in that format, so rows of another shape become invalid rows.
+//
+// # Chat template
+//
+// Every chat format renders with one template: each message is "<|role|>\n" + content + "\n" (roles system, user,
+// assistant), and the prompt ends with the assistant header "<|assistant|>\n". The response is the first
+// assistant message's content; any later message of a multi-message response follows as "\n<|role|>\n" + content,
+// so the text reads exactly as the template would render it, and the model's EOS takes the place of the final
+// newline.
+package data

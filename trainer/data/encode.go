@@ -1,0 +1,79 @@
+package data
+
+import (
+	"fmt"
+
+	"github.com/preftune/preftune/trainer/tokenizer"
+)
+
+// Sequence is one encoded text: BOS, prompt, response, and EOS unless the response had to be cut.
+type Sequence struct {
+	Tokens []int
+	// ResponseStart is the index in Tokens of the first response token. The loss covers the positions whose
+	// target (the next token) sits at ResponseStart or later.
+	ResponseStart int
+}
+
+// ResponseTokens counts the tokens the loss covers (response and EOS).
+func (s Sequence) ResponseTokens() int { return len(s.Tokens) - s.ResponseStart }
+
+// Encode lays out BOS prompt response EOS in at most ctxLen tokens, truncating as DESIGN.md says: the prompt loses
+// tokens from its start first; only when the response with BOS and EOS does not fit is the prompt dropped and the
+// response cut at its end, without EOS. ctxLen must be at least 2.
+func Encode(tok tokenizer.Tokenizer, prompt, response string, ctxLen int) Sequence {
+	if ctxLen < 2 {
+		panic(fmt.Sprintf("data.Encode: context length %d, need at least 2", ctxLen))
+	}
+	p, r := tok.Encode(prompt), tok.Encode(response)
+	eos := true
+	if len(r)+2 > ctxLen {
+		p, r, eos = nil, r[:ctxLen-1], false
+	} else if room := ctxLen - 2 - len(r); len(p) > room {
+		p = p[len(p)-room:]
+	}
+	toks := make([]int, 0, 2+len(p)+len(r))
+	toks = append(toks, tok.BOS())
+	toks = append(toks, p...)
+	toks = append(toks, r...)
+	if eos {
+		toks = append(toks, tok.EOS())
+	}
+	return Sequence{Tokens: toks, ResponseStart: 1 + len(p)}
+}
+
+// Example is one encoded row: Chosen is the SFT completion or the chosen response; Rejected is set for
+// preference rows only.
+type Example struct {
+	Chosen, Rejected Sequence
+}
+
+// EncodeRows encodes rows; rejected responses only when preference is true.
+func EncodeRows(tok tokenizer.Tokenizer, rows []Row, ctxLen int, preference bool) []Example {
+	out := make([]Example, len(rows))
+	for i, r := range rows {
+		out[i].Chosen = Encode(tok, r.Prompt, r.Chosen, ctxLen)
+		if preference {
+			out[i].Rejected = Encode(tok, r.Prompt, r.Rejected, ctxLen)
+		}
+	}
+	return out
+}
+
+// Buckets are the padded lengths a batch may have: 32, 64, 128, ... below ctxLen, and ctxLen itself.
+func Buckets(ctxLen int) []int {
+	var b []int
+	for n := 32; n < ctxLen; n *= 2 {
+		b = append(b, n)
+	}
+	return append(b, ctxLen)
+}
+
+// BucketFor is the smallest bucket that holds n tokens (n <= ctxLen).
+func BucketFor(n, ctxLen int) int {
+	for _, b := range Buckets(ctxLen) {
+		if n <= b {
+			return b
+		}
+	}
+	panic(fmt.Sprintf("data.BucketFor: %d tokens exceed the context length %d", n, ctxLen))
+}

@@ -1,0 +1,282 @@
+package data
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Format names, as DatasetConfig.Format and DatasetReport.Format spell them.
+const (
+	FormatAuto             = "auto"
+	FormatStandard         = "standard"
+	FormatImplicitPrompt   = "implicitPrompt"
+	FormatConversational   = "conversational"
+	FormatShareGPT         = "sharegpt"
+	FormatChatPreference   = "chatPreference"
+	FormatSFT              = "sft" // any of the SFT formats below, detected
+	FormatPromptCompletion = "promptCompletion"
+	FormatMessages         = "messages"
+	FormatText             = "text"
+	FormatAlpaca           = "alpaca"
+)
+
+// PreferenceFormats and SFTFormats list the concrete formats.
+var (
+	PreferenceFormats = []string{FormatStandard, FormatImplicitPrompt, FormatConversational, FormatShareGPT, FormatChatPreference}
+	SFTFormats        = []string{FormatPromptCompletion, FormatMessages, FormatText, FormatAlpaca}
+)
+
+// IsPreferenceFormat says whether rows of the format carry a rejected response.
+func IsPreferenceFormat(format string) bool {
+	for _, f := range PreferenceFormats {
+		if f == format {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldNames are the (possibly renamed) keys of the standard fields.
+type fieldNames struct{ prompt, chosen, rejected string }
+
+func (o Options) names() fieldNames {
+	n := fieldNames{"prompt", "chosen", "rejected"}
+	if o.PromptField != "" {
+		n.prompt = o.PromptField
+	}
+	if o.ChosenField != "" {
+		n.chosen = o.ChosenField
+	}
+	if o.RejectedField != "" {
+		n.rejected = o.RejectedField
+	}
+	return n
+}
+
+// rowParser turns one JSON object into a Row.
+type rowParser func(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError)
+
+var parsers = map[string]rowParser{
+	FormatStandard:         parseStandard,
+	FormatImplicitPrompt:   parseImplicit,
+	FormatConversational:   parseConversational,
+	FormatShareGPT:         parseShareGPT,
+	FormatChatPreference:   parseChatPreference,
+	FormatPromptCompletion: parsePromptCompletion,
+	FormatMessages:         parseMessages,
+	FormatText:             parseText,
+	FormatAlpaca:           parseAlpaca,
+}
+
+func parseStandard(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	var r Row
+	var err *fieldError
+	if r.Prompt, err = str(obj, n.prompt, n.prompt); err != nil {
+		return r, err
+	}
+	if r.Chosen, err = nonEmpty(obj, n.chosen, n.chosen); err != nil {
+		return r, err
+	}
+	r.Rejected, err = nonEmpty(obj, n.rejected, n.rejected)
+	return r, err
+}
+
+func parseImplicit(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	chosen, err := nonEmpty(obj, n.chosen, n.chosen)
+	if err != nil {
+		return Row{}, err
+	}
+	rejected, err := nonEmpty(obj, n.rejected, n.rejected)
+	if err != nil {
+		return Row{}, err
+	}
+	p := commonPrefix(chosen, rejected)
+	switch {
+	case p == len(chosen) && p == len(rejected):
+		return Row{}, &fieldError{n.rejected, "identical to " + n.chosen + ": no response left after the common prefix"}
+	case p == len(chosen):
+		return Row{}, &fieldError{n.chosen, "empty response: it is a prefix of " + n.rejected}
+	case p == len(rejected):
+		return Row{}, &fieldError{n.rejected, "empty response: it is a prefix of " + n.chosen}
+	}
+	return Row{Prompt: chosen[:p], Chosen: chosen[p:], Rejected: rejected[p:]}, nil
+}
+
+// commonPrefix is the length of the longest common prefix of a and b that ends on a character boundary of both.
+func commonPrefix(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	// Back up while the split would fall inside a multibyte character of either text.
+	for i > 0 && ((i < len(a) && !utf8.RuneStart(a[i])) || (i < len(b) && !utf8.RuneStart(b[i]))) {
+		i--
+	}
+	return i
+}
+
+func parseConversational(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	prompt, err := messageList(obj, n.prompt, openAIKeys)
+	if err != nil {
+		return Row{}, err
+	}
+	if err := promptMessages(prompt, n.prompt); err != nil {
+		return Row{}, err
+	}
+	return chatRow(RenderPrompt(prompt), obj, n.chosen, n.rejected, openAIKeys)
+}
+
+func messageList(obj map[string]json.RawMessage, key string, k messageKeys) ([]Message, *fieldError) {
+	items, err := list(obj, key, key)
+	if err != nil {
+		return nil, err
+	}
+	return k.messages(items, key)
+}
+
+// chatRow reads the two response lists of a chat preference row.
+func chatRow(prompt string, obj map[string]json.RawMessage, chosenKey, rejectedKey string, k messageKeys) (Row, *fieldError) {
+	r := Row{Prompt: prompt}
+	for _, side := range []struct {
+		key string
+		dst *string
+	}{{chosenKey, &r.Chosen}, {rejectedKey, &r.Rejected}} {
+		msgs, err := messageList(obj, side.key, k)
+		if err != nil {
+			return r, err
+		}
+		if *side.dst, err = responseMessages(msgs, side.key); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func parseShareGPT(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	system, err := optStr(obj, "system", "system")
+	if err != nil {
+		return Row{}, err
+	}
+	turns, err := messageList(obj, "conversations", shareGPTKeys)
+	if err != nil {
+		return Row{}, err
+	}
+	if err := promptMessages(turns, "conversations"); err != nil {
+		return Row{}, err
+	}
+	if system != "" {
+		turns = append([]Message{{RoleSystem, system}}, turns...)
+	}
+	r := Row{Prompt: RenderPrompt(turns)}
+	for _, side := range []struct {
+		key string
+		dst *string
+	}{{n.chosen, &r.Chosen}, {n.rejected, &r.Rejected}} {
+		raw, ok := obj[side.key]
+		if !ok {
+			return r, missing(side.key)
+		}
+		m, err := shareGPTKeys.message(raw, side.key)
+		if err != nil {
+			return r, err
+		}
+		if *side.dst, err = responseMessages([]Message{m}, side.key); err != nil {
+			err.path = side.key + ".value"
+			if m.Role != RoleAssistant {
+				err.path = side.key + ".from"
+				err.reason = fmt.Sprintf("a response comes from gpt, got the %s role", m.Role)
+			}
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func parseChatPreference(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError) {
+	raw, ok := obj["input"]
+	if !ok {
+		return Row{}, missing("input")
+	}
+	input, err := object(raw, "input")
+	if err != nil {
+		return Row{}, err
+	}
+	items, err := list(input, "messages", "input.messages")
+	if err != nil {
+		return Row{}, err
+	}
+	prompt, err := openAIKeys.messages(items, "input.messages")
+	if err != nil {
+		return Row{}, err
+	}
+	if err := promptMessages(prompt, "input.messages"); err != nil {
+		return Row{}, err
+	}
+	return chatRow(RenderPrompt(prompt), obj, "preferred_output", "non_preferred_output", openAIKeys)
+}
+
+func parsePromptCompletion(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	var r Row
+	var err *fieldError
+	if r.Prompt, err = str(obj, n.prompt, n.prompt); err != nil {
+		return r, err
+	}
+	r.Chosen, err = nonEmpty(obj, "completion", "completion")
+	return r, err
+}
+
+func parseMessages(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError) {
+	msgs, err := messageList(obj, "messages", openAIKeys)
+	if err != nil {
+		return Row{}, err
+	}
+	last := len(msgs) - 1
+	if last < 0 {
+		return Row{}, &fieldError{"messages", "empty list: the last message must be the assistant's completion"}
+	}
+	if msgs[last].Role != RoleAssistant {
+		return Row{}, &fieldError{fmt.Sprintf("messages[%d].role", last), "the last message must be the assistant's completion, got " + msgs[last].Role}
+	}
+	if msgs[last].Content == "" {
+		return Row{}, &fieldError{fmt.Sprintf("messages[%d].content", last), "empty response"}
+	}
+	return Row{Prompt: RenderPrompt(msgs[:last]), Chosen: msgs[last].Content}, nil
+}
+
+func parseText(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError) {
+	text, err := nonEmpty(obj, "text", "text")
+	return Row{Chosen: text}, err
+}
+
+func parseAlpaca(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError) {
+	instruction, err := str(obj, "instruction", "instruction")
+	if err != nil {
+		return Row{}, err
+	}
+	input, err := optStr(obj, "input", "input")
+	if err != nil {
+		return Row{}, err
+	}
+	if instruction == "" && input == "" {
+		return Row{}, &fieldError{"instruction", "empty: the instruction and the input are both empty"}
+	}
+	system, err := optStr(obj, "system", "system")
+	if err != nil {
+		return Row{}, err
+	}
+	output, err := nonEmpty(obj, "output", "output")
+	if err != nil {
+		return Row{}, err
+	}
+	user := instruction
+	if input != "" {
+		user += "\n\n" + input
+	}
+	var msgs []Message
+	if system != "" {
+		msgs = append(msgs, Message{RoleSystem, system})
+	}
+	msgs = append(msgs, Message{RoleUser, user})
+	return Row{Prompt: RenderPrompt(msgs), Chosen: output}, nil
+}

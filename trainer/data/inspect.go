@@ -1,0 +1,158 @@
+package data
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+
+	"github.com/preftune/preftune/trainer/contract"
+)
+
+// Report size limits: the report travels in a termination message (contract.MaxTerminationMessageBytes), so it
+// lists few invalid rows, cuts long reasons, and drops listed rows until it fits reportBudget.
+const (
+	DefaultMaxInvalidRows = 10
+	maxListedInvalidRows  = 50
+	maxReasonBytes        = 160
+	reportBudget          = 3072
+)
+
+// Length-bias thresholds: preference data where one side is almost always longer teaches length, not quality.
+const (
+	lengthBiasHigh     = 0.7
+	lengthBiasLow      = 0.3
+	lengthBiasMinPairs = 10 // below this the fraction says little
+)
+
+var (
+	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
+	// North-American style numbers with separators, or international numbers starting with +.
+	phoneRE = regexp.MustCompile(`(?:\(\d{3}\)\s?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b|\+\d{1,3}[-. ]?\d{1,4}(?:[-. ]?\d{2,4}){2,4}\b`)
+)
+
+// Inspect reads the file of a dataset configuration and reports on it. The error is for a file that cannot be
+// read as a dataset at all; invalid rows are in the report (Counts.Invalid, InvalidRows).
+func Inspect(path string, cfg contract.DatasetConfig, maxInvalidRows int) (contract.DatasetReport, error) {
+	d, err := ReadFile(path, OptionsOf(cfg))
+	if err != nil {
+		return contract.DatasetReport{}, err
+	}
+	return Report(d, cfg.EvalFraction, cfg.Seed, maxInvalidRows)
+}
+
+// Report describes a dataset: counts, lengths, the first invalid rows, and warnings with counts. maxInvalidRows
+// <= 0 means DefaultMaxInvalidRows.
+func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (contract.DatasetReport, error) {
+	train, eval, err := Split(d.Rows, evalFraction, seed)
+	if err != nil {
+		return contract.DatasetReport{}, err
+	}
+	rep := contract.DatasetReport{
+		Format: d.Format,
+		Digest: d.Digest,
+		Counts: contract.Counts{Total: d.Total, Pairs: len(d.Rows), Train: len(train), Eval: len(eval), Invalid: len(d.Invalid)},
+	}
+	pref := d.Preference()
+	var promptSum, chosenSum, rejectedSum, longer, dups, same, emails, phones int
+	seen := map[Row]bool{}
+	for _, r := range d.Rows {
+		promptSum += len(r.Prompt)
+		chosenSum += len(r.Chosen)
+		rejectedSum += len(r.Rejected)
+		rep.Lengths.PromptMax = max(rep.Lengths.PromptMax, len(r.Prompt))
+		rep.Lengths.ChosenMax = max(rep.Lengths.ChosenMax, len(r.Chosen))
+		rep.Lengths.RejectedMax = max(rep.Lengths.RejectedMax, len(r.Rejected))
+		if len(r.Chosen) > len(r.Rejected) {
+			longer++
+		}
+		if pref && r.Chosen == r.Rejected {
+			same++
+		}
+		key := Row{Prompt: r.Prompt, Chosen: r.Chosen, Rejected: r.Rejected}
+		if seen[key] {
+			dups++
+		}
+		seen[key] = true
+		text := r.Prompt + "\n" + r.Chosen + "\n" + r.Rejected
+		if emailRE.MatchString(text) {
+			emails++
+		}
+		if phoneRE.MatchString(text) {
+			phones++
+		}
+	}
+	if n := float64(len(d.Rows)); n > 0 {
+		rep.Lengths.PromptMean = round1(float64(promptSum) / n)
+		rep.Lengths.ChosenMean = round1(float64(chosenSum) / n)
+		if pref {
+			rep.Lengths.RejectedMean = round1(float64(rejectedSum) / n)
+			rep.ChosenLongerFraction = round3(float64(longer) / n)
+		}
+	}
+	warn := func(n int, format string) {
+		if n > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, n))
+		}
+	}
+	warn(dups, "%d exact duplicate rows")
+	warn(same, "%d pairs with chosen identical to rejected")
+	warn(sharedPrompts(train, eval), "%d prompts in both train and eval")
+	if pref && len(d.Rows) >= lengthBiasMinPairs && (rep.ChosenLongerFraction > lengthBiasHigh || rep.ChosenLongerFraction < lengthBiasLow) {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs", longer, len(d.Rows)))
+	}
+	warn(emails, "%d rows contain e-mail addresses")
+	warn(phones, "%d rows contain phone numbers")
+	listInvalid(&rep, d.Invalid, maxInvalidRows)
+	return rep, nil
+}
+
+// sharedPrompts counts distinct prompts found on both sides; the split makes it 0, and this checks it.
+func sharedPrompts(train, eval []Row) int {
+	inTrain := map[string]bool{}
+	for _, r := range train {
+		inTrain[r.Prompt] = true
+	}
+	shared := map[string]bool{}
+	for _, r := range eval {
+		if inTrain[r.Prompt] {
+			shared[r.Prompt] = true
+		}
+	}
+	return len(shared)
+}
+
+func listInvalid(rep *contract.DatasetReport, invalid []contract.InvalidRow, limit int) {
+	if limit <= 0 {
+		limit = DefaultMaxInvalidRows
+	}
+	limit = min(limit, maxListedInvalidRows, len(invalid))
+	rep.InvalidRows = nil
+	for _, r := range invalid[:limit] {
+		r.Reason = truncate(r.Reason, maxReasonBytes)
+		r.Field = truncate(r.Field, maxReasonBytes/2)
+		rep.InvalidRows = append(rep.InvalidRows, r)
+	}
+	for len(rep.InvalidRows) > 0 {
+		b, _ := json.Marshal(rep)
+		if len(b) <= reportBudget {
+			break
+		}
+		rep.InvalidRows = rep.InvalidRows[:len(rep.InvalidRows)-1]
+	}
+}
+
+// truncate cuts s to at most n bytes on a character boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
