@@ -22,7 +22,7 @@ const (
 const (
 	lengthBiasHigh     = 0.7
 	lengthBiasLow      = 0.3
-	lengthBiasMinPairs = 10 // below this the fraction says little
+	lengthBiasMinPairs = 10 // pairs of differing lengths needed before the share says anything
 )
 
 var (
@@ -54,7 +54,7 @@ func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (c
 		Counts: contract.Counts{Total: d.Total, Pairs: len(d.Rows), Train: len(train), Eval: len(eval), Invalid: len(d.Invalid)},
 	}
 	pref := d.Preference()
-	var promptSum, chosenSum, rejectedSum, longer, dups, same, emails, phones int
+	var promptSum, chosenSum, rejectedSum, longer, differ, dups, same, emails, phones int
 	seen := map[Row]bool{}
 	for _, r := range d.Rows {
 		promptSum += len(r.Prompt)
@@ -65,6 +65,9 @@ func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (c
 		rep.Lengths.RejectedMax = max(rep.Lengths.RejectedMax, len(r.Rejected))
 		if len(r.Chosen) > len(r.Rejected) {
 			longer++
+		}
+		if len(r.Chosen) != len(r.Rejected) {
+			differ++
 		}
 		if pref && r.Chosen == r.Rejected {
 			same++
@@ -98,8 +101,10 @@ func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (c
 	warn(dups, "%d exact duplicate rows")
 	warn(same, "%d pairs with chosen identical to rejected")
 	warn(sharedPrompts(train, eval), "%d prompts in both train and eval")
-	if pref && len(d.Rows) >= lengthBiasMinPairs && (rep.ChosenLongerFraction > lengthBiasHigh || rep.ChosenLongerFraction < lengthBiasLow) {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs", longer, len(d.Rows)))
+	// Ties carry no length signal (short exact answers are often equally long), so the bias is judged on the
+	// pairs whose lengths differ; ChosenLongerFraction itself stays the share of all pairs, as the contract says.
+	if share := float64(longer) / float64(max(differ, 1)); pref && differ >= lengthBiasMinPairs && (share > lengthBiasHigh || share < lengthBiasLow) {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs whose lengths differ", longer, differ))
 	}
 	warn(emails, "%d rows contain e-mail addresses")
 	warn(phones, "%d rows contain phone numbers")

@@ -60,7 +60,7 @@ func TestReportCountsLengthsAndWarnings(t *testing.T) {
 	for _, w := range []string{
 		"1 exact duplicate rows",
 		"1 pairs with chosen identical to rejected",
-		"length bias: chosen is longer in 20 of 23 pairs",
+		"length bias: chosen is longer in 20 of 22 pairs whose lengths differ",
 		"1 rows contain e-mail addresses",
 		"1 rows contain phone numbers",
 	} {
@@ -144,5 +144,17 @@ func TestTruncateKeepsCharacters(t *testing.T) {
 	s := truncate(strings.Repeat("日", 100), 20)
 	if len(s) > 20 || !strings.HasSuffix(s, "…") || strings.ContainsRune(s, '\uFFFD') {
 		t.Fatalf("truncate gave %q (%d bytes)", s, len(s))
+	}
+}
+
+func TestLengthBiasIgnoresTies(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 30; i++ {
+		// equal lengths everywhere: no length signal, though chosen is "longer" in no pair
+		fmt.Fprintf(&b, `{"prompt":"%d+1=","chosen":"%d","rejected":"%d"}`+"\n", i+10, i+11, i+12)
+	}
+	rep := report(t, b.String(), 0, 0)
+	if rep.ChosenLongerFraction != 0 || len(rep.Warnings) != 0 {
+		t.Fatalf("fraction %v warnings %q", rep.ChosenLongerFraction, rep.Warnings)
 	}
 }
