@@ -1,0 +1,241 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Attention is GPT-2's causal multi-head self-attention on c_attn's output qkv [B·T, 3D] (q | k | v, head h
+// in columns h·hd … (h+1)·hd of each), returning the heads merged back into [B·T, D]. Scores are scaled by
+// 1/√hd and softmaxed over keys ≤ the query's position. Each head's products run on strided views of qkv, so
+// heads are never split or merged by copies; the probabilities are kept for the backward pass.
+func Attention(qkv *G.Node, batch, length, heads int) (*G.Node, error) {
+	if batch <= 0 || length <= 0 || heads <= 0 {
+		return nil, fmt.Errorf("nn.Attention: batch %d, length %d and heads %d must be positive", batch, length, heads)
+	}
+	return G.ApplyOp(&attentionOp{base: newBase("Attention"), b: batch, t: length, h: heads}, qkv)
+}
+
+type attentionOp struct {
+	base
+	b, t, h int
+	out     buffer
+	// probs [B, H, T, T] of the last forward run, zero above the diagonal.
+	probs32 []float32
+	probs64 []float64
+}
+
+func (op *attentionOp) Arity() int    { return 1 }
+func (op *attentionOp) Type() hm.Type { return hm.NewFnType(tensorOf(2), tensorOf(2)) }
+
+func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, in, 0)
+	if err != nil {
+		return nil, err
+	}
+	if s.Dims() != 2 || s[0] != op.b*op.t || s[1]%(3*op.h) != 0 {
+		return nil, fmt.Errorf("%v: qkv must be [%d, 3·D] with D divisible by %d heads, got %v", op, op.b*op.t, op.h, s)
+	}
+	return tensor.Shape{s[0], s[1] / 3}, nil
+}
+
+func (op *attentionOp) Do(inputs ...G.Value) (G.Value, error) {
+	qkv, err := dense(op, inputs, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := qkv.Shape()[1] / 3
+	y := op.out.get(qkv.Dtype(), op.b*op.t, d)
+	n := op.b * op.h * op.t * op.t
+	switch qkv.Dtype() {
+	case tensor.Float32:
+		if len(op.probs32) != n {
+			op.probs32 = make([]float32, n)
+		}
+		attentionForward(f32s(qkv), f32s(y), op.probs32, op.b, op.t, op.h, d)
+	case tensor.Float64:
+		if len(op.probs64) != n {
+			op.probs64 = make([]float64, n)
+		}
+		attentionForward(f64s(qkv), f64s(y), op.probs64, op.b, op.t, op.h, d)
+	}
+	return y, nil
+}
+
+func (op *attentionOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *attentionOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dqkv, err := G.ApplyOp(&attentionGradOp{base: newBase("AttentionGrad"), fwd: op}, inputs[0], output, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dqkv}, nil
+}
+
+// parallel runs job(i) for i in [0, n) on up to GOMAXPROCS goroutines; worker w gets its own scratch index.
+func parallel(n int, job func(worker, i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			job(0, i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				job(w, i)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {
+	hd := d / h
+	scale := T(1 / math.Sqrt(float64(hd)))
+	ld := 3 * d
+	parallel(b*h, func(_, job int) {
+		bi, hi := job/h, job%h
+		base := bi * t * ld
+		q := qkv[base+hi*hd:]
+		k := qkv[base+d+hi*hd:]
+		v := qkv[base+2*d+hi*hd:]
+		p := probs[job*t*t : (job+1)*t*t]
+		gemm(false, true, t, t, hd, scale, q, ld, k, ld, 0, p, t)
+		for i := 0; i < t; i++ {
+			causalSoftmaxRow(p[i*t:(i+1)*t], i)
+		}
+		gemm(false, false, t, hd, t, 1, p, t, v, ld, 0, y[bi*t*d+hi*hd:], d)
+	})
+}
+
+// causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i.
+func causalSoftmaxRow[T float](row []T, i int) {
+	m := row[0]
+	for _, s := range row[1 : i+1] {
+		m = max(m, s)
+	}
+	var sum float64
+	for j := 0; j <= i; j++ {
+		e := math.Exp(float64(row[j] - m))
+		row[j] = T(e)
+		sum += e
+	}
+	inv := T(1 / sum)
+	for j := 0; j <= i; j++ {
+		row[j] *= inv
+	}
+	clear(row[i+1:])
+}
+
+// attentionGradOp returns d qkv from the output gradient and the probabilities its forward op kept. Its
+// second input (the forward output) is there only to order it after the forward run.
+type attentionGradOp struct {
+	base
+	fwd *attentionOp
+	out buffer
+	// per-worker T×T scratch for dP
+	scratch32 [][]float32
+	scratch64 [][]float64
+}
+
+func (op *attentionGradOp) Arity() int { return 3 }
+func (op *attentionGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(2), tensorOf(2))
+}
+func (op *attentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, in, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+func (op *attentionGradOp) Do(inputs ...G.Value) (G.Value, error) {
+	qkv, err := dense(op, inputs, 0)
+	if err != nil {
+		return nil, err
+	}
+	g, err := dense(op, inputs, 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameDtype(op, qkv, g); err != nil {
+		return nil, err
+	}
+	f := op.fwd
+	d := qkv.Shape()[1] / 3
+	dqkv := op.out.get(qkv.Dtype(), qkv.Shape()...)
+	workers := runtime.GOMAXPROCS(0)
+	switch qkv.Dtype() {
+	case tensor.Float32:
+		if len(f.probs32) == 0 {
+			return nil, fmt.Errorf("%v: forward pass has not run", op)
+		}
+		op.scratch32 = scratch(op.scratch32, workers, f.t*f.t)
+		attentionBackward(f32s(qkv), f32s(g), f32s(dqkv), f.probs32, op.scratch32, f.b, f.t, f.h, d)
+	case tensor.Float64:
+		if len(f.probs64) == 0 {
+			return nil, fmt.Errorf("%v: forward pass has not run", op)
+		}
+		op.scratch64 = scratch(op.scratch64, workers, f.t*f.t)
+		attentionBackward(f64s(qkv), f64s(g), f64s(dqkv), f.probs64, op.scratch64, f.b, f.t, f.h, d)
+	}
+	return dqkv, nil
+}
+
+func scratch[T float](s [][]T, workers, size int) [][]T {
+	if len(s) < workers {
+		s = make([][]T, workers)
+	}
+	for i := range s {
+		if len(s[i]) != size {
+			s[i] = make([]T, size)
+		}
+	}
+	return s
+}
+
+func attentionBackward[T float](qkv, g, dqkv, probs []T, scr [][]T, b, t, h, d int) {
+	hd := d / h
+	scale := T(1 / math.Sqrt(float64(hd)))
+	ld := 3 * d
+	parallel(b*h, func(w, job int) {
+		bi, hi := job/h, job%h
+		base := bi * t * ld
+		q, k, v := qkv[base+hi*hd:], qkv[base+d+hi*hd:], qkv[base+2*d+hi*hd:]
+		dq, dk, dv := dqkv[base+hi*hd:], dqkv[base+d+hi*hd:], dqkv[base+2*d+hi*hd:]
+		dO := g[bi*t*d+hi*hd:]
+		p := probs[job*t*t : (job+1)*t*t]
+		dp := scr[w]
+		// dV = Pᵀ·dO, dP = dO·Vᵀ
+		gemm(true, false, t, hd, t, 1, p, t, dO, d, 0, dv, ld)
+		gemm(false, true, t, t, hd, 1, dO, d, v, ld, 0, dp, t)
+		// dS = P ∘ (dP − rowsum(P ∘ dP)), causal part only (P is zero above the diagonal).
+		for i := 0; i < t; i++ {
+			pr, dr := p[i*t:i*t+i+1], dp[i*t:(i+1)*t]
+			var dot float64
+			for j, pv := range pr {
+				dot += float64(pv) * float64(dr[j])
+			}
+			dt := T(dot)
+			for j, pv := range pr {
+				dr[j] = pv * (dr[j] - dt)
+			}
+			clear(dr[i+1:])
+		}
+		// dQ = scale·dS·K, dK = scale·dSᵀ·Q
+		gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, dq, ld)
+		gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, dk, ld)
+	})
+}

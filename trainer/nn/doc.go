@@ -1,0 +1,16 @@
+// Package nn holds the fused gorgonia operations the GPT is built from. Each op has a hand-written forward
+// pass and a symbolic gradient (SymDiff) made of further ops of this package, and works in float32 (training)
+// and float64 (gradient checks).
+//
+// Why fused ops: composing LayerNorm, GELU, attention and cross-entropy from gorgonia's primitives allocates
+// and walks memory once per primitive, and some primitives have wrong gradients (see ../shared/notes). A fused
+// op touches its data once and calls BLAS directly on strided views, so attention needs no head split/merge
+// transposes.
+//
+// Ops that need token ids read them from a *Tokens the graph's owner fills before each run: ids are not
+// differentiable and do not belong in a float graph.
+//
+// Some backward ops read state their forward op cached during the same run (attention probabilities, the
+// log-prob head's softmax, the DPO loss's derivatives). They take the forward op's output as an extra input so
+// that the scheduler always runs them after the forward op; they never read that input's data.
+package nn

@@ -1,0 +1,164 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// randDense returns a float64 tensor of the shape with N(0, scale) entries.
+func randDense(rng *rand.Rand, scale float64, shape ...int) *tensor.Dense {
+	t := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(shape...))
+	for i := range f64s(t) {
+		f64s(t)[i] = rng.NormFloat64() * scale
+	}
+	return t
+}
+
+// toF32 copies a float64 tensor into a float32 one.
+func toF32(t *tensor.Dense) *tensor.Dense {
+	out := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(t.Shape().Clone()...))
+	for i, v := range f64s(t) {
+		f32s(out)[i] = float32(v)
+	}
+	return out
+}
+
+type builder func(g *G.ExprGraph, in []*G.Node) (*G.Node, error)
+
+// graphFor builds build(inputs) and a scalar cost: the output itself when it is a scalar, otherwise
+// Σ out ∘ R for a fixed random R, so that every output element's gradient matters.
+func graphFor(t *testing.T, build builder, inputs []*tensor.Dense, seed uint64, withCost bool) (*G.ExprGraph, []*G.Node, *G.Node, *G.Node) {
+	t.Helper()
+	g := G.NewGraph()
+	nodes := make([]*G.Node, len(inputs))
+	for i, v := range inputs {
+		nodes[i] = G.NodeFromAny(g, v, G.WithName(string(rune('a'+i))))
+	}
+	out, err := build(g, nodes)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	cost := out
+	// The cost's product may overwrite out's buffer in place, so forward checks build no cost.
+	if !out.IsScalar() && withCost {
+		r := randDense(rand.New(rand.NewPCG(seed, 99)), 1, out.Shape()...)
+		if out.Dtype() == tensor.Float32 {
+			r = toF32(r)
+		}
+		rn := G.NodeFromAny(g, r, G.WithName("R"))
+		cost = G.Must(G.Sum(G.Must(G.HadamardProd(out, rn))))
+	}
+	return g, nodes, out, cost
+}
+
+func scalarValue(t *testing.T, n *G.Node) float64 {
+	t.Helper()
+	v, err := scalar(n.Op(), n.Value())
+	if err != nil {
+		t.Fatalf("cost value: %v", err)
+	}
+	return v
+}
+
+func runOnce(t *testing.T, vm G.VM) {
+	t.Helper()
+	vm.Reset()
+	if err := vm.RunAll(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// checkGradients compares the symbolic gradient of every element of every input in wrt with central finite
+// differences, in float64. The error measure is |a−n| / max(|a|+|n|, 1e-6).
+func checkGradients(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int, tol float64) {
+	t.Helper()
+	g, nodes, _, cost := graphFor(t, build, inputs, 7, true)
+	wrtNodes := make([]*G.Node, len(wrt))
+	for i, w := range wrt {
+		wrtNodes[i] = nodes[w]
+	}
+	grads, err := G.Grad(cost, wrtNodes...)
+	if err != nil {
+		t.Fatalf("grad: %v", err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	runOnce(t, vm)
+	analytic := make([][]float64, len(wrt))
+	for i, gn := range grads {
+		analytic[i] = append([]float64(nil), f64s(gn.Value().(*tensor.Dense))...)
+	}
+	const eps = 1e-5
+	worst := 0.0
+	for i, w := range wrt {
+		data := f64s(inputs[w])
+		for j := range data {
+			orig := data[j]
+			data[j] = orig + eps
+			runOnce(t, vm)
+			up := scalarValue(t, cost)
+			data[j] = orig - eps
+			runOnce(t, vm)
+			down := scalarValue(t, cost)
+			data[j] = orig
+			num := (up - down) / (2 * eps)
+			a := analytic[i][j]
+			rel := math.Abs(a-num) / math.Max(math.Abs(a)+math.Abs(num), 1e-4)
+			worst = max(worst, rel)
+			if rel > tol {
+				t.Errorf("input %d element %d: analytic %.10g, numeric %.10g (relative error %.3g)", w, j, a, num, rel)
+			}
+		}
+	}
+	t.Logf("worst relative error %.3g", worst)
+}
+
+// forward runs build once on inputs and returns the output's values as float64.
+func forward(t *testing.T, build builder, inputs []*tensor.Dense) []float64 {
+	t.Helper()
+	g, _, out, _ := graphFor(t, build, inputs, 7, false)
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	runOnce(t, vm)
+	switch v := out.Value().(type) {
+	case *tensor.Dense:
+		if v.Dtype() == tensor.Float32 {
+			res := make([]float64, v.Shape().TotalSize())
+			for i, x := range f32s(v) {
+				res[i] = float64(x)
+			}
+			return res
+		}
+		return append([]float64(nil), f64s(v)...)
+	default:
+		return []float64{scalarValue(t, out)}
+	}
+}
+
+// checkForward compares the op's float64 and float32 outputs with a reference computed in plain Go.
+func checkForward(t *testing.T, build builder, inputs []*tensor.Dense, want []float64) {
+	t.Helper()
+	got := forward(t, build, inputs)
+	if len(got) != len(want) {
+		t.Fatalf("float64: %d outputs, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9*(1+math.Abs(want[i])) {
+			t.Fatalf("float64 output %d = %.12g, want %.12g", i, got[i], want[i])
+		}
+	}
+	in32 := make([]*tensor.Dense, len(inputs))
+	for i, v := range inputs {
+		in32[i] = toF32(v)
+	}
+	got32 := forward(t, build, in32)
+	for i := range want {
+		if math.Abs(got32[i]-want[i]) > 1e-4*(1+math.Abs(want[i])) {
+			t.Fatalf("float32 output %d = %.8g, want %.8g", i, got32[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+const gradTol = 1e-5
+
+func TestLayerNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n, d := 5, 7
+	x, w, b := randDense(rng, 1, n, d), randDense(rng, 1, d), randDense(rng, 1, d)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return LayerNorm(in[0], in[1], in[2]) }
+	want := make([]float64, n*d)
+	for r := 0; r < n; r++ {
+		row := f64s(x)[r*d : (r+1)*d]
+		var mean, v float64
+		for _, e := range row {
+			mean += e / float64(d)
+		}
+		for _, e := range row {
+			v += (e - mean) * (e - mean) / float64(d)
+		}
+		for i, e := range row {
+			want[r*d+i] = (e-mean)/math.Sqrt(v+1e-5)*f64s(w)[i] + f64s(b)[i]
+		}
+	}
+	checkForward(t, build, []*tensor.Dense{x, w, b}, want)
+	checkGradients(t, build, []*tensor.Dense{x, w, b}, []int{0, 1, 2}, gradTol)
+}
+
+func TestGELU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := randDense(rng, 2, 4, 6)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return GELU(in[0]) }
+	want := make([]float64, 24)
+	for i, v := range f64s(x) {
+		want[i] = 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
+	}
+	checkForward(t, build, []*tensor.Dense{x}, want)
+	checkGradients(t, build, []*tensor.Dense{x}, []int{0}, gradTol)
+}
+
+func naiveMatMul(a, b []float64, m, n, k int, at, bt func(i, j int) (int, int)) []float64 {
+	c := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			for p := 0; p < k; p++ {
+				ai, aj := at(i, p)
+				bi, bj := bt(p, j)
+				_ = aj
+				_ = bj
+				c[i*n+j] += a[ai] * b[bi]
+			}
+		}
+	}
+	return c
+}
+
+func TestMatMul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	m, n, k := 3, 4, 5
+	for _, tA := range []bool{false, true} {
+		for _, tB := range []bool{false, true} {
+			ash, bsh := []int{m, k}, []int{k, n}
+			at := func(i, p int) (int, int) { return i*k + p, 0 }
+			bt := func(p, j int) (int, int) { return p*n + j, 0 }
+			if tA {
+				ash = []int{k, m}
+				at = func(i, p int) (int, int) { return p*m + i, 0 }
+			}
+			if tB {
+				bsh = []int{n, k}
+				bt = func(p, j int) (int, int) { return j*k + p, 0 }
+			}
+			a, b := randDense(rng, 1, ash...), randDense(rng, 1, bsh...)
+			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return MatMul(in[0], in[1], tA, tB) }
+			checkForward(t, build, []*tensor.Dense{a, b}, naiveMatMul(f64s(a), f64s(b), m, n, k, at, bt))
+			checkGradients(t, build, []*tensor.Dense{a, b}, []int{0, 1}, gradTol)
+		}
+	}
+}
+
+func TestLinear(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	x, w, b := randDense(rng, 1, 5, 4), randDense(rng, 1, 4, 3), randDense(rng, 1, 3)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return Linear(in[0], in[1], in[2]) }
+	want := naiveMatMul(f64s(x), f64s(w), 5, 3, 4,
+		func(i, p int) (int, int) { return i*4 + p, 0 }, func(p, j int) (int, int) { return p*3 + j, 0 })
+	for i := range want {
+		want[i] += f64s(b)[i%3]
+	}
+	checkForward(t, build, []*tensor.Dense{x, w, b}, want)
+	checkGradients(t, build, []*tensor.Dense{x, w, b}, []int{0, 1, 2}, gradTol)
+}
+
+func TestAddAndColSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	a, b := randDense(rng, 1, 3, 4), randDense(rng, 1, 3, 4)
+	// a is used twice so that gorgonia has to sum two gradient contributions.
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		s, err := Add(in[0], in[1])
+		if err != nil {
+			return nil, err
+		}
+		return Add(s, in[0])
+	}
+	want := make([]float64, 12)
+	for i := range want {
+		want[i] = 2*f64s(a)[i] + f64s(b)[i]
+	}
+	checkForward(t, build, []*tensor.Dense{a, b}, want)
+	checkGradients(t, build, []*tensor.Dense{a, b}, []int{0, 1}, gradTol)
+
+	colWant := make([]float64, 4)
+	for i, v := range f64s(a) {
+		colWant[i%4] += v
+	}
+	checkForward(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return ColSum(in[0]) },
+		[]*tensor.Dense{a}, colWant)
+}
+
+// naiveAttention is causal multi-head attention written out loop by loop.
+func naiveAttention(qkv []float64, b, t, h, d int) []float64 {
+	hd := d / h
+	out := make([]float64, b*t*d)
+	at := func(bi, ti, col int) float64 { return qkv[(bi*t+ti)*3*d+col] }
+	for bi := 0; bi < b; bi++ {
+		for hi := 0; hi < h; hi++ {
+			for i := 0; i < t; i++ {
+				s := make([]float64, i+1)
+				mx := math.Inf(-1)
+				for j := 0; j <= i; j++ {
+					for c := 0; c < hd; c++ {
+						s[j] += at(bi, i, hi*hd+c) * at(bi, j, d+hi*hd+c)
+					}
+					s[j] /= math.Sqrt(float64(hd))
+					mx = math.Max(mx, s[j])
+				}
+				var z float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - mx)
+					z += s[j]
+				}
+				for j := range s {
+					for c := 0; c < hd; c++ {
+						out[(bi*t+i)*d+hi*hd+c] += s[j] / z * at(bi, j, 2*d+hi*hd+c)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttention(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	b, tl, h, d := 2, 5, 2, 6
+	qkv := randDense(rng, 1, b*tl, 3*d)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return Attention(in[0], b, tl, h) }
+	checkForward(t, build, []*tensor.Dense{qkv}, naiveAttention(f64s(qkv), b, tl, h, d))
+	checkGradients(t, build, []*tensor.Dense{qkv}, []int{0}, gradTol)
+}
+
+func TestEmbed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	v, ctx, d := 11, 6, 4
+	tk := NewTokens(2, 5)
+	copy(tk.Inputs, []int{3, 3, 0, 10, 3, 7, 1, 1, 3, 2})
+	wte, wpe := randDense(rng, 1, v, d), randDense(rng, 1, ctx, d)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return Embed(in[0], in[1], tk) }
+	want := make([]float64, 10*d)
+	for i, id := range tk.Inputs {
+		for j := 0; j < d; j++ {
+			want[i*d+j] = f64s(wte)[id*d+j] + f64s(wpe)[(i%5)*d+j]
+		}
+	}
+	checkForward(t, build, []*tensor.Dense{wte, wpe}, want)
+	checkGradients(t, build, []*tensor.Dense{wte, wpe}, []int{0, 1}, gradTol)
+}
+
+func testTokens() *Tokens {
+	tk := NewTokens(4, 3)
+	copy(tk.Targets, []int{1, 6, 2, 0, 0, 5, 3, 3, 4, 6, 1, 2})
+	copy(tk.Mask, []float32{0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0})
+	return tk
+}
+
+func TestTargetLogProbs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	tk := testTokens()
+	v := 7
+	logits := randDense(rng, 2, 12, v)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return TargetLogProbs(in[0], tk) }
+	want := make([]float64, 12)
+	for r := range want {
+		if tk.Mask[r] == 0 {
+			continue
+		}
+		row := f64s(logits)[r*v : (r+1)*v]
+		var z float64
+		for _, x := range row {
+			z += math.Exp(x)
+		}
+		want[r] = row[tk.Targets[r]] - math.Log(z)
+	}
+	checkForward(t, build, []*tensor.Dense{logits}, want)
+	checkGradients(t, build, []*tensor.Dense{logits}, []int{0}, gradTol)
+}
+
+func TestNLLMean(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	tk := testTokens()
+	logits := randDense(rng, 2, 12, 7)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		lp, err := TargetLogProbs(in[0], tk)
+		if err != nil {
+			return nil, err
+		}
+		return NLLMean(lp, tk)
+	}
+	lp := forward(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return TargetLogProbs(in[0], tk) },
+		[]*tensor.Dense{logits})
+	var want float64
+	for _, v := range lp {
+		want -= v
+	}
+	want /= float64(tk.Count(-1))
+	checkForward(t, build, []*tensor.Dense{logits}, []float64{want})
+	checkGradients(t, build, []*tensor.Dense{logits}, []int{0}, gradTol)
+}
