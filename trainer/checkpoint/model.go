@@ -1,0 +1,106 @@
+package checkpoint
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Model is a model directory's content: weights, and the bytes of config.json and tokenizer.json.
+type Model struct {
+	Tensors   []Tensor
+	Config    []byte
+	Tokenizer []byte
+}
+
+// Digest is the form of a weights digest: "sha256:<hex>" of the model.safetensors file.
+func Digest(weights []byte) string {
+	h := sha256.Sum256(weights)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+// files renders the model's three files; config and tokenizer must be JSON (Python loaders parse them).
+func (m Model) files() (map[string][]byte, error) {
+	if len(m.Tensors) == 0 {
+		return nil, fmt.Errorf("the model has no tensors")
+	}
+	if err := checkTensors(ModelFile, m.Tensors); err != nil {
+		return nil, err
+	}
+	if !json.Valid(m.Config) {
+		return nil, fmt.Errorf("%s is not valid JSON", ConfigFile)
+	}
+	if !json.Valid(m.Tokenizer) {
+		return nil, fmt.Errorf("%s is not valid JSON", TokenizerFile)
+	}
+	// "format": "pt" is what Hugging Face's loaders expect in a PyTorch-layout safetensors file.
+	weights, err := encodeSafetensors(m.Tensors, map[string]string{"format": "pt"})
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{ModelFile: weights, ConfigFile: m.Config, TokenizerFile: m.Tokenizer}, nil
+}
+
+func decodeModel(files map[string][]byte) (Model, error) {
+	ts, _, err := decodeSafetensors(files[ModelFile])
+	if err != nil {
+		return Model{}, fmt.Errorf("%s: %w", ModelFile, err)
+	}
+	return Model{Tensors: ts, Config: files[ConfigFile], Tokenizer: files[TokenizerFile]}, nil
+}
+
+// SaveModel writes a final model directory (model.safetensors, config.json, tokenizer.json), replacing one
+// already there only once the new files are on disk, and returns the weights' digest "sha256:<hex>".
+func SaveModel(dir string, m Model) (string, error) {
+	files, err := m.files()
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w", dir, err)
+	}
+	if err := installDir(dir, files, false); err != nil {
+		return "", fmt.Errorf("model %s: %w", dir, err)
+	}
+	return Digest(files[ModelFile]), nil
+}
+
+// LoadModel reads a model directory, or the model inside a checkpoint directory (verified against its COMPLETE;
+// a checkpoint directory without COMPLETE is refused). It returns the weights' digest too.
+func LoadModel(dir string) (Model, string, error) {
+	var files map[string][]byte
+	names := []string{ModelFile, ConfigFile, TokenizerFile}
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil {
+		m, err := readManifest(dir)
+		if err != nil {
+			return Model{}, "", fmt.Errorf("model %s is a checkpoint directory: %w", dir, err)
+		}
+		if files, err = readVerified(dir, m, names...); err != nil {
+			return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
+		}
+	} else {
+		files = make(map[string][]byte, len(names))
+		for _, name := range names {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if errors.Is(err, os.ErrNotExist) {
+				return Model{}, "", fmt.Errorf("model %s: %s is missing", dir, name)
+			}
+			if err != nil {
+				return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
+			}
+			files[name] = data
+		}
+	}
+	m, err := decodeModel(files)
+	if err != nil {
+		return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
+	}
+	if !json.Valid(m.Config) {
+		return Model{}, "", fmt.Errorf("model %s: %s is not valid JSON", dir, ConfigFile)
+	}
+	if !json.Valid(m.Tokenizer) {
+		return Model{}, "", fmt.Errorf("model %s: %s is not valid JSON", dir, TokenizerFile)
+	}
+	return m, Digest(files[ModelFile]), nil
+}
