@@ -26,7 +26,8 @@
 //
 // Level 2 is the default because every eval prompt is new (the split is by prompt) yet each of its digit
 // columns was seen thousands of times in training: held-out sums are reachable by learning the columns, not
-// only by memorising. Generate draws distinct prompts until the level's prompts run out, then starts again.
+// only by memorising. Generate draws distinct prompts until the level's prompts run out, then starts again; a
+// prompt that comes back gets a wrong answer it has not had yet while one is left, so rows rarely repeat.
 package demodata
 
 import (
@@ -98,6 +99,7 @@ func (c Config) Generate(n int, seed uint64) ([]data.Row, error) {
 	rng := rand.New(rand.NewPCG(seed, uint64(c.Difficulty)))
 	space := maxA * maxB
 	used := map[int]bool{}
+	pairs := map[[2]string]bool{} // rows written, to give a returning prompt a fresh wrong answer
 	rows := make([]data.Row, 0, n)
 	for len(rows) < n {
 		if len(used) == space {
@@ -109,12 +111,14 @@ func (c Config) Generate(n int, seed uint64) ([]data.Row, error) {
 		}
 		used[k] = true
 		a, b := k/maxB, k%maxB
-		rows = append(rows, data.Row{
-			Line:     len(rows) + 1,
-			Prompt:   Prompt(a, b),
-			Chosen:   strconv.Itoa(a + b),
-			Rejected: Wrong(a, b, rng),
-		})
+		prompt := Prompt(a, b)
+		wrong := Wrong(a, b, rng)
+		// A handful of draws finds an unused wrong answer when one is left (each sum has two to five).
+		for try := 0; try < 16 && pairs[[2]string{prompt, wrong}]; try++ {
+			wrong = Wrong(a, b, rng)
+		}
+		pairs[[2]string{prompt, wrong}] = true
+		rows = append(rows, data.Row{Line: len(rows) + 1, Prompt: prompt, Chosen: strconv.Itoa(a + b), Rejected: wrong})
 	}
 	return rows, nil
 }

@@ -147,6 +147,25 @@ func sameDigits(x, y string) bool {
 	return bytes.Equal(bx, by)
 }
 
+func TestRepeatedPromptsGetFreshWrongAnswers(t *testing.T) {
+	rows, err := Config{Difficulty: 2}.Generate(2000, 1) // every one of the 1,000 prompts twice
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[data.Row]bool{}
+	dups := 0
+	for _, r := range rows {
+		r.Line = 0
+		if seen[r] {
+			dups++
+		}
+		seen[r] = true
+	}
+	if dups != 0 {
+		t.Fatalf("%d exact duplicate rows", dups)
+	}
+}
+
 func TestWriteReadsBackAsStandard(t *testing.T) {
 	rows := Generate(200, 3)
 	var buf bytes.Buffer

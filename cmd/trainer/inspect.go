@@ -1,0 +1,197 @@
+package main
+
+// `inspect-dataset`: read a dataset as a run would, report on it (stdout and the termination message), and exit
+// with ExitInvalidInput when a run could not use it.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
+)
+
+func init() {
+	register("inspect-dataset", "validate a dataset and report counts, lengths, invalid rows and warnings",
+		func(args []string) int { return inspectDataset(args, os.Stdout, os.Stderr) })
+}
+
+// maxInspectErrorBytes keeps an error's message well inside the termination message's limit.
+const maxInspectErrorBytes = 2048
+
+func inspectDataset(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inspect-dataset", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath, termLog string
+		ic                  = contract.InspectConfig{APIVersion: contract.APIVersion, Kind: contract.KindInspect}
+	)
+	fs.StringVar(&configPath, "config", "", "inspection configuration (contract.InspectConfig JSON); excludes the dataset flags")
+	fs.StringVar(&termLog, "termination-log", "", "write the termination message here (default "+contract.TerminationMessagePath+" when it exists)")
+	fs.StringVar(&ic.Dataset.URI, "data", "", "dataset file (path or file:// URI)")
+	fs.StringVar(&ic.Dataset.Format, "format", data.FormatAuto, "dataset format: auto, sft, "+strings.Join(data.PreferenceFormats, ", ")+", "+strings.Join(data.SFTFormats, ", "))
+	fs.StringVar(&ic.Dataset.PromptField, "prompt-field", "", "key of the prompt field (default prompt)")
+	fs.StringVar(&ic.Dataset.ChosenField, "chosen-field", "", "key of the chosen field (default chosen)")
+	fs.StringVar(&ic.Dataset.RejectedField, "rejected-field", "", "key of the rejected field (default rejected)")
+	fs.Float64Var(&ic.Dataset.EvalFraction, "eval-fraction", 0, "share of prompts held out for evaluation")
+	fs.Int64Var(&ic.Dataset.Seed, "seed", 0, "seed of the train/eval split")
+	fs.StringVar(&ic.Dataset.Digest, "digest", "", "fail unless the file still has this sha256:<hex> digest")
+	fs.IntVar(&ic.MaxInvalidRows, "max-invalid-rows", data.DefaultMaxInvalidRows, "how many invalid rows to list (all are counted)")
+	if err := fs.Parse(args); err != nil {
+		return contract.ExitUsage
+	}
+	usageErr := func(msg string) int {
+		fmt.Fprintf(stderr, "inspect-dataset: %s\n", msg)
+		fs.Usage()
+		return contract.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if termLog == "" {
+		termLog = defaultInspectTerminationLog()
+	}
+	fail := func(reason string, code int, err error) int {
+		msg := inspectTruncate(err.Error(), maxInspectErrorBytes)
+		fmt.Fprintf(stderr, "inspect-dataset: %s: %s\n", reason, msg)
+		writeInspectTermination(termLog, contract.TerminationMessage{Error: &contract.Error{Reason: reason, Message: msg}}, stderr)
+		return code
+	}
+	if configPath != "" {
+		var mixed []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "config" && f.Name != "termination-log" {
+				mixed = append(mixed, "--"+f.Name)
+			}
+		})
+		if len(mixed) > 0 {
+			return usageErr(fmt.Sprintf("--config excludes %s", strings.Join(mixed, ", ")))
+		}
+		var err error
+		if ic, err = readInspectConfig(configPath); err != nil {
+			return fail("InvalidConfig", contract.ExitInvalidInput, err)
+		}
+	} else if ic.Dataset.URI == "" {
+		return usageErr("give --config or --data")
+	}
+	path, err := inspectDataPath(ic.Dataset.URI)
+	if err != nil {
+		return fail("InvalidConfig", contract.ExitInvalidInput, err)
+	}
+	d, err := data.ReadFile(path, data.OptionsOf(ic.Dataset))
+	switch {
+	case errors.Is(err, iofs.ErrNotExist), errors.Is(err, syscall.EISDIR):
+		return fail("InvalidDataset", contract.ExitInvalidInput, err)
+	case err != nil && isInspectIOError(err):
+		// A read that failed for another reason (I/O, permissions on a volume being mounted) may work on retry.
+		return fail("DatasetUnreadable", contract.ExitFailed, err)
+	case err != nil:
+		return fail("InvalidDataset", contract.ExitInvalidInput, err)
+	}
+	if err := d.CheckDigest(ic.Dataset.Digest); err != nil {
+		return fail("DatasetChanged", contract.ExitInvalidInput, err)
+	}
+	rep, err := data.Report(d, ic.Dataset.EvalFraction, ic.Dataset.Seed, ic.MaxInvalidRows)
+	if err != nil {
+		return fail("InvalidConfig", contract.ExitInvalidInput, fmt.Errorf("dataset.evalFraction: %w", err))
+	}
+	out, _ := json.MarshalIndent(rep, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
+	writeInspectTermination(termLog, contract.TerminationMessage{Dataset: &rep}, stderr)
+	if err := d.Err(); err != nil {
+		fmt.Fprintf(stderr, "inspect-dataset: %v\n", err)
+		return contract.ExitInvalidInput
+	}
+	return contract.ExitOK
+}
+
+// isInspectIOError tells an operating-system failure (worth a retry) from data that can never be read.
+func isInspectIOError(err error) bool {
+	var pe *iofs.PathError
+	return errors.As(err, &pe)
+}
+
+func readInspectConfig(path string) (contract.InspectConfig, error) {
+	var ic contract.InspectConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ic, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ic); err != nil {
+		return ic, fmt.Errorf("%s: %v", path, err)
+	}
+	if ic.APIVersion != contract.APIVersion {
+		return ic, fmt.Errorf("%s: field apiVersion is %q, this trainer reads %q", path, ic.APIVersion, contract.APIVersion)
+	}
+	if ic.Kind != contract.KindInspect {
+		return ic, fmt.Errorf("%s: field kind is %q, want %q", path, ic.Kind, contract.KindInspect)
+	}
+	if ic.Dataset.URI == "" {
+		return ic, fmt.Errorf("%s: field dataset.uri is empty", path)
+	}
+	if ic.MaxInvalidRows < 0 {
+		return ic, fmt.Errorf("%s: field maxInvalidRows is %d, must not be negative", path, ic.MaxInvalidRows)
+	}
+	return ic, nil
+}
+
+// inspectDataPath turns a dataset URI into a local path: file:///abs/path or a plain path.
+func inspectDataPath(uri string) (string, error) {
+	if p, ok := strings.CutPrefix(uri, "file://"); ok {
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("dataset.uri %q: a file URI needs an absolute path (file:///...)", uri)
+		}
+		return p, nil
+	}
+	if i := strings.Index(uri, "://"); i > 0 {
+		return "", fmt.Errorf("dataset.uri %q: scheme %q is not supported (use file://)", uri, uri[:i])
+	}
+	return uri, nil
+}
+
+// defaultInspectTerminationLog is the kubelet's file when it is there to write to (inside a pod), else nothing.
+func defaultInspectTerminationLog() string {
+	f, err := os.OpenFile(contract.TerminationMessagePath, os.O_WRONLY, 0)
+	if err != nil {
+		return ""
+	}
+	f.Close()
+	return contract.TerminationMessagePath
+}
+
+func writeInspectTermination(path string, msg contract.TerminationMessage, stderr io.Writer) {
+	if path == "" {
+		return
+	}
+	b, err := json.Marshal(msg)
+	if err == nil && len(b) > contract.MaxTerminationMessageBytes {
+		err = fmt.Errorf("message of %d bytes exceeds %d", len(b), contract.MaxTerminationMessageBytes)
+	}
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "inspect-dataset: writing the termination message to %s: %v\n", path, err)
+	}
+}
+
+// inspectTruncate cuts s to at most n bytes without splitting a character.
+func inspectTruncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
+}
