@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -145,18 +147,24 @@ func readInspectConfig(path string) (contract.InspectConfig, error) {
 	return ic, nil
 }
 
-// inspectDataPath turns a dataset URI into a local path: file:///abs/path or a plain path.
+// inspectDataPath turns a dataset URI into a local path: a plain path, or file:///path (file://localhost/path),
+// read the way the training commands read dataset.uri so that one configuration means the same file to both.
 func inspectDataPath(uri string) (string, error) {
-	if p, ok := strings.CutPrefix(uri, "file://"); ok {
-		if !strings.HasPrefix(p, "/") {
-			return "", fmt.Errorf("dataset.uri %q: a file URI needs an absolute path (file:///...)", uri)
-		}
-		return p, nil
+	if !strings.Contains(uri, "://") {
+		return filepath.Clean(uri), nil
 	}
-	if i := strings.Index(uri, "://"); i > 0 {
-		return "", fmt.Errorf("dataset.uri %q: scheme %q is not supported (use file://)", uri, uri[:i])
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("dataset.uri %q: %v", uri, err)
+	case u.Scheme != "file":
+		return "", fmt.Errorf("dataset.uri %q: scheme %q is not supported (use file:// or a plain path)", uri, u.Scheme)
+	case u.Host != "" && u.Host != "localhost":
+		return "", fmt.Errorf("dataset.uri %q names host %q: a file URI must be local (file:///path)", uri, u.Host)
+	case u.Path == "":
+		return "", fmt.Errorf("dataset.uri %q has no path", uri)
 	}
-	return uri, nil
+	return filepath.Clean(u.Path), nil
 }
 
 // defaultInspectTerminationLog is the kubelet's file when it is there to write to (inside a pod), else nothing.

@@ -115,6 +115,7 @@ func TestInspectDatasetErrors(t *testing.T) {
 		{"a directory", []string{"--data", dir}, contract.ExitInvalidInput, "InvalidDataset"},
 		{"unknown format", []string{"--data", good, "--format", "csv"}, contract.ExitInvalidInput, "InvalidDataset"},
 		{"other scheme", []string{"--data", "s3://bucket/x.jsonl"}, contract.ExitInvalidInput, "InvalidConfig"},
+		{"remote host", []string{"--data", "file://server" + good}, contract.ExitInvalidInput, "InvalidConfig"},
 		{"bad fraction", []string{"--data", good, "--eval-fraction", "1.5"}, contract.ExitInvalidInput, "InvalidConfig"},
 		{"digest changed", []string{"--data", good, "--digest", "sha256:00"}, contract.ExitInvalidInput, "DatasetChanged"},
 		{"wrong apiVersion", []string{"--config", cfg(`{"apiVersion":"v0","kind":"inspect","dataset":{"uri":"` + good + `"}}`)}, contract.ExitInvalidInput, "InvalidConfig"},
@@ -151,7 +152,7 @@ func TestInspectDatasetRealFile(t *testing.T) {
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("real dataset %s is absent: skipping", p)
 	}
-	code, _, stderr, msg := inspectRun(t, "--data", "file://"+mustAbs(t, p), "--eval-fraction", "0.1")
+	code, _, stderr, msg := inspectRun(t, "--data", "file://localhost"+mustAbs(t, p), "--eval-fraction", "0.1")
 	if code != contract.ExitOK || msg.Dataset == nil {
 		t.Fatalf("exit %d stderr %s", code, stderr)
 	}
