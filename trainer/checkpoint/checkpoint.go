@@ -45,6 +45,9 @@ type Checkpoint struct {
 	State     State
 }
 
+// checkpointFiles are the files COMPLETE must vouch for.
+var checkpointFiles = []string{ModelFile, ConfigFile, TokenizerFile, OptimizerFile, StateFile}
+
 // Dir is the directory of the checkpoint of step under root (the run's output directory).
 func Dir(root string, step int) string {
 	return filepath.Join(root, "checkpoints", fmt.Sprintf("step-%08d", step))
@@ -95,7 +98,7 @@ func Load(dir string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	files, err := readVerified(dir, m, ModelFile, ConfigFile, TokenizerFile, OptimizerFile, StateFile)
+	files, err := readVerified(dir, m, checkpointFiles...)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +26,8 @@ type Entry struct {
 type Lookup struct {
 	Dir  string
 	Step int
-	// Skipped lists every entry that cannot be resumed from, each with its Problem, newest step first.
+	// Skipped lists the entries that cannot be resumed from, each with its Problem, newest step first (entries
+	// older than Dir are checked by Scan's cheap checks only).
 	Skipped []Entry
 }
 
@@ -38,9 +40,10 @@ func isStepDir(name string) bool {
 	return err == nil
 }
 
-// Scan lists root/checkpoints newest step first, checking each complete-looking one fully (COMPLETE, format
-// version, every file's size and sha256, state.json). Other entries in the folder are listed with a Problem.
-// A missing checkpoints folder is an empty list.
+// Scan lists root/checkpoints newest step first with cheap checks only: COMPLETE present and of this format
+// version, every file it lists present with the recorded size, state.json of this version and step. Entries
+// that are not checkpoint directories are listed with a Problem. A missing checkpoints folder is an empty list.
+// Load (and so LoadLatest and Latest) also verifies every file's sha256.
 func Scan(root string) ([]Entry, error) {
 	base := filepath.Join(root, "checkpoints")
 	des, err := os.ReadDir(base)
@@ -60,7 +63,7 @@ func Scan(root string) ([]Entry, error) {
 			e.Problem = errors.New("not a step-<8 digits> checkpoint directory")
 		default:
 			e.Step, _ = strconv.Atoi(strings.TrimPrefix(de.Name(), "step-"))
-			e.Problem = verify(e.Dir)
+			e.Problem = quickCheck(e.Dir, e.Step)
 		}
 		out = append(out, e)
 	}
@@ -68,29 +71,72 @@ func Scan(root string) ([]Entry, error) {
 	return out, nil
 }
 
-// verify checks a checkpoint directory exactly as Load reads it, so Latest never picks one Load refuses.
-func verify(dir string) error {
-	_, err := Load(dir)
-	return err
-}
-
-// Latest finds the newest complete checkpoint of this format version under root, and says why every unusable
-// entry there was passed over.
-func Latest(root string) (Lookup, error) {
-	entries, err := Scan(root)
+// quickCheck catches incomplete, truncated and other-version checkpoints without reading the tensors.
+func quickCheck(dir string, step int) error {
+	m, err := readManifest(dir)
 	if err != nil {
-		return Lookup{}, err
+		return err
 	}
-	var l Lookup
-	for _, e := range entries {
-		switch {
-		case e.Problem != nil:
-			l.Skipped = append(l.Skipped, e)
-		case l.Dir == "":
-			l.Dir, l.Step = e.Dir, e.Step
+	for _, name := range checkpointFiles {
+		want, ok := m.Files[name]
+		if !ok {
+			return fmt.Errorf("%s does not list %s", CompleteFile, name)
+		}
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if fi.Size() != want.Size {
+			return fmt.Errorf("%s has %d bytes, %s recorded %d", name, fi.Size(), CompleteFile, want.Size)
 		}
 	}
-	return l, nil
+	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return err
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("%s: %v", StateFile, err)
+	}
+	if st.FormatVersion != FormatVersion {
+		return fmt.Errorf("%s has format version %d, this trainer reads version %d", StateFile, st.FormatVersion, FormatVersion)
+	}
+	if st.Step != step {
+		return fmt.Errorf("%s says step %d", StateFile, st.Step)
+	}
+	return nil
+}
+
+// LoadLatest loads the newest checkpoint under root that passes every check, trying older ones when a newer one
+// fails to load; the Lookup says which it is (Dir "" and a nil checkpoint when none) and why others were passed
+// over.
+func LoadLatest(root string) (*Checkpoint, Lookup, error) {
+	entries, err := Scan(root)
+	if err != nil {
+		return nil, Lookup{}, err
+	}
+	var l Lookup
+	var found *Checkpoint
+	for _, e := range entries {
+		if e.Problem == nil && found == nil {
+			c, err := Load(e.Dir)
+			if err == nil {
+				found, l.Dir, l.Step = c, e.Dir, e.Step
+				continue
+			}
+			e.Problem = err
+		}
+		if e.Problem != nil {
+			l.Skipped = append(l.Skipped, e)
+		}
+	}
+	return found, l, nil
+}
+
+// Latest is LoadLatest without keeping the checkpoint.
+func Latest(root string) (Lookup, error) {
+	_, l, err := LoadLatest(root)
+	return l, err
 }
 
 // prune removes complete checkpoints older than the newest keep, and temporary leftovers of interrupted saves.

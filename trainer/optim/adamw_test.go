@@ -140,7 +140,6 @@ func TestSaveRestoreContinuesIdentically(t *testing.T) {
 	cfg := AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
 	a := newParams(rand.New(rand.NewPCG(9, 9)))
 	optA, _ := NewAdamW(cfg, a, nil)
-	grads := rand.New(rand.NewPCG(1, 1))
 	fill := func(ps []Param, seed uint64) {
 		r := rand.New(rand.NewPCG(seed, 0))
 		for _, p := range ps {
@@ -153,7 +152,6 @@ func TestSaveRestoreContinuesIdentically(t *testing.T) {
 		fill(a, uint64(s))
 		optA.Step(1e-3)
 	}
-	_ = grads
 	saved := optA.State()
 	// A fresh process: parameters copied from a, a new optimiser, the saved state loaded.
 	b := make([]Param, len(a))
