@@ -102,6 +102,9 @@ func Parse(b []byte, opts Options) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("the file holds no rows")
+	}
 	names := opts.names()
 	if d.Format, err = chooseFormat(recs, opts.Format, names); err != nil {
 		return nil, err

@@ -211,6 +211,15 @@ func TestJSONArrayLines(t *testing.T) {
 	}
 }
 
+func TestJSONArrayInvalidUTF8NamesItsLine(t *testing.T) {
+	// The bad byte is the 14th of line 3 (after ` "chosen": "c`); the element starts on line 2.
+	src := "[\n{\"prompt\": \"p\",\n \"chosen\": \"c\xff\", \"rejected\": \"r\"},\n{\"text\": \"t\"}\n]"
+	d := mustParse(t, src, Options{Format: FormatStandard})
+	if len(d.Invalid) != 2 || d.Invalid[0].Line != 2 || d.Invalid[0].Reason != "invalid UTF-8 at line 3 column 14" {
+		t.Fatalf("invalid %+v", d.Invalid)
+	}
+}
+
 func TestJSONArraySyntaxErrorStopsWithLine(t *testing.T) {
 	src := "[\n{\"prompt\":\"p\",\"chosen\":\"c\",\"rejected\":\"r\"},\n{\"prompt\":\"p\",\n \"chosen\" \"c\"},\n{\"prompt\":\"p\",\"chosen\":\"c\",\"rejected\":\"r\"}\n]"
 	d := mustParse(t, src, Options{})
@@ -226,6 +235,8 @@ func TestJSONArraySyntaxErrorStopsWithLine(t *testing.T) {
 func TestUnreadableFiles(t *testing.T) {
 	cases := map[string]string{
 		"":                    "empty",
+		"[]":                  "no rows",
+		" [ \n ] ":            "no rows",
 		"  \n\n":              "empty",
 		"not json\nnor this":  "no row is a JSON object",
 		`{"a":1}` + "\n":      "line 1 has a",

@@ -59,17 +59,17 @@ func splitLines(b []byte) []record {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		recs = append(recs, parseRecord(i+1, line, 1))
+		recs = append(recs, parseRecord(i+1, line, func(off int) string { return fmt.Sprintf("column %d", off+1) }))
 	}
 	return recs
 }
 
-// parseRecord decodes one JSON object; col0 is the column of raw's first byte, so that columns in reasons point
-// into the file.
-func parseRecord(line int, raw []byte, col0 int) record {
+// parseRecord decodes one JSON object starting at line; where names the place of a byte offset into raw in the
+// file ("column 7", or "line 12 column 3" for an element of an array that spans lines).
+func parseRecord(line int, raw []byte, where func(off int) string) record {
 	r := record{line: line}
 	if !utf8.Valid(raw) {
-		r.bad = &contract.InvalidRow{Line: line, Reason: fmt.Sprintf("invalid UTF-8 at column %d", col0+firstInvalidUTF8(raw))}
+		r.bad = &contract.InvalidRow{Line: line, Reason: "invalid UTF-8 at " + where(firstInvalidUTF8(raw))}
 		return r
 	}
 	err := json.Unmarshal(raw, &r.obj)
@@ -80,7 +80,7 @@ func parseRecord(line int, raw []byte, col0 int) record {
 		r.bad = &contract.InvalidRow{Line: line, Reason: fmt.Sprintf("row is a JSON %s, not an object", jsonKind(bytes.TrimSpace(raw)))}
 	case err != nil:
 		r.obj = nil
-		r.bad = &contract.InvalidRow{Line: line, Reason: jsonErrorReason(err, col0)}
+		r.bad = &contract.InvalidRow{Line: line, Reason: jsonErrorReason(err, where)}
 	}
 	return r
 }
@@ -96,17 +96,11 @@ func firstInvalidUTF8(b []byte) int {
 	return len(b)
 }
 
-func jsonErrorReason(err error, col0 int) string {
+func jsonErrorReason(err error, where func(off int) string) string {
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		col := col0 + int(syn.Offset) - 1
-		if col < col0 {
-			col = col0
-		}
-		return fmt.Sprintf("invalid JSON at column %d: %s", col, syn.Error())
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return "invalid JSON: unexpected end of row"
+		// Offset counts the bytes read, the bad one included.
+		return fmt.Sprintf("invalid JSON at %s: %s", where(max(int(syn.Offset)-1, 0)), syn.Error())
 	}
 	return "invalid JSON: " + err.Error()
 }
@@ -138,8 +132,11 @@ func splitArray(b []byte) ([]record, error) {
 				Reason: fmt.Sprintf("invalid JSON at line %d column %d: %s; the rest of the array was not read", line, col, shortErr(err))}})
 			return recs, nil
 		}
-		line, col := lines.pos(start)
-		recs = append(recs, parseRecord(line, raw, col))
+		line, _ := lines.pos(start)
+		recs = append(recs, parseRecord(line, raw, func(off int) string {
+			l, c := lines.pos(start + off)
+			return fmt.Sprintf("line %d column %d", l, c)
+		}))
 	}
 	if _, err := dec.Token(); err != nil { // the ']'
 		line, col := lines.pos(int(dec.InputOffset()))
