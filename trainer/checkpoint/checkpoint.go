@@ -22,7 +22,7 @@ type OptimizerState struct {
 // State is state.json: the training loop's position. The loop owns the opaque fields' meaning; JSON fields come
 // back with the same value, re-spaced (encoding/json re-indents raw messages).
 type State struct {
-	// FormatVersion and SavedAt (RFC 3339) are set by Save.
+	// FormatVersion is set by Save; SavedAt (RFC 3339) too when empty, so a caller may set it to know it.
 	FormatVersion int     `json:"formatVersion"`
 	SavedAt       string  `json:"savedAt"`
 	Step          int     `json:"step"`

@@ -96,6 +96,9 @@ func LoadModel(dir string) (Model, string, error) {
 	if err != nil {
 		return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
 	}
+	if len(m.Tensors) == 0 {
+		return Model{}, "", fmt.Errorf("model %s: %s holds no tensors", dir, ModelFile)
+	}
 	if !json.Valid(m.Config) {
 		return Model{}, "", fmt.Errorf("model %s: %s is not valid JSON", dir, ConfigFile)
 	}

@@ -92,3 +92,19 @@ func TestLoadModelErrors(t *testing.T) {
 		t.Fatalf("missing tokenizer: %v", err)
 	}
 }
+
+func TestLoadModelRejectsEmptyWeights(t *testing.T) {
+	dir := t.TempDir()
+	empty, err := encodeSafetensors(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{ModelFile: empty, ConfigFile: []byte("{}"), TokenizerFile: []byte("{}")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := LoadModel(dir); err == nil || !strings.Contains(err.Error(), "no tensors") {
+		t.Fatalf("empty weights: %v", err)
+	}
+}

@@ -18,7 +18,8 @@ const (
 // Warmup gives PeakLR·(s+1)/WarmupSteps, so the first update is not wasted at rate 0 (Hugging Face's s/warmup
 // is) and update WarmupSteps−1 reaches the peak. Decay follows Hugging Face: progress = (s − warmup)/(total −
 // warmup), so update `warmup` runs at the peak; updates from TotalSteps on get the floor MinRatio·PeakLR.
-// MinRatio 0 is Hugging Face's cosine and linear (decay to 0); 0.1 is the common "decay to 10%".
+// MinRatio 0 is Hugging Face's cosine and linear (decay to 0); 0.1 is the common "decay to 10%". WarmupSteps may
+// exceed TotalSteps (a short run): the rate then only rises, as in Hugging Face.
 type Schedule struct {
 	Kind        string  `json:"kind"`
 	PeakLR      float64 `json:"peakLR"`
@@ -39,8 +40,8 @@ func (s Schedule) Validate() error {
 		return fmt.Errorf("schedule: learningRate must be a finite number > 0, got %v", s.PeakLR)
 	case s.TotalSteps <= 0:
 		return fmt.Errorf("schedule: total steps must be > 0, got %d", s.TotalSteps)
-	case s.WarmupSteps < 0 || s.WarmupSteps > s.TotalSteps:
-		return fmt.Errorf("schedule: warmupSteps must be in [0, total steps %d], got %d", s.TotalSteps, s.WarmupSteps)
+	case s.WarmupSteps < 0:
+		return fmt.Errorf("schedule: warmupSteps must be >= 0, got %d", s.WarmupSteps)
 	case math.IsNaN(s.MinRatio) || s.MinRatio < 0 || s.MinRatio > 1:
 		return fmt.Errorf("schedule: minRatio must be in [0, 1], got %v", s.MinRatio)
 	}

@@ -29,6 +29,7 @@ func TestScheduleKeySteps(t *testing.T) {
 		{Schedule{PeakLR: 2e-3, TotalSteps: 4}, 2, 1e-3},
 		{Schedule{Kind: ScheduleLinear, PeakLR: 1, WarmupSteps: 3, TotalSteps: 3}, 2, 1}, // all warmup
 		{Schedule{Kind: ScheduleLinear, PeakLR: 1, WarmupSteps: 3, TotalSteps: 3}, 3, 0},
+		{Schedule{Kind: ScheduleCosine, PeakLR: 1, WarmupSteps: 10, TotalSteps: 4}, 3, 0.4}, // warmup longer than the run
 	}
 	for _, c := range cases {
 		if err := c.s.Validate(); err != nil {
@@ -57,7 +58,7 @@ func TestScheduleMonotoneAfterWarmup(t *testing.T) {
 func TestScheduleValidate(t *testing.T) {
 	bad := []Schedule{
 		{Kind: "step", PeakLR: 1, TotalSteps: 1}, {PeakLR: 0, TotalSteps: 1}, {PeakLR: math.NaN(), TotalSteps: 1},
-		{PeakLR: 1, TotalSteps: 0}, {PeakLR: 1, TotalSteps: 5, WarmupSteps: 6}, {PeakLR: 1, TotalSteps: 5, WarmupSteps: -1},
+		{PeakLR: 1, TotalSteps: 0}, {PeakLR: 1, TotalSteps: 5, WarmupSteps: -1},
 		{PeakLR: 1, TotalSteps: 5, MinRatio: 1.5}, {PeakLR: 1, TotalSteps: 5, MinRatio: -0.1},
 	}
 	for _, s := range bad {
