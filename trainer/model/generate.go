@@ -1,0 +1,88 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/data"
+)
+
+// Generate continues prompt by up to maxNew tokens and returns the new tokens, ending before stop when the
+// model emits it. Temperature 0 is greedy (rng unused); otherwise tokens are sampled from softmax(logits/T).
+// When the sequence outgrows the context length the model sees its last ContextLength tokens.
+func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *rand.Rand, stop int) ([]int, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("model: generate needs a non-empty prompt")
+	}
+	for i, id := range prompt {
+		if id < 0 || id >= p.VocabSize {
+			return nil, fmt.Errorf("model: prompt token %d is %d, outside the vocabulary [0, %d)", i, id, p.VocabSize)
+		}
+	}
+	if temperature < 0 || math.IsNaN(temperature) || math.IsInf(temperature, 0) {
+		return nil, fmt.Errorf("model: temperature %v, want a finite number >= 0", temperature)
+	}
+	if temperature > 0 && rng == nil {
+		return nil, fmt.Errorf("model: sampling at temperature %v needs an rng", temperature)
+	}
+	seq := append([]int(nil), prompt...)
+	var out []int
+	probs := make([]float64, p.VocabSize)
+	for len(out) < maxNew {
+		window := seq[max(0, len(seq)-p.ContextLength):]
+		t := data.BucketFor(len(window), p.ContextLength)
+		gr, err := p.graphFor(kindLogits, 1, t)
+		if err != nil {
+			return out, err
+		}
+		// Positions after the window only pad the bucket; causal attention keeps them from the last position.
+		clear(gr.tk.Inputs)
+		copy(gr.tk.Inputs, window)
+		if err := gr.run(); err != nil {
+			return out, err
+		}
+		row := len(window) - 1
+		logits := gr.logits.Value().(*tensor.Dense)
+		for j := range probs {
+			probs[j] = atIndex(logits, row*p.VocabSize+j)
+		}
+		next := pick(probs, temperature, rng)
+		if next == stop {
+			break
+		}
+		out = append(out, next)
+		seq = append(seq, next)
+	}
+	return out, nil
+}
+
+func atIndex(t *tensor.Dense, i int) float64 { return at(t, i) }
+
+// pick returns the argmax of logits (temperature 0) or a sample of softmax(logits/temperature).
+func pick(logits []float64, temperature float64, rng *rand.Rand) int {
+	best := 0
+	for j, v := range logits {
+		if v > logits[best] {
+			best = j
+		}
+	}
+	if temperature == 0 {
+		return best
+	}
+	var z float64
+	mx := logits[best]
+	for j, v := range logits {
+		logits[j] = math.Exp((v - mx) / temperature)
+		z += logits[j]
+	}
+	u := rng.Float64() * z
+	for j, v := range logits {
+		if u -= v; u < 0 {
+			return j
+		}
+	}
+	return best
+}

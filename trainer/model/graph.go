@@ -1,0 +1,178 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/nn"
+)
+
+// kind of compiled graph.
+type kind int
+
+const (
+	kindSFT      kind = iota // forward + backward of the mean token NLL
+	kindDPO                  // forward + backward of the DPO (+ RPO) loss
+	kindLogProbs             // forward only: masked target log-probs per position
+	kindLogits               // forward only: logits at every position (generation)
+)
+
+func (k kind) String() string {
+	return [...]string{"SFT", "DPO", "LogProbs", "Logits"}[k]
+}
+
+type graphKey struct {
+	kind kind
+	b, t int
+}
+
+// graph is one compiled graph and the handles a step needs.
+type graph struct {
+	key    graphKey
+	g      *G.ExprGraph
+	vm     G.VM
+	tk     *nn.Tokens
+	dpo    *nn.DPOSpec
+	params []*G.Node // in Params.Names order
+	grads  []*G.Node
+	loss   *G.Node
+	lp     *G.Node
+	logits *G.Node
+}
+
+// graphFor returns the cached graph of (k, b, t), building and compiling it on first use.
+func (p *Params) graphFor(k kind, b, t int) (*graph, error) {
+	key := graphKey{k, b, t}
+	if gr, ok := p.graphs[key]; ok {
+		return gr, nil
+	}
+	if b < 1 || t < 1 || t > p.ContextLength {
+		return nil, fmt.Errorf("model: batch of %d rows × %d positions (want rows >= 1 and 1 <= positions <= context length %d)",
+			b, t, p.ContextLength)
+	}
+	gr, err := p.build(key)
+	if err != nil {
+		return nil, fmt.Errorf("model: building the %v graph for %d×%d: %w", k, b, t, err)
+	}
+	p.graphs[key] = gr
+	return gr, nil
+}
+
+func (p *Params) build(key graphKey) (*graph, error) {
+	gr := &graph{key: key, g: G.NewGraph(), tk: nn.NewTokens(key.b, key.t)}
+	w := map[string]*G.Node{}
+	for _, n := range p.Names {
+		v := p.Values[n]
+		node := G.NewTensor(gr.g, p.Dtype, v.Dims(), G.WithShape(v.Shape()...), G.WithName(n), G.WithValue(v))
+		gr.params = append(gr.params, node)
+		w[n] = node
+	}
+	var err error
+	must := func(n *G.Node, e error) *G.Node {
+		if err == nil && e != nil {
+			err = e
+		}
+		return n
+	}
+	x := must(nn.Embed(w["wte.weight"], w["wpe.weight"], gr.tk))
+	for i := 0; i < p.Layers && err == nil; i++ {
+		pre := fmt.Sprintf("h.%d.", i)
+		h := must(nn.LayerNorm(x, w[pre+"ln_1.weight"], w[pre+"ln_1.bias"]))
+		qkv := must(nn.Linear(h, w[pre+"attn.c_attn.weight"], w[pre+"attn.c_attn.bias"]))
+		if err != nil {
+			break
+		}
+		a := must(nn.Attention(qkv, key.b, key.t, p.Heads))
+		a = must(nn.Linear(a, w[pre+"attn.c_proj.weight"], w[pre+"attn.c_proj.bias"]))
+		x = must(nn.Add(x, a))
+		h = must(nn.LayerNorm(x, w[pre+"ln_2.weight"], w[pre+"ln_2.bias"]))
+		f := must(nn.Linear(h, w[pre+"mlp.c_fc.weight"], w[pre+"mlp.c_fc.bias"]))
+		f = must(nn.GELU(f))
+		f = must(nn.Linear(f, w[pre+"mlp.c_proj.weight"], w[pre+"mlp.c_proj.bias"]))
+		x = must(nn.Add(x, f))
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := must(nn.LayerNorm(x, w["ln_f.weight"], w["ln_f.bias"]))
+	gr.logits = must(nn.MatMul(h, w["wte.weight"], false, true))
+	if key.kind != kindLogits {
+		gr.lp = must(nn.TargetLogProbs(gr.logits, gr.tk))
+	}
+	switch key.kind {
+	case kindSFT:
+		gr.loss = must(nn.NLLMean(gr.lp, gr.tk))
+	case kindDPO:
+		gr.dpo = &nn.DPOSpec{}
+		gr.loss = must(nn.DPOLoss(gr.lp, gr.tk, gr.dpo))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if gr.loss != nil {
+		if gr.grads, err = G.Grad(gr.loss, gr.params...); err != nil {
+			return nil, err
+		}
+	}
+	gr.vm = G.NewTapeMachine(gr.g)
+	return gr, nil
+}
+
+// run executes the graph once on the tokens already set.
+func (gr *graph) run() error {
+	gr.vm.Reset()
+	if err := gr.vm.RunAll(); err != nil {
+		return fmt.Errorf("model: %v graph %d×%d: %w", gr.key.kind, gr.key.b, gr.key.t, err)
+	}
+	return nil
+}
+
+// accumulate adds the graph's gradients into p.Grads.
+func (p *Params) accumulate(gr *graph) error {
+	for i, n := range p.Names {
+		v, ok := gr.grads[i].Value().(*tensor.Dense)
+		if !ok || v.Dtype() != p.Dtype {
+			return fmt.Errorf("model: gradient of %s is %T", n, gr.grads[i].Value())
+		}
+		switch dst := p.Grads[n].Data().(type) {
+		case []float32:
+			addTo(dst, v.Data().([]float32))
+		case []float64:
+			addTo(dst, v.Data().([]float64))
+		}
+	}
+	return nil
+}
+
+func addTo[T float32 | float64](dst, src []T) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// lpValues returns the masked target log-probs of the last run as float64, one per position.
+func (gr *graph) lpValues() []float64 {
+	v := gr.lp.Value().(*tensor.Dense)
+	out := make([]float64, v.Shape().TotalSize())
+	switch d := v.Data().(type) {
+	case []float32:
+		for i, x := range d {
+			out[i] = float64(x)
+		}
+	case []float64:
+		copy(out, d)
+	}
+	return out
+}
+
+func scalarOf(n *G.Node) float64 {
+	switch v := n.Value().(type) {
+	case *G.F32:
+		return float64(*v)
+	case *G.F64:
+		return float64(*v)
+	}
+	panic(fmt.Sprintf("model: loss value is %T", n.Value()))
+}

@@ -1,0 +1,197 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"gorgonia.org/tensor"
+)
+
+// Params are the weights of a model and their gradients, keyed by GPT-2 name.
+type Params struct {
+	Config
+	Dtype tensor.Dtype
+	// Names lists the weights in Config.Shapes order.
+	Names  []string
+	Values map[string]*tensor.Dense
+	Grads  map[string]*tensor.Dense
+
+	graphs map[graphKey]*graph
+}
+
+// Tensor is one named weight in float32, as checkpoints hold it.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+func newParams(cfg Config, dt tensor.Dtype) (*Params, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("model: dtype %v, want float32 or float64", dt)
+	}
+	p := &Params{Config: cfg, Dtype: dt, Values: map[string]*tensor.Dense{}, Grads: map[string]*tensor.Dense{},
+		graphs: map[graphKey]*graph{}}
+	for _, s := range cfg.Shapes() {
+		p.Names = append(p.Names, s.Name)
+		p.Values[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
+		p.Grads[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
+	}
+	return p, nil
+}
+
+// Init returns GPT-2's initialisation: weights N(0, 0.02), c_proj weights N(0, 0.02/√(2·layers)), biases 0,
+// LayerNorm weights 1 and biases 0. The same seed gives the same weights. It panics on an invalid config or
+// dtype (check cfg.Validate first when the config comes from a user).
+func Init(cfg Config, dt tensor.Dtype, seed uint64) *Params {
+	p, err := newParams(cfg, dt)
+	if err != nil {
+		panic(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	projStd := 0.02 / math.Sqrt(2*float64(cfg.Layers))
+	for _, name := range p.Names {
+		var fill func() float64
+		switch {
+		case strings.Contains(name, "ln_") && strings.HasSuffix(name, ".weight"):
+			fill = func() float64 { return 1 }
+		case strings.HasSuffix(name, ".bias"):
+			fill = func() float64 { return 0 }
+		case strings.HasSuffix(name, "c_proj.weight"):
+			fill = func() float64 { return rng.NormFloat64() * projStd }
+		default:
+			fill = func() float64 { return rng.NormFloat64() * 0.02 }
+		}
+		setAll(p.Values[name], fill)
+	}
+	return p
+}
+
+func setAll(t *tensor.Dense, f func() float64) {
+	switch d := t.Data().(type) {
+	case []float32:
+		for i := range d {
+			d[i] = float32(f())
+		}
+	case []float64:
+		for i := range d {
+			d[i] = f()
+		}
+	}
+}
+
+// FromTensors builds Params of dtype dt from float32 weights (a loaded checkpoint): every weight of cfg must be
+// there with its shape, and nothing else.
+func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
+	p, err := newParams(cfg, dt)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, t := range ts {
+		v, ok := p.Values[t.Name]
+		if !ok {
+			return nil, fmt.Errorf("model: tensor %q is not a weight of this architecture", t.Name)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("model: tensor %q given twice", t.Name)
+		}
+		seen[t.Name] = true
+		if !v.Shape().Eq(tensor.Shape(t.Shape)) {
+			return nil, fmt.Errorf("model: tensor %q has shape %v, want %v", t.Name, t.Shape, v.Shape())
+		}
+		if len(t.Data) != v.Shape().TotalSize() {
+			return nil, fmt.Errorf("model: tensor %q has %d values for shape %v", t.Name, len(t.Data), t.Shape)
+		}
+		i := 0
+		setAll(v, func() float64 { i++; return float64(t.Data[i-1]) })
+	}
+	for _, n := range p.Names {
+		if !seen[n] {
+			return nil, fmt.Errorf("model: tensor %q is missing", n)
+		}
+	}
+	return p, nil
+}
+
+// Tensors copies the weights out in float32, in Names order.
+func (p *Params) Tensors() []Tensor {
+	out := make([]Tensor, 0, len(p.Names))
+	for _, n := range p.Names {
+		v := p.Values[n]
+		t := Tensor{Name: n, Shape: append([]int(nil), v.Shape()...), Data: make([]float32, v.Shape().TotalSize())}
+		switch d := v.Data().(type) {
+		case []float32:
+			copy(t.Data, d)
+		case []float64:
+			for i, x := range d {
+				t.Data[i] = float32(x)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs.
+func (p *Params) Convert(dt tensor.Dtype) *Params {
+	q, err := newParams(p.Config, dt)
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range p.Names {
+		src := p.Values[n]
+		i := 0
+		setAll(q.Values[n], func() float64 { i++; return at(src, i-1) })
+	}
+	return q
+}
+
+func at(t *tensor.Dense, i int) float64 {
+	switch d := t.Data().(type) {
+	case []float32:
+		return float64(d[i])
+	case []float64:
+		return d[i]
+	}
+	panic("model: unsupported dtype")
+}
+
+// Float32s returns the raw value and gradient slices of a float32 weight, shared with the graphs: in-place
+// updates (the optimiser's) take effect at the next step. It panics on an unknown name or a float64 model.
+func (p *Params) Float32s(name string) (values, grads []float32) {
+	v, ok := p.Values[name]
+	if !ok {
+		panic(fmt.Sprintf("model: no weight %q", name))
+	}
+	if p.Dtype != tensor.Float32 {
+		panic(fmt.Sprintf("model: Float32s on a %v model", p.Dtype))
+	}
+	return v.Data().([]float32), p.Grads[name].Data().([]float32)
+}
+
+// ZeroGrads sets every gradient to 0.
+func (p *Params) ZeroGrads() {
+	for _, g := range p.Grads {
+		switch d := g.Data().(type) {
+		case []float32:
+			clear(d)
+		case []float64:
+			clear(d)
+		}
+	}
+}
+
+// NumParams counts the weights' elements.
+func (p *Params) NumParams() int {
+	n := 0
+	for _, v := range p.Values {
+		n += v.Shape().TotalSize()
+	}
+	return n
+}

@@ -1,0 +1,121 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/loss"
+)
+
+// setBatch picks the graph of kind k for the batch's shape and copies the batch in.
+func (p *Params) setBatch(k kind, b data.Batch) (*graph, error) {
+	gr, err := p.graphFor(k, b.B, b.T)
+	if err != nil {
+		return nil, err
+	}
+	if err := gr.tk.Set(b.B, b.T, b.Inputs, b.Targets, b.Mask, p.VocabSize); err != nil {
+		return nil, err
+	}
+	return gr, nil
+}
+
+// SFTStep runs forward and backward on the batch and adds the gradient of the mean token NLL into p.Grads.
+// It returns that loss and the number of masked-in tokens it averages over (a batch without any has loss 0
+// and adds nothing).
+func (p *Params) SFTStep(b data.Batch) (lossValue float64, tokens int, err error) {
+	gr, err := p.setBatch(kindSFT, b)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := gr.run(); err != nil {
+		return 0, 0, err
+	}
+	if err := p.accumulate(gr); err != nil {
+		return 0, 0, err
+	}
+	return scalarOf(gr.loss), gr.tk.Count(-1), nil
+}
+
+// LogProbs runs the forward pass only and returns, per row, the sum of the masked-in target log-probs and the
+// number of masked-in targets. DPO's reference log-probs come from here, once, before training.
+func (p *Params) LogProbs(b data.Batch) (sums []float64, counts []int, err error) {
+	gr, err := p.setBatch(kindLogProbs, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := gr.run(); err != nil {
+		return nil, nil, err
+	}
+	lp := gr.lpValues()
+	sums, counts = make([]float64, b.B), make([]int, b.B)
+	for r := range sums {
+		for _, v := range lp[r*b.T : (r+1)*b.T] {
+			sums[r] += v
+		}
+		counts[r] = gr.tk.Count(r)
+	}
+	return sums, counts, nil
+}
+
+// EvalSFT runs the forward pass only and returns the summed NLL of the masked-in targets and their count.
+func (p *Params) EvalSFT(b data.Batch) (sumNLL float64, tokens int, err error) {
+	sums, counts, err := p.LogProbs(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	for i, s := range sums {
+		sumNLL -= s
+		tokens += counts[i]
+	}
+	return sumNLL, tokens, nil
+}
+
+// DPOOutputs is what a DPO step reports.
+type DPOOutputs struct {
+	// Loss is the differentiated loss: DPO + rpoAlpha·NLL.
+	Loss float64
+	// DPO holds the preference loss and TRL's reward metrics over the batch's real pairs.
+	DPO loss.BatchResult
+	// NLL is the mean per-token NLL of the real chosen rows.
+	NLL float64
+	// Policy holds the policy's per-row summed target log-probs (all B rows).
+	Policy []float64
+	// Tokens counts the masked-in targets of the whole batch.
+	Tokens int
+}
+
+// DPOStep runs forward and backward on a DPO batch (rows 0..B/2-1 chosen, B/2..B-1 the rejected of the same
+// pairs; the first b.N of each half are real) and adds the loss's gradient into p.Grads. refLogps holds the
+// reference model's LogProbs sums for the same B rows.
+func (p *Params) DPOStep(b data.Batch, refLogps []float64, cfg loss.DPOConfig, rpoAlpha float64) (DPOOutputs, error) {
+	if b.B%2 != 0 {
+		return DPOOutputs{}, fmt.Errorf("model: a DPO batch needs an even number of rows, got %d", b.B)
+	}
+	if b.N < 1 || b.N > b.B/2 {
+		return DPOOutputs{}, fmt.Errorf("model: DPO batch of %d rows says it holds %d pairs (want 1..%d)", b.B, b.N, b.B/2)
+	}
+	if len(refLogps) != b.B {
+		return DPOOutputs{}, fmt.Errorf("model: %d reference log-probs for a batch of %d rows", len(refLogps), b.B)
+	}
+	if err := cfg.Validate(); err != nil {
+		return DPOOutputs{}, err
+	}
+	gr, err := p.setBatch(kindDPO, b)
+	if err != nil {
+		return DPOOutputs{}, err
+	}
+	gr.dpo.Config, gr.dpo.RPOAlpha, gr.dpo.Pairs, gr.dpo.Ref = cfg, rpoAlpha, b.N, refLogps
+	if err := gr.run(); err != nil {
+		return DPOOutputs{}, err
+	}
+	if err := p.accumulate(gr); err != nil {
+		return DPOOutputs{}, err
+	}
+	return DPOOutputs{
+		Loss:   gr.dpo.Total,
+		DPO:    gr.dpo.Result,
+		NLL:    gr.dpo.NLL,
+		Policy: append([]float64(nil), gr.dpo.Policy...),
+		Tokens: gr.tk.Count(-1),
+	}, nil
+}
