@@ -364,7 +364,7 @@ func TestBadInput(t *testing.T) {
 	p := Init(tiny, tensor.Float32, 22)
 	good := randomBatch(23, 2, 8, tiny.VocabSize)
 	cases := map[string]func(b *data.Batch){
-		"row 1 position 3: input id 37": func(b *data.Batch) { b.Inputs[11] = 37 },
+		"row 1 position 3: input id 37":  func(b *data.Batch) { b.Inputs[11] = 37 },
 		"row 0 position 5: target id -1": func(b *data.Batch) { b.Targets[5], b.Mask[5] = -1, 1 },
 		"mask 0.5":                       func(b *data.Batch) { b.Mask[2] = 0.5 },
 		"needs 16 inputs":                func(b *data.Batch) { b.Inputs = b.Inputs[:15] },
