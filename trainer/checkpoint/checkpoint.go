@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -171,12 +172,11 @@ func decodeOptimizer(buf []byte, model []Tensor) (OptimizerState, error) {
 	for _, t := range ts {
 		var name string
 		var into map[string][]float32
-		switch {
-		case len(t.Name) > len("exp_avg_sq.") && t.Name[:len("exp_avg_sq.")] == "exp_avg_sq.":
-			name, into = t.Name[len("exp_avg_sq."):], s.ExpAvgSq
-		case len(t.Name) > len("exp_avg.") && t.Name[:len("exp_avg.")] == "exp_avg.":
-			name, into = t.Name[len("exp_avg."):], s.ExpAvg
-		default:
+		if n, ok := strings.CutPrefix(t.Name, "exp_avg_sq."); ok {
+			name, into = n, s.ExpAvgSq
+		} else if n, ok := strings.CutPrefix(t.Name, "exp_avg."); ok {
+			name, into = n, s.ExpAvg
+		} else {
 			return OptimizerState{}, fmt.Errorf("tensor %q is neither exp_avg.<name> nor exp_avg_sq.<name>", t.Name)
 		}
 		if p, ok := params[name]; !ok || len(p.Data) != len(t.Data) {
