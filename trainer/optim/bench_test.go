@@ -43,7 +43,6 @@ func BenchmarkAdamWStep1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(total), "params")
 	for b.Loop() {
 		b.StopTimer() // Step zeroes the gradients: give it realistic ones each time, untimed
 		for _, p := range params {
@@ -54,6 +53,7 @@ func BenchmarkAdamWStep1M(b *testing.B) {
 		b.StartTimer()
 		opt.Step(1e-3)
 	}
+	b.ReportMetric(float64(total), "params")
 }
 
 // BenchmarkClipGradNorm1M measures global-norm clipping (norm, then scaling) over about 1M gradients.
