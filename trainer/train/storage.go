@@ -9,6 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/preftune/preftune/trainer/checkpoint"
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
 // The run's I/O goes through these few functions so that a storage layer (object stores) can replace them later.
@@ -79,4 +85,39 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// readInput reads an input file (the dataset).
+func readInput(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// saveModel writes the final model directory and returns its weights' digest.
+func saveModel(dir string, p *model.Params, tok tokenizer.Tokenizer) (string, error) {
+	m, err := modelFiles(p, tok)
+	if err != nil {
+		return "", err
+	}
+	return checkpoint.SaveModel(dir, m)
+}
+
+// listCheckpoints returns the newest KeepCheckpoints complete checkpoints under root, oldest first.
+func listCheckpoints(root string) ([]contract.Checkpoint, error) {
+	entries, err := checkpoint.Scan(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []contract.Checkpoint
+	for _, e := range entries { // newest first
+		if e.Problem != nil {
+			continue
+		}
+		c := contract.Checkpoint{Step: e.Step, URI: fileURI(e.Dir)}
+		if fi, err := os.Stat(filepath.Join(e.Dir, checkpoint.CompleteFile)); err == nil {
+			c.Time = fi.ModTime().UTC().Format(time.RFC3339)
+		}
+		out = append([]contract.Checkpoint{c}, out...)
+		if len(out) == KeepCheckpoints {
+			break
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,160 @@
+package main
+
+// The parts shared by `sft` and `dpo`: the run configuration from --config or from flags, signal handling, the
+// termination message and the exit code.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/train"
+)
+
+// runFlags are the flags both training commands take.
+type runFlags struct {
+	fs             *flag.FlagSet
+	config         string
+	terminationLog string
+	rc             contract.RunConfig
+	// finish completes rc from command-specific flags after parsing (flag form only).
+	finish func()
+}
+
+func newRunFlags(kind contract.Kind) *runFlags {
+	f := &runFlags{fs: flag.NewFlagSet(string(kind), flag.ContinueOnError)}
+	f.rc = contract.RunConfig{APIVersion: contract.APIVersion, Kind: kind}
+	fs, rc := f.fs, &f.rc
+	fs.StringVar(&f.config, "config", "", "run configuration (contract.RunConfig JSON); excludes the other run flags")
+	fs.StringVar(&f.terminationLog, "termination-log", "", "write the termination message here (the operator sets "+contract.TerminationMessagePath+")")
+	fs.StringVar(&rc.Dataset.URI, "data", "", "dataset file (path or file:// URI)")
+	fs.StringVar(&rc.Dataset.Format, "format", "auto", "dataset format")
+	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", 0.1, "share of prompts held out for evaluation")
+	fs.Int64Var(&rc.Dataset.Seed, "split-seed", 0, "seed of the train/eval split")
+	fs.StringVar(&rc.Output.URI, "out", "", "output directory (checkpoints, model, metrics.jsonl)")
+	t := &rc.Training
+	fs.IntVar(&t.MaxSteps, "steps", 0, "optimiser steps (or --epochs)")
+	fs.Float64Var(&t.Epochs, "epochs", 0, "epochs over the training split (or --steps)")
+	fs.IntVar(&t.BatchSize, "batch-size", 8, "examples per micro-batch")
+	fs.IntVar(&t.GradientAccumulationSteps, "grad-accum", 1, "micro-batches per optimiser step")
+	lr := 1e-3
+	if kind == contract.KindDPO {
+		lr = 1e-4 // DPO moves a trained model: a smaller step
+	}
+	fs.Float64Var(&t.LearningRate, "lr", lr, "peak learning rate")
+	fs.StringVar(&t.LRSchedule, "schedule", "cosine", "learning-rate schedule after warmup: cosine, linear or constant")
+	fs.IntVar(&t.WarmupSteps, "warmup", 0, "warmup steps")
+	fs.Float64Var(&t.WeightDecay, "weight-decay", 0, "AdamW weight decay")
+	fs.Float64Var(&t.GradClipNorm, "clip", 1, "global gradient-norm clip")
+	fs.IntVar(&t.EvalEvery, "eval-every", 0, "evaluate every N steps (0: at the end)")
+	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "checkpoint every N steps (0: 500; always at the end)")
+	fs.Int64Var(&t.Seed, "seed", 0, "seed of initialisation and shuffling")
+	return f
+}
+
+// parse reads the arguments; with --config the run flags must not be given (two sources of truth would confuse).
+func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return f.rc, err
+	}
+	if f.fs.NArg() > 0 {
+		return f.rc, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	}
+	if f.config == "" {
+		if f.finish != nil {
+			f.finish()
+		}
+		return f.rc, nil
+	}
+	var mixed []string
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name != "config" && fl.Name != "termination-log" {
+			mixed = append(mixed, "--"+fl.Name)
+		}
+	})
+	if len(mixed) > 0 {
+		return f.rc, fmt.Errorf("--config excludes %v", mixed)
+	}
+	return f.rc, nil
+}
+
+// run parses args and trains; it is the whole of `sft` and `dpo`.
+func (f *runFlags) run(args []string) int {
+	rc, err := f.parse(args)
+	if err != nil {
+		return exitUsage(f.fs.Name(), err)
+	}
+	if f.config != "" {
+		if rc, err = readRunConfig(f.config); err != nil {
+			// The operator wrote this document: a bad one will not get better on retry.
+			return failRun(&train.FieldError{Field: "--config", Reason: err.Error()}, f.terminationLog)
+		}
+		if rc.Kind != contract.Kind(f.fs.Name()) {
+			return failRun(&train.FieldError{Field: "kind", Reason: fmt.Sprintf("is %q but the command is %s", rc.Kind, f.fs.Name())}, f.terminationLog)
+		}
+	}
+	return runTraining(rc, f.terminationLog)
+}
+
+func readRunConfig(path string) (contract.RunConfig, error) {
+	var rc contract.RunConfig
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rc, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rc); err != nil {
+		return rc, fmt.Errorf("%s: %v", path, err)
+	}
+	return rc, nil
+}
+
+// failRun reports err on stderr and in the termination message and returns its exit code.
+func failRun(err error, terminationLog string) int {
+	fmt.Fprintf(os.Stderr, "preftune-trainer: %v\n", err)
+	writeTermination(terminationLog, contract.TerminationMessage{Error: train.ErrorMessage(err)})
+	return train.ExitCode(err)
+}
+
+func writeTermination(path string, msg contract.TerminationMessage) {
+	if err := train.WriteTermination(path, msg); err != nil {
+		fmt.Fprintf(os.Stderr, "preftune-trainer: writing the termination message: %v\n", err)
+	}
+}
+
+// runTraining validates rc, trains, writes the termination message and returns the exit code.
+func runTraining(rc contract.RunConfig, terminationLog string) int {
+	cfg, err := train.NewConfig(rc)
+	if err != nil {
+		return failRun(err, terminationLog)
+	}
+	// The first SIGTERM/SIGINT asks the loop to checkpoint and stop; a second one kills at once (default action).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	defer stop()
+	res, err := train.Run(ctx, cfg, train.Options{Progress: train.NewProgress(os.Stderr)})
+	if err != nil {
+		return failRun(err, terminationLog)
+	}
+	writeTermination(terminationLog, contract.TerminationMessage{Result: res})
+	return contract.ExitOK
+}
+
+// exitUsage reports a command-line error.
+func exitUsage(cmd string, err error) int {
+	if err == flag.ErrHelp {
+		return contract.ExitUsage
+	}
+	fmt.Fprintf(os.Stderr, "preftune-trainer %s: %v\n", cmd, err)
+	return contract.ExitUsage
+}

@@ -1,0 +1,142 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/preftune/preftune/trainer/checkpoint"
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/optim"
+)
+
+// runIdentity is what must not change between the attempts of one run for a resume to continue the same
+// trajectory. It goes into state.json's extra field. (The loader's shuffle depends only on the seed and the epoch,
+// so the data cursor is the whole random state of the loop: state.json's rng stays empty.)
+type runIdentity struct {
+	Kind           contract.Kind       `json:"kind"`
+	DatasetDigest  string              `json:"datasetDigest"`
+	EvalFraction   float64             `json:"evalFraction"`
+	SplitSeed      int64               `json:"splitSeed"`
+	BatchSize      int                 `json:"batchSize"`
+	GradAccum      int                 `json:"gradientAccumulationSteps"`
+	Seed           int64               `json:"seed"`
+	WeightDecay    float64             `json:"weightDecay"`
+	GradClipNorm   float64             `json:"gradClipNorm"`
+	DPO            *contract.DPOConfig `json:"dpo,omitempty"`
+	StartingDigest string              `json:"startingModelDigest,omitempty"`
+}
+
+func (r *runner) identity() runIdentity {
+	t := r.cfg.Training
+	id := runIdentity{Kind: r.cfg.Kind, DatasetDigest: r.dataDigest, EvalFraction: r.cfg.Dataset.EvalFraction,
+		SplitSeed: r.cfg.Dataset.Seed, BatchSize: t.BatchSize, GradAccum: t.GradientAccumulationSteps, Seed: t.Seed,
+		WeightDecay: t.WeightDecay, GradClipNorm: t.GradClipNorm, DPO: r.cfg.DPO, StartingDigest: r.startDigest}
+	return id
+}
+
+// save writes a checkpoint of the current step.
+func (r *runner) save() error {
+	m, err := modelFiles(r.policy, r.tok)
+	if err != nil {
+		return failed(ReasonCheckpointFailed, "checkpoint: %v", err)
+	}
+	cursor, _ := json.Marshal(r.loader.Cursor())
+	sched, _ := json.Marshal(r.sched)
+	extra, _ := json.Marshal(r.identity())
+	c := checkpoint.Checkpoint{
+		Model:     m,
+		Optimizer: checkpoint.OptimizerState(r.opt.State()),
+		State: checkpoint.State{Step: r.step, Epoch: r.loader.Epoch(), DataCursor: cursor, Schedule: sched,
+			ReferenceDigest: r.ref.digestOrEmpty(), Extra: extra},
+	}
+	dir, err := checkpoint.Save(r.cfg.OutputDir, c, 0)
+	if err != nil {
+		return failed(ReasonCheckpointFailed, "%v", err)
+	}
+	r.lastSaved = r.step
+	r.progress.Event("checkpoint", map[string]any{"step": r.step, "dir": dir})
+	return nil
+}
+
+// resume continues from the newest complete checkpoint under the output, if any: weights, optimiser moments and
+// step count, the loader's cursor and the step. Incomplete or damaged checkpoints are passed over (and reported).
+func (r *runner) resume() error {
+	c, look, err := checkpoint.LoadLatest(r.cfg.OutputDir)
+	if err != nil {
+		return failed(ReasonCheckpointFailed, "looking for checkpoints: %v", err)
+	}
+	for _, s := range look.Skipped {
+		r.progress.Event("checkpoint-skipped", map[string]any{"dir": s.Dir, "problem": s.Problem.Error()})
+	}
+	if c == nil {
+		return nil
+	}
+	st := c.State
+	where := look.Dir
+	if err := sameJSON(st.Extra, r.identity()); err != nil {
+		return invalid(ReasonInvalidConfig, "output.uri holds checkpoint %s of a different run: %v", where, err)
+	}
+	if err := sameJSON(st.Schedule, r.sched); err != nil {
+		return invalid(ReasonInvalidConfig, "checkpoint %s has another learning-rate schedule: %v", where, err)
+	}
+	if st.ReferenceDigest != r.ref.digestOrEmpty() {
+		return invalid(ReasonReferenceUnreadable, "checkpoint %s was trained against other reference log-probs (%s, now %s): did the reference model change?",
+			where, st.ReferenceDigest, r.ref.digestOrEmpty())
+	}
+	if st.Step > r.total {
+		return invalid(ReasonInvalidConfig, "checkpoint %s is at step %d, past the run's %d steps", where, st.Step, r.total)
+	}
+	byName := checkpoint.ByName(c.Tensors)
+	if len(byName) != len(r.policy.Names) {
+		return failed(ReasonCheckpointFailed, "checkpoint %s has %d tensors, the model %d", where, len(byName), len(r.policy.Names))
+	}
+	for _, name := range r.policy.Names {
+		t, ok := byName[name]
+		v, _ := r.policy.Float32s(name)
+		if !ok || len(t.Data) != len(v) {
+			return failed(ReasonCheckpointFailed, "checkpoint %s: tensor %s is missing or has another size", where, name)
+		}
+		copy(v, t.Data)
+	}
+	if err := r.opt.LoadState(optim.State(c.Optimizer)); err != nil {
+		return failed(ReasonCheckpointFailed, "checkpoint %s: %v", where, err)
+	}
+	var cur data.Cursor
+	if err := json.Unmarshal(st.DataCursor, &cur); err != nil {
+		return failed(ReasonCheckpointFailed, "checkpoint %s: data cursor: %v", where, err)
+	}
+	if err := r.loader.Seek(cur); err != nil {
+		return failed(ReasonCheckpointFailed, "checkpoint %s: %v", where, err)
+	}
+	r.step, r.resumedFrom, r.lastSaved = st.Step, st.Step, st.Step
+	r.progress.Event("resumed", map[string]any{"step": st.Step, "dir": where})
+	return nil
+}
+
+// sameJSON compares a stored JSON object with the current value, naming the first differing key.
+func sameJSON(stored json.RawMessage, now any) error {
+	cur, err := json.Marshal(now)
+	if err != nil {
+		return err
+	}
+	var a, b map[string]any
+	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(cur, &b) != nil {
+		if !bytes.Equal(bytes.TrimSpace(stored), cur) {
+			return fmt.Errorf("stored %s, now %s", stored, cur)
+		}
+		return nil
+	}
+	for k, v := range b {
+		if fmt.Sprint(a[k]) != fmt.Sprint(v) {
+			return fmt.Errorf("%s was %v, now %v", k, a[k], v)
+		}
+	}
+	for k, v := range a {
+		if _, ok := b[k]; !ok {
+			return fmt.Errorf("%s was %v, now unset", k, v)
+		}
+	}
+	return nil
+}

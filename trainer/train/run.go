@@ -1,0 +1,235 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+
+	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/loss"
+	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/optim"
+	"github.com/preftune/preftune/trainer/tokenizer"
+)
+
+// Options are the parts of a run that are not its configuration.
+type Options struct {
+	// Progress gets a report after every step; nil discards them.
+	Progress Progress
+}
+
+// runner holds one attempt at a run.
+type runner struct {
+	cfg      Config
+	progress Progress
+
+	tok    tokenizer.Tokenizer
+	policy *model.Params
+	opt    *optim.AdamW
+	sched  optim.Schedule
+	loader *data.Loader
+	eval   []data.Batch
+	ref    *refTable // DPO only
+	lossC  loss.DPOConfig
+
+	step, total int
+	resumedFrom int
+	lastSaved   int
+	metrics     *metricsLog
+	lastTrain   Metrics
+	lastEval    Metrics
+	trainPairs  int
+	warnings    []string
+	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
+	dataDigest  string
+	startDigest string
+}
+
+// Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
+// When ctx is cancelled (SIGTERM) it finishes the step in flight, checkpoints and returns an Interrupted error.
+func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error) {
+	r := &runner{cfg: cfg, progress: opts.Progress}
+	if r.progress == nil {
+		r.progress = NoProgress{}
+	}
+	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
+		return nil, failed(ReasonTrainingFailed, "creating the output directory: %v", err)
+	}
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
+	if err := r.resume(); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.metrics, err = openMetrics(filepath.Join(cfg.OutputDir, "metrics.jsonl"), r.step); err != nil {
+		return nil, failed(ReasonTrainingFailed, "metrics.jsonl: %v", err)
+	}
+	defer r.metrics.Close()
+	if err := r.loop(ctx); err != nil {
+		return nil, err
+	}
+	return r.finish()
+}
+
+// setup reads the data and the starting model and builds the optimiser, the schedule and the loader.
+func (r *runner) setup() error {
+	cfg := r.cfg
+	rows, eval, err := r.readData()
+	if err != nil {
+		return err
+	}
+	if err := r.loadModel(); err != nil {
+		return err
+	}
+	preference := cfg.Kind == contract.KindDPO
+	ctxLen := r.policy.ContextLength
+	trainEx := data.EncodeRows(r.tok, rows, ctxLen, preference)
+	evalEx := data.EncodeRows(r.tok, eval, ctxLen, preference)
+	r.trainPairs = len(trainEx)
+
+	t := cfg.Training
+	if r.loader, err = data.NewLoader(r.tok, trainEx, cfg.Kind, t.BatchSize, ctxLen, uint64(t.Seed)); err != nil {
+		return invalid(ReasonInvalidDataset, "%v", err)
+	}
+	r.eval = data.EvalBatches(r.tok, evalEx, cfg.Kind, t.BatchSize, ctxLen)
+	r.total = t.MaxSteps
+	if r.total == 0 {
+		perStep := t.GradientAccumulationSteps
+		r.total = max(1, int(math.Ceil(t.Epochs*float64(r.loader.BatchesPerEpoch())/float64(perStep))))
+	}
+	r.sched = optim.Schedule{Kind: t.LRSchedule, PeakLR: t.LearningRate, WarmupSteps: t.WarmupSteps, TotalSteps: r.total}
+	if err := r.sched.Validate(); err != nil {
+		return &FieldError{Field: "training", Reason: err.Error()}
+	}
+	ac := optim.DefaultAdamW()
+	ac.WeightDecay = t.WeightDecay
+	var params []optim.Param
+	for i, name := range r.policy.Names {
+		v, g := r.policy.Float32s(name)
+		params = append(params, optim.Param{Name: name, Shape: r.policy.Shapes()[i].Shape, Data: v, Grad: g})
+	}
+	if r.opt, err = optim.NewAdamW(ac, params, nil); err != nil {
+		return failed(ReasonTrainingFailed, "%v", err)
+	}
+	r.policy.ZeroGrads()
+	if cfg.Kind == contract.KindDPO {
+		d := cfg.DPO
+		r.lossC = loss.DPOConfig{Beta: d.Beta, LabelSmoothing: d.LabelSmoothing, LossType: d.LossType}
+		if err := r.lossC.Validate(); err != nil {
+			return &FieldError{Field: "dpo", Reason: err.Error()}
+		}
+		if err := r.computeReference(trainEx, evalEx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readData reads and splits the dataset. Invalid rows fail the run: training on part of the data without saying
+// so would hide a broken dataset.
+func (r *runner) readData() (train, eval []data.Row, err error) {
+	cfg := r.cfg
+	raw, err := readInput(cfg.DataPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, invalid(ReasonDatasetUnreadable, "dataset.uri: %v", err)
+		}
+		return nil, nil, failed(ReasonDatasetUnreadable, "dataset.uri: %v", err)
+	}
+	ds, err := data.Parse(raw, data.OptionsOf(cfg.Dataset))
+	if err != nil {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+	}
+	r.dataDigest = ds.Digest
+	if err := ds.CheckDigest(cfg.Dataset.Digest); err != nil {
+		return nil, nil, invalid(ReasonDatasetChanged, "%s: %v", cfg.DataPath, err)
+	}
+	if err := ds.Err(); err != nil {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+	}
+	if cfg.Kind == contract.KindDPO && !ds.Preference() {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: format %s has no rejected responses; dpo needs preference rows", cfg.DataPath, ds.Format)
+	}
+	train, eval, err = data.Split(ds.Rows, cfg.Dataset.EvalFraction, cfg.Dataset.Seed)
+	if err != nil {
+		return nil, nil, &FieldError{Field: "dataset.evalFraction", Reason: err.Error()}
+	}
+	if len(train) == 0 {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: no training rows (%d rows, %d held out for evaluation)", cfg.DataPath, len(ds.Rows), len(eval))
+	}
+	return train, eval, nil
+}
+
+// loadModel makes the policy: a new model, a model directory (SFT from), or the DPO reference's weights.
+func (r *runner) loadModel() error {
+	cfg := r.cfg
+	switch {
+	case cfg.Kind == contract.KindDPO:
+		p, tok, digest, err := LoadModelDir(cfg.ReferenceDir)
+		if err != nil {
+			return invalid(ReasonReferenceUnreadable, "reference.modelURI: %v", err)
+		}
+		r.policy, r.tok, r.startDigest = p, tok, digest
+	case cfg.FromDir != "":
+		p, tok, digest, err := LoadModelDir(cfg.FromDir)
+		if err != nil {
+			return invalid(ReasonModelUnreadable, "model.from: %v", err)
+		}
+		r.policy, r.tok, r.startDigest = p, tok, digest
+	default:
+		a := cfg.Model.Architecture
+		tok, err := tokenizer.ByName(a.Tokenizer)
+		if err != nil {
+			return &FieldError{Field: "model.architecture.tokenizer", Reason: err.Error()}
+		}
+		mc := model.Config{VocabSize: tok.VocabSize(), ContextLength: a.ContextLength, Layers: a.Layers, DModel: a.DModel, Heads: a.Heads}
+		if err := mc.Validate(); err != nil {
+			return &FieldError{Field: "model.architecture", Reason: err.Error()}
+		}
+		r.policy, r.tok = model.Init(mc, tensor.Float32, uint64(cfg.Training.Seed)), tok
+	}
+	return nil
+}
+
+// finish writes the final model and builds the result.
+func (r *runner) finish() (*contract.Result, error) {
+	dir := filepath.Join(r.cfg.OutputDir, "model")
+	digest, err := saveModel(dir, r.policy, r.tok)
+	if err != nil {
+		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
+	}
+	res := &contract.Result{
+		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
+		Metrics: Metrics{}, ModelURI: fileURI(dir), ModelDigest: digest, ResumedFromStep: r.resumedFrom,
+	}
+	for k, v := range r.lastTrain {
+		res.Metrics[k] = v
+	}
+	for k, v := range r.lastEval {
+		res.Metrics[k] = v
+	}
+	for k, v := range res.Metrics {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(res.Metrics, k) // not JSON; metrics.jsonl keeps them as null
+		}
+	}
+	if c, ok := r.lastEval["eval_rewards/chosen"]; ok && c < 0 {
+		r.warnings = append(r.warnings, fmt.Sprintf("likelihood displacement: mean eval rewards/chosen is %.4g < 0, "+
+			"the policy made the chosen responses less likely than the reference does (try a smaller learning rate, "+
+			"a larger beta, or rpoAlpha > 0)", c))
+	}
+	res.Warnings = r.warnings
+	if res.Checkpoints, err = listCheckpoints(r.cfg.OutputDir); err != nil {
+		return nil, failed(ReasonTrainingFailed, "%v", err)
+	}
+	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest})
+	return res, nil
+}
