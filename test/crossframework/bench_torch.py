@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""PyTorch peer of the trainer's Go benchmarks: full float32 training steps (forward, backward, AdamW) of the
+architecture in trainer/DESIGN.md, printing one JSON line per measurement.
+
+Configs: A (d_model 128, 4 layers, 4 heads) and B (256, 6 layers, 8 heads); batch 16 rows, context 128,
+vocabulary 259. SFT trains on the 16 rows; DPO trains on the same number of tokens, 8 pairs (chosen + rejected =
+16 rows), with the reference log-probs precomputed, as the Go benchmark does. tokens/s counts every position of
+every row processed (padding included, there is none here). Also prints torch's sgemm GFLOP/s (2048^3), so a
+step's share of this machine's matrix-product peak can be compared with Go's.
+
+Usage: bench_torch.py [--seconds S] [--configs A,B] [--kinds sft,dpo] [--threads N]
+"""
+
+import os
+
+# OpenMP reads these when torch loads: a spinning wait policy steals the second core on a 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpt2_ref  # noqa: E402
+
+CONFIGS = {"A": (128, 4, 4), "B": (256, 6, 8)}
+VOCAB, CONTEXT, BATCH = 259, 128, 16
+
+
+class BenchConfig:
+    """The fields gpt2_ref.forward reads, without a config.json."""
+
+    def __init__(self, d, layers, heads):
+        self.vocab, self.positions, self.d, self.layers, self.heads, self.eps = VOCAB, CONTEXT, d, layers, heads, 1e-5
+
+
+def init_params(cfg, gen):
+    # GPT-2's initialisation as DESIGN.md states it; it matters little for speed but keeps softmax realistic.
+    P = {}
+    for name, shape in gpt2_ref.param_shapes(cfg).items():
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            t = torch.ones(shape)
+        elif name.endswith(".bias"):
+            t = torch.zeros(shape)
+        else:
+            std = 0.02 / math.sqrt(2 * cfg.layers) if name.endswith("c_proj.weight") else 0.02
+            t = torch.randn(shape, generator=gen) * std
+        P[name] = t.requires_grad_(True)
+    return P
+
+
+def make_batch(gen):
+    """16 rows of random bytes: BOS, a 48-byte prompt, a response to the end; the mask covers response targets."""
+    tokens = torch.randint(0, 256, (BATCH, CONTEXT + 1), generator=gen)
+    tokens[:, 0] = 256
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    mask = torch.zeros(BATCH, CONTEXT)
+    mask[:, 48:] = 1
+    return inputs, targets, mask
+
+
+def seq_logps(cfg, P, inputs, targets, mask):
+    logits = gpt2_ref.forward(cfg, P, inputs)
+    tok = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return tok, (tok * mask).sum(-1)
+
+
+def sft_loss(cfg, P, batch, _ref):
+    inputs, targets, mask = batch
+    tok, _ = seq_logps(cfg, P, inputs, targets, mask)
+    return -(tok * mask).sum() / mask.sum()
+
+
+def dpo_loss(cfg, P, batch, ref):
+    # Rows 0..7 are the chosen responses, 8..15 the rejected ones; sigmoid loss, β = 0.1.
+    inputs, targets, mask = batch
+    _, s = seq_logps(cfg, P, inputs, targets, mask)
+    half = BATCH // 2
+    h = (s[:half] - s[half:]) - (ref[:half] - ref[half:])
+    return -F.logsigmoid(0.1 * h).mean()
+
+
+def sgemm_gflops(n=2048, seconds=2.0):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def step_flops(cfg, tokens):
+    """Matrix-product FLOPs of one training step (backward costs twice the forward), for the share of peak.
+    Attention counts the full T x T products (QKᵀ and AV), as they are computed, not only the causal half."""
+    D, L, T = cfg.d, cfg.layers, CONTEXT
+    per_token = L * (2 * D * 3 * D + 2 * D * D + 2 * 2 * D * 4 * D + 2 * 2 * T * D) + 2 * D * VOCAB
+    return 3 * per_token * tokens
+
+
+def bench(name, kind, seconds, threads):
+    d, layers, heads = CONFIGS[name]
+    cfg = BenchConfig(d, layers, heads)
+    gen = torch.Generator().manual_seed(1)
+    P = init_params(cfg, gen)
+    opt = torch.optim.AdamW(P.values(), lr=1e-4, weight_decay=0.01)
+    batch = make_batch(gen)
+    loss_fn = sft_loss if kind == "sft" else dpo_loss
+    ref = None
+    if kind == "dpo":
+        with torch.no_grad():
+            _, ref = seq_logps(cfg, P, *batch)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(cfg, P, batch, ref)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    step()  # warm-up: allocator, thread pool
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        loss = step()
+        steps += 1
+    elapsed = time.perf_counter() - start
+    tokens = BATCH * CONTEXT
+    return {"framework": "pytorch", "torch": torch.__version__, "threads": threads, "config": name,
+            "d_model": d, "layers": layers, "heads": heads, "batch_rows": BATCH, "context": CONTEXT,
+            "vocab": VOCAB, "kind": kind, "steps": steps, "ms_per_step": 1e3 * elapsed / steps,
+            "tokens_per_s": tokens * steps / elapsed,
+            "gflops": step_flops(cfg, tokens) * steps / elapsed / 1e9, "last_loss": loss}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="time to measure each config and kind")
+    ap.add_argument("--configs", default="A,B")
+    ap.add_argument("--kinds", default="sft,dpo")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    configs = args.configs.split(",")
+    kinds = args.kinds.split(",")
+    for c in configs:
+        if c not in CONFIGS:
+            ap.error(f"--configs: {c!r} is not one of {sorted(CONFIGS)}")
+    for k in kinds:
+        if k not in ("sft", "dpo"):
+            ap.error(f"--kinds: {k!r} is not sft or dpo")
+    peak = sgemm_gflops()
+    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "threads": args.threads,
+                      "sgemm_n": 2048, "sgemm_gflops": peak}), flush=True)
+    for c in configs:
+        for k in kinds:
+            r = bench(c, k, args.seconds, args.threads)
+            r["share_of_sgemm_peak"] = r["gflops"] / peak
+            print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
