@@ -58,9 +58,11 @@ func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func addInto[T float](a, b, c []T) {
-	for i := range c {
-		c[i] = a[i] + b[i]
-	}
+	forRange(len(c), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			c[i] = a[i] + b[i]
+		}
+	})
 }
 
 func (op *addOp) DiffWRT(int) []bool { return []bool{true, true} }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -76,28 +75,6 @@ func (op *attentionOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 		return nil, err
 	}
 	return G.Nodes{dqkv}, nil
-}
-
-// parallel runs job(i) for i in [0, n) on up to GOMAXPROCS goroutines; worker w gets its own scratch index.
-func parallel(n int, job func(worker, i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			job(0, i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				job(w, i)
-			}
-		}(w)
-	}
-	wg.Wait()
 }
 
 func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {

@@ -3,6 +3,7 @@
 package nn
 
 // #cgo LDFLAGS: -lopenblas
+// void openblas_set_num_threads(int);
 import "C"
 
 import (
@@ -11,9 +12,12 @@ import (
 )
 
 // With the openblas tag every matrix product, ours and gorgonia's (and gorgonia.org/tensor's), goes through
-// OpenBLAS.
+// OpenBLAS. OpenBLAS itself runs single-threaded: the ops split their products across goroutines (gemm), and
+// OpenBLAS's own spinning worker threads measured slower than that on a shared 2-core machine, above all for
+// attention's many small per-head products.
 func init() {
+	C.openblas_set_num_threads(1)
 	G.Use(netlib.Implementation{})
 	BLAS = netlib.Implementation{}
-	BLASName = "OpenBLAS"
+	BLASName = "OpenBLAS (1 thread per goroutine)"
 }

@@ -72,7 +72,12 @@ func (op *embedOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func embedForward[T float](wte, wpe, x []T, tk *Tokens, d int) {
-	for i, id := range tk.Inputs {
+	forRange(len(tk.Inputs), d, func(lo, hi int) { embedForwardRows(wte, wpe, x, tk, d, lo, hi) })
+}
+
+func embedForwardRows[T float](wte, wpe, x []T, tk *Tokens, d, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		id := tk.Inputs[i]
 		p := i % tk.T
 		tok, pos, out := wte[id*d:(id+1)*d], wpe[p*d:(p+1)*d], x[i*d:(i+1)*d]
 		for j := range out {

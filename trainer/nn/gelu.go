@@ -58,10 +58,12 @@ func (op *geluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 }
 
 func geluForward[T float](x, y []T) {
-	for i, v := range x {
-		f := float64(v)
-		y[i] = T(0.5 * f * (1 + math.Tanh(geluC*(f+geluA*f*f*f))))
-	}
+	forRange(len(x), 1, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			f := float64(v)
+			y[lo+i] = T(0.5 * f * (1 + math.Tanh(geluC*(f+geluA*f*f*f))))
+		}
+	})
 }
 
 // geluGradOp computes g·gelu'(x).
@@ -103,10 +105,12 @@ func (op *geluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func geluBackward[T float](x, g, dx []T) {
-	for i, v := range x {
-		f := float64(v)
-		t := math.Tanh(geluC * (f + geluA*f*f*f))
-		d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluC*(1+3*geluA*f*f)
-		dx[i] = T(float64(g[i]) * d)
-	}
+	forRange(len(x), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f := float64(x[i])
+			t := math.Tanh(geluC * (f + geluA*f*f*f))
+			d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluC*(1+3*geluA*f*f)
+			dx[i] = T(float64(g[i]) * d)
+		}
+	})
 }

@@ -109,6 +109,10 @@ func rowStats[T float](row []T) (mean, rstd float64) {
 }
 
 func layerNormForward[T float](x, w, b, y []T, d int) {
+	forRange(len(x)/d, d, func(lo, hi int) { layerNormForwardRows(x[lo*d:hi*d], w, b, y[lo*d:hi*d], d) })
+}
+
+func layerNormForwardRows[T float](x, w, b, y []T, d int) {
 	for r := 0; r < len(x); r += d {
 		row, out := x[r:r+d], y[r:r+d]
 		mean, rstd := rowStats(row)
@@ -166,6 +170,12 @@ func (op *layerNormGradXOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func layerNormBackwardX[T float](x, w, g, dx []T, d int) {
+	forRange(len(x)/d, d, func(lo, hi int) {
+		layerNormBackwardXRows(x[lo*d:hi*d], w, g[lo*d:hi*d], dx[lo*d:hi*d], d)
+	})
+}
+
+func layerNormBackwardXRows[T float](x, w, g, dx []T, d int) {
 	for r := 0; r < len(x); r += d {
 		row, gr, out := x[r:r+d], g[r:r+d], dx[r:r+d]
 		mean, rstd := rowStats(row)

@@ -70,11 +70,15 @@ func (op *linearOp) Do(inputs ...G.Value) (G.Value, error) {
 	return y, nil
 }
 
+// linearForward splits rows across goroutines itself so that each writes the bias into its own rows (memory it
+// is about to accumulate into) before its share of the product.
 func linearForward[T float](x, w, b, y []T, n, in, out int) {
-	for r := 0; r < n; r++ {
-		copy(y[r*out:(r+1)*out], b)
-	}
-	gemm(false, false, n, out, in, 1, x, in, w, out, 1, y, out)
+	forRange(n, out*in/8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(y[r*out:(r+1)*out], b)
+		}
+		gemmSerial(false, false, hi-lo, out, in, 1, x[lo*in:], in, w, out, 1, y[lo*out:], out)
+	})
 }
 
 func (op *linearOp) DiffWRT(int) []bool { return []bool{true, true, true} }

@@ -153,7 +153,12 @@ func (op *targetLogProbsGradOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func targetLogProbsBackward[T float](g, d, probs []T, tk *Tokens, v int) {
-	for r, m := range tk.Mask {
+	forRange(len(tk.Mask), v, func(lo, hi int) { targetLogProbsBackwardRows(g, d, probs, tk, v, lo, hi) })
+}
+
+func targetLogProbsBackwardRows[T float](g, d, probs []T, tk *Tokens, v, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		m := tk.Mask[r]
 		out := d[r*v : (r+1)*v]
 		if m == 0 {
 			clear(out)

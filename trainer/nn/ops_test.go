@@ -234,3 +234,30 @@ func TestNLLMean(t *testing.T) {
 	checkForward(t, build, []*tensor.Dense{logits}, []float64{want})
 	checkGradients(t, build, []*tensor.Dense{logits}, []int{0}, gradTol)
 }
+
+// TestMatMulSplitAcrossGoroutines covers products large enough for gemm to split them by rows.
+func TestMatMulSplitAcrossGoroutines(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	m, n, k := 37, 64, 500
+	if 2*m*n*k < parallelGemmFLOPs {
+		t.Fatal("product too small to be split")
+	}
+	for _, tA := range []bool{false, true} {
+		for _, tB := range []bool{false, true} {
+			ash, bsh := []int{m, k}, []int{k, n}
+			at := func(i, p int) (int, int) { return i*k + p, 0 }
+			bt := func(p, j int) (int, int) { return p*n + j, 0 }
+			if tA {
+				ash = []int{k, m}
+				at = func(i, p int) (int, int) { return p*m + i, 0 }
+			}
+			if tB {
+				bsh = []int{n, k}
+				bt = func(p, j int) (int, int) { return j*k + p, 0 }
+			}
+			a, b := randDense(rng, 1, ash...), randDense(rng, 1, bsh...)
+			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return MatMul(in[0], in[1], tA, tB) }
+			checkForward(t, build, []*tensor.Dense{a, b}, naiveMatMul(f64s(a), f64s(b), m, n, k, at, bt))
+		}
+	}
+}

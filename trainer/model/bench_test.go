@@ -1,0 +1,143 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/loss"
+	"github.com/preftune/preftune/trainer/nn"
+)
+
+// The speed goals (trainer/DESIGN.md; measured on the project's 2-core machine with OpenBLAS): at config A
+// >= 3.9k tokens/s, at B >= 1.0k, and a DPO step <= 2.2x an SFT step on the same tokens. Run with
+//
+//	go test -tags openblas -run '^$' -bench . -benchtime 5x ./trainer/model
+var (
+	benchA = Config{VocabSize: 259, ContextLength: 128, Layers: 4, DModel: 128, Heads: 4}
+	benchB = Config{VocabSize: 259, ContextLength: 128, Layers: 6, DModel: 256, Heads: 8}
+)
+
+const benchRows, benchLen = 16, 128
+
+var (
+	peakOnce  sync.Once
+	peakGFLOP float64
+)
+
+// sgemmPeak measures a large square float32 product on the ops' product path (same BLAS, same threading), in
+// GFLOP/s.
+func sgemmPeak() float64 {
+	peakOnce.Do(func() {
+		const n = 1024
+		a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+		for i := range a {
+			a[i], b[i] = float32(i%7)*0.1, float32(i%5)*0.1
+		}
+		nn.Gemm32(n, n, n, a, b, c) // warm up
+		const reps = 5
+		start := time.Now()
+		for i := 0; i < reps; i++ {
+			nn.Gemm32(n, n, n, a, b, c)
+		}
+		peakGFLOP = reps * 2 * n * n * n / time.Since(start).Seconds() / 1e9
+		fmt.Printf("sgemm peak (%s, %d³ float32): %.1f GFLOP/s\n", nn.BLASName, n, peakGFLOP)
+	})
+	return peakGFLOP
+}
+
+func BenchmarkSGEMMPeak(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		peakOnce = sync.Once{}
+		b.ReportMetric(sgemmPeak(), "GFLOP/s")
+	}
+}
+
+// stepFLOPs counts the matrix-product work of one forward + backward step (3× the forward): the linear layers,
+// the tied head, and attention's two T×T products per head (computed in full, as the op does).
+func stepFLOPs(c Config, rows, length int) float64 {
+	tokens := float64(rows * length)
+	d, l := float64(c.DModel), float64(c.Layers)
+	fwd := tokens * (2*12*d*d*l + 2*float64(c.VocabSize)*d + 2*2*float64(length)*d*l)
+	return 3 * fwd
+}
+
+func benchBatch(rows, length, vocab int, pairs bool) data.Batch {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := data.Batch{B: rows, T: length, N: rows, Inputs: make([]int, rows*length), Targets: make([]int, rows*length),
+		Mask: make([]float32, rows*length)}
+	if pairs {
+		b.N = rows / 2
+	}
+	for i := range b.Inputs {
+		b.Inputs[i], b.Targets[i] = rng.IntN(vocab), rng.IntN(vocab)
+		// a prompt of 32 tokens, then the response, as in a typical preference row
+		if i%length >= 32 {
+			b.Mask[i] = 1
+		}
+	}
+	return b
+}
+
+func benchStep(b *testing.B, cfg Config, dpo bool) {
+	peak := sgemmPeak()
+	p := Init(cfg, tensor.Float32, 1)
+	batch := benchBatch(benchRows, benchLen, cfg.VocabSize, dpo)
+	var ref []float64
+	step := func() {
+		var err error
+		if dpo {
+			_, err = p.DPOStep(batch, ref, loss.DPOConfig{Beta: 0.1}, 0)
+		} else {
+			_, _, err = p.SFTStep(batch)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.ZeroGrads()
+	}
+	if dpo {
+		var err error
+		if ref, _, err = p.LogProbs(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step() // builds and compiles the graph outside the timing
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		step()
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	tokens := float64(benchRows * benchLen)
+	gflops := stepFLOPs(cfg, benchRows, benchLen) / sec / 1e9
+	b.ReportMetric(tokens/sec, "tokens/s")
+	b.ReportMetric(gflops, "GFLOP/s")
+	b.ReportMetric(100*gflops/peak, "%peak")
+	b.ReportMetric(sec*1e3, "ms/step")
+}
+
+func BenchmarkStepA_SFT(b *testing.B) { benchStep(b, benchA, false) }
+func BenchmarkStepA_DPO(b *testing.B) { benchStep(b, benchA, true) }
+func BenchmarkStepB_SFT(b *testing.B) { benchStep(b, benchB, false) }
+func BenchmarkStepB_DPO(b *testing.B) { benchStep(b, benchB, true) }
+
+// BenchmarkLogProbsA is the forward-only pass that computes DPO's reference log-probs.
+func BenchmarkLogProbsA(b *testing.B) {
+	p := Init(benchA, tensor.Float32, 1)
+	batch := benchBatch(benchRows, benchLen, benchA.VocabSize, false)
+	if _, _, err := p.LogProbs(batch); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := p.LogProbs(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(benchRows*benchLen)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
