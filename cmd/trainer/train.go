@@ -116,10 +116,14 @@ func readRunConfig(path string) (contract.RunConfig, error) {
 	return rc, nil
 }
 
-// failRun reports err on stderr and in the termination message and returns its exit code.
+// progress goes to stderr: a bar on a terminal, JSON lines for a pod's log.
+var progress = train.NewProgress(os.Stderr)
+
+// failRun reports err on stderr (as progress does) and in the termination message and returns its exit code.
 func failRun(err error, terminationLog string) int {
-	fmt.Fprintf(os.Stderr, "preftune-trainer: %v\n", err)
-	writeTermination(terminationLog, contract.TerminationMessage{Error: train.ErrorMessage(err)})
+	e := train.ErrorMessage(err)
+	progress.Event("failed", map[string]any{"reason": e.Reason, "message": e.Message})
+	writeTermination(terminationLog, contract.TerminationMessage{Error: e})
 	return train.ExitCode(err)
 }
 
@@ -142,7 +146,7 @@ func runTraining(rc contract.RunConfig, terminationLog string) int {
 		stop()
 	}()
 	defer stop()
-	res, err := train.Run(ctx, cfg, train.Options{Progress: train.NewProgress(os.Stderr)})
+	res, err := train.Run(ctx, cfg, train.Options{Progress: progress})
 	if err != nil {
 		return failRun(err, terminationLog)
 	}

@@ -65,10 +65,6 @@ func (r *runner) loop(ctx context.Context) error {
 			}
 		}
 	}
-	// A run that resumes from its final checkpoint (it died before reporting) still reports its evaluation.
-	if r.lastEval == nil && len(r.eval) > 0 {
-		return r.evaluate()
-	}
 	return nil
 }
 

@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 		return nil, failed(ReasonTrainingFailed, "metrics.jsonl: %v", err)
 	}
 	defer r.metrics.Close()
+	r.lastTrain, r.lastEval = r.metrics.lastTrain, r.metrics.lastEval
 	if err := r.loop(ctx); err != nil {
 		return nil, err
 	}
