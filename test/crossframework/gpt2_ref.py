@@ -14,7 +14,10 @@ MODEL_DIR holds model.safetensors and config.json as the Go checkpoint package w
         "ref_chosen": [float, ...], "ref_rejected": [float, ...], # reference summed log-probs per pair
         "beta": float, "loss_type": "sigmoid|ipo|hinge|robust",
         "label_smoothing": float, "rpo_alpha": float,
-        "grads": bool}, ...]}             # optional: also return d(this loss)/d parameter
+        "grads": bool}, ...],             # optional: also return d(this loss)/d parameter
+     "generate": [{"prompt": [int, ...], "max_new": int, "stop": int,   # optional: decoding runs
+                   "temperature": float,    # 0: greedy; otherwise sample softmax(logits / temperature)
+                   "uniforms": [float]}]}   # sampling: step i takes the first token whose CDF exceeds uniforms[i]
 
 and the program prints one JSON object on stdout:
 
@@ -24,7 +27,10 @@ and the program prints one JSON object on stdout:
      "seq_logp": [B], "seq_tokens": [B], "sft_loss", "sft_grads": {name: [floats, row-major]},
      "dpo": [{"loss": preference loss + rpo_alpha * nll, "preference_loss", "nll": chosen rows' token-mean NLL,
               "losses": [per pair], "chosen_rewards", "rejected_rewards", "accuracy", "margin",
-              "grads": {name: [floats]}}, ...]}
+              "grads": {name: [floats]}}, ...],
+     "generate": [{"tokens": [new ids, ending before stop],
+                   "margins": [per step: greedy, top-1 minus top-2 logit; sampling, distance of the uniform
+                               to the nearest CDF boundary]}]}
 
 Errors (a bad file, a malformed batch) go to stderr naming the file, the field and the row, with exit status 2.
 """
@@ -230,7 +236,38 @@ def read_batch(path, cfg):
     if not isinstance(dpo, list):
         raise InputError(f"{path}: field 'dpo' must be a list of DPO settings")
     out["dpo"] = [read_dpo(f"{path}: field 'dpo' entry {i}", d, B) for i, d in enumerate(dpo)]
+    gen = batch.get("generate", [])
+    if not isinstance(gen, list):
+        raise InputError(f"{path}: field 'generate' must be a list of decoding runs")
+    out["generate"] = [read_generate(f"{path}: field 'generate' entry {i}", g, cfg) for i, g in enumerate(gen)]
     return out
+
+
+def read_generate(where, g, cfg):
+    if not isinstance(g, dict):
+        raise InputError(f"{where} must be an object")
+    prompt = g.get("prompt")
+    if not isinstance(prompt, list) or not prompt:
+        raise InputError(f"{where}: field 'prompt' must be a non-empty list of token ids")
+    for i, v in enumerate(prompt):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < cfg.vocab:
+            raise InputError(f"{where}: field 'prompt' entry {i}: {v!r} is not a token id in [0, {cfg.vocab})")
+    for key in ("max_new", "stop"):
+        v = g.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise InputError(f"{where}: field {key!r} must be an integer >= 0, got {v!r}")
+    temp = g.get("temperature", 0.0)
+    if not isinstance(temp, (int, float)) or isinstance(temp, bool) or not math.isfinite(temp) or temp < 0:
+        raise InputError(f"{where}: field 'temperature' must be a finite number >= 0, got {temp!r}")
+    uniforms = g.get("uniforms", [])
+    if temp > 0:
+        if not isinstance(uniforms, list) or len(uniforms) < g["max_new"]:
+            raise InputError(f"{where}: field 'uniforms' must hold max_new ({g['max_new']}) numbers to sample with")
+        for i, u in enumerate(uniforms):
+            if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 <= u < 1:
+                raise InputError(f"{where}: field 'uniforms' entry {i}: {u!r} is not a number in [0, 1)")
+    return {"prompt": prompt, "max_new": g["max_new"], "stop": g["stop"], "temperature": float(temp),
+            "uniforms": uniforms}
 
 
 def read_dpo(where, d, B):
@@ -311,6 +348,31 @@ def dpo_loss(d, seq_logp, tok_logp, mask):
     }
 
 
+@torch.no_grad()
+def generate(cfg, P, g):
+    """Greedy decoding or inverse-CDF sampling with the given uniforms; once the sequence outgrows the context
+    the model sees its last n_positions tokens."""
+    seq, new, margins = list(g["prompt"]), [], []
+    while len(new) < g["max_new"]:
+        window = seq[-cfg.positions:]
+        logits = forward(cfg, P, torch.tensor([window]))[0, -1].to(torch.float64)
+        if g["temperature"] == 0:
+            top = torch.topk(logits, 2)
+            margins.append((top.values[0] - top.values[1]).item())
+            nxt = int(top.indices[0])
+        else:
+            cdf = torch.cumsum(torch.softmax(logits / g["temperature"], dim=-1), dim=0)
+            u = g["uniforms"][len(new)]
+            nxt = min(int(torch.searchsorted(cdf, torch.tensor([u], dtype=cdf.dtype), right=True)), cfg.vocab - 1)
+            lo = cdf[nxt - 1].item() if nxt > 0 else 0.0
+            margins.append(min(u - lo, cdf[nxt].item() - u))
+        if nxt == g["stop"]:
+            break
+        new.append(nxt)
+        seq.append(nxt)
+    return {"tokens": new, "margins": margins}
+
+
 def grads_of(loss, P):
     grads = torch.autograd.grad(loss, list(P.values()), retain_graph=True)
     return {n: g.to(torch.float64).reshape(-1).tolist() for n, g in zip(P, grads)}
@@ -352,6 +414,7 @@ def run(model_dir, batch_path, dtype):
         if d["grads"]:
             res["grads"] = grads_of(loss, P)
         out["dpo"].append(res)
+    out["generate"] = [generate(cfg, P, g) for g in b["generate"]]
     return out
 
 

@@ -11,8 +11,11 @@ import (
 	"testing"
 )
 
-// installScript is relative to this package's directory, where go test runs.
-const installScript = "../../hack/install-torch.sh"
+// Paths relative to this package's directory, where go test runs.
+const (
+	installScript = "../../hack/install-torch.sh"
+	refScript     = "gpt2_ref.py"
+)
 
 var (
 	torchOnce   sync.Once
@@ -55,6 +58,15 @@ type refBatch struct {
 	Mask     [][]int    `json:"mask"`
 	SFTGrads bool       `json:"sft_grads"`
 	DPO      []refDPOIn `json:"dpo,omitempty"`
+	Generate []refGenIn `json:"generate,omitempty"`
+}
+
+type refGenIn struct {
+	Prompt      []int     `json:"prompt"`
+	MaxNew      int       `json:"max_new"`
+	Stop        int       `json:"stop"`
+	Temperature float64   `json:"temperature"`
+	Uniforms    []float64 `json:"uniforms,omitempty"`
 }
 
 type refDPOIn struct {
@@ -79,6 +91,10 @@ type refOutput struct {
 	SFTLoss   float64              `json:"sft_loss"`
 	SFTGrads  map[string][]float64 `json:"sft_grads"`
 	DPO       []refDPOOut          `json:"dpo"`
+	Generate  []struct {
+		Tokens  []int     `json:"tokens"`
+		Margins []float64 `json:"margins"`
+	} `json:"generate"`
 }
 
 type refDPOOut struct {
@@ -104,8 +120,12 @@ func runReference(t *testing.T, py, modelDir string, b refBatch) refOutput {
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Reading the script here makes go test's cache key include it: a changed reference reruns the test.
+	if _, err := os.ReadFile(refScript); err != nil {
+		t.Fatal(err)
+	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(py, "gpt2_ref.py", "--dtype", "float64", modelDir, path)
+	cmd := exec.Command(py, refScript, "--dtype", "float64", modelDir, path)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
