@@ -222,10 +222,8 @@ func (r *runner) finish() (*contract.Result, error) {
 			delete(res.Metrics, k) // not JSON; metrics.jsonl keeps them as null
 		}
 	}
-	if c, ok := r.lastEval["eval_rewards/chosen"]; ok && c < 0 {
-		r.warnings = append(r.warnings, fmt.Sprintf("likelihood displacement: mean eval rewards/chosen is %.4g < 0, "+
-			"the policy made the chosen responses less likely than the reference does (try a smaller learning rate, "+
-			"a larger beta, or rpoAlpha > 0)", c))
+	if w := displacementWarning(r.lastEval); w != "" {
+		r.warnings = append(r.warnings, w)
 	}
 	res.Warnings = r.warnings
 	if res.Checkpoints, err = listCheckpoints(r.cfg.OutputDir); err != nil {
@@ -233,4 +231,15 @@ func (r *runner) finish() (*contract.Result, error) {
 	}
 	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest})
 	return res, nil
+}
+
+// displacementWarning warns when the final mean eval chosen reward is negative: the policy likes the chosen
+// responses less than the reference did, though it prefers them to the rejected ones (likelihood displacement).
+func displacementWarning(eval Metrics) string {
+	c, ok := eval["eval_rewards/chosen"]
+	if !ok || c >= 0 {
+		return ""
+	}
+	return fmt.Sprintf("likelihood displacement: mean eval rewards/chosen is %.4g < 0, the policy made the chosen "+
+		"responses less likely than the reference does (try a smaller learning rate, a larger beta, or rpoAlpha > 0)", c)
 }
