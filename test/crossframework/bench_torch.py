@@ -5,22 +5,47 @@ architecture in trainer/DESIGN.md, printing one JSON line per measurement.
 Configs: A (d_model 128, 4 layers, 4 heads) and B (256, 6 layers, 8 heads); batch 16 rows, context 128,
 vocabulary 259. SFT trains on the 16 rows; DPO trains on the same number of tokens, 8 pairs (chosen + rejected =
 16 rows), with the reference log-probs precomputed, as the Go benchmark does. tokens/s counts every position of
-every row processed (padding included, there is none here). Also prints torch's sgemm GFLOP/s (2048^3), so a
-step's share of this machine's matrix-product peak can be compared with Go's.
+every row processed (padding included, there is none here) over the median step time. Also prints torch's
+sgemm GFLOP/s (2048^3), so a step's share of this machine's matrix-product peak can be compared with Go's, and
+the 1-minute load average, since figures from a busy machine mean little.
 
 Usage: bench_torch.py [--seconds S] [--configs A,B] [--kinds sft,dpo] [--threads N]
 """
 
+import argparse
+import json
+import math
 import os
+import sys
+import time
 
-# OpenMP reads these when torch loads: a spinning wait policy steals the second core on a 2-core machine.
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="time to measure each config and kind")
+    ap.add_argument("--configs", default="A,B")
+    ap.add_argument("--kinds", default="sft,dpo")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    args.configs, args.kinds = args.configs.split(","), args.kinds.split(",")
+    for c in args.configs:
+        if c not in ("A", "B"):
+            ap.error(f"--configs: {c!r} is not A or B")
+    for k in args.kinds:
+        if k not in ("sft", "dpo"):
+            ap.error(f"--kinds: {k!r} is not sft or dpo")
+    if args.threads < 1:
+        ap.error(f"--threads: {args.threads} is not >= 1")
+    return args
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+
+# OpenMP and OpenBLAS read these when torch loads: a spinning wait policy steals the second core on a 2-core
+# machine, and Debian's torch calls the system OpenBLAS, whose own thread pool would otherwise size itself to
+# the machine rather than to --threads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads if ARGS else 2))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -124,44 +149,35 @@ def bench(name, kind, seconds, threads):
         return loss.item()
 
     step()  # warm-up: allocator, thread pool
-    steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
         loss = step()
-        steps += 1
-    elapsed = time.perf_counter() - start
+        times.append(time.perf_counter() - t0)
+    # The median step resists the other work of a shared machine better than the mean.
+    times.sort()
+    median = times[len(times) // 2]
     tokens = BATCH * CONTEXT
     return {"framework": "pytorch", "torch": torch.__version__, "threads": threads, "config": name,
             "d_model": d, "layers": layers, "heads": heads, "batch_rows": BATCH, "context": CONTEXT,
-            "vocab": VOCAB, "kind": kind, "steps": steps, "ms_per_step": 1e3 * elapsed / steps,
-            "tokens_per_s": tokens * steps / elapsed,
-            "gflops": step_flops(cfg, tokens) * steps / elapsed / 1e9, "last_loss": loss}
+            "vocab": VOCAB, "kind": kind, "steps": len(times), "ms_per_step_median": 1e3 * median,
+            "ms_per_step_min": 1e3 * times[0], "tokens_per_s": tokens / median,
+            "gflops": step_flops(cfg, tokens) / median / 1e9, "last_loss": loss,
+            "loadavg_1m": os.getloadavg()[0]}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=10.0, help="time to measure each config and kind")
-    ap.add_argument("--configs", default="A,B")
-    ap.add_argument("--kinds", default="sft,dpo")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+def main(args):
     torch.set_num_threads(args.threads)
-    configs = args.configs.split(",")
-    kinds = args.kinds.split(",")
-    for c in configs:
-        if c not in CONFIGS:
-            ap.error(f"--configs: {c!r} is not one of {sorted(CONFIGS)}")
-    for k in kinds:
-        if k not in ("sft", "dpo"):
-            ap.error(f"--kinds: {k!r} is not sft or dpo")
     peak = sgemm_gflops()
     print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "threads": args.threads,
-                      "sgemm_n": 2048, "sgemm_gflops": peak}), flush=True)
-    for c in configs:
-        for k in kinds:
+                      "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"], "sgemm_n": 2048,
+                      "sgemm_gflops": peak, "loadavg_1m": os.getloadavg()[0]}), flush=True)
+    for c in args.configs:
+        for k in args.kinds:
             r = bench(c, k, args.seconds, args.threads)
             r["share_of_sgemm_peak"] = r["gflops"] / peak
             print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)
