@@ -24,14 +24,16 @@ var tolerances = map[tensor.Dtype]struct{ value, grad, tie float64 }{
 }
 
 // dpoCases cover every loss type through the whole model; the rewards and gradients change with each.
-var dpoCases = []struct {
-	cfg loss.DPOConfig
-	rpo float64
-}{
+var dpoCases = []dpoCase{
 	{loss.DPOConfig{Beta: 0.1, LossType: loss.LossSigmoid, LabelSmoothing: 0.1}, 0.5},
 	{loss.DPOConfig{Beta: 0.5, LossType: loss.LossIPO}, 0},
 	{loss.DPOConfig{Beta: 0.2, LossType: loss.LossHinge}, 0},
 	{loss.DPOConfig{Beta: 0.1, LossType: loss.LossRobust, LabelSmoothing: 0.2}, 0},
+}
+
+type dpoCase struct {
+	cfg loss.DPOConfig
+	rpo float64
 }
 
 // refOffsets make the reference log-probs differ from the policy's by a few nats, so that every DPO loss sits
@@ -84,7 +86,7 @@ func TestMatchesPyTorch(t *testing.T) {
 			checkSequences(c, p, b, ref)
 			checkSFT(c, p, b, ref)
 			for i, dc := range dpoCases {
-				checkDPO(c, p, b, refLogps, dc.cfg, dc.rpo, ref.DPO[i])
+				checkDPO(c, p, b, refLogps, dc, ref.DPO[i])
 			}
 			for i, g := range genRuns {
 				checkGenerate(c, p, g, ref.Generate[i].Tokens, ref.Generate[i].Margins)
@@ -158,7 +160,8 @@ func checkSFT(c *checker, p *model.Params, b data.Batch, ref refOutput) {
 	c.grads("SFT", p, ref.SFTGrads)
 }
 
-func checkDPO(c *checker, p *model.Params, b data.Batch, refLogps []float64, cfg loss.DPOConfig, rpo float64, ref refDPOOut) {
+func checkDPO(c *checker, p *model.Params, b data.Batch, refLogps []float64, dc dpoCase, ref refDPOOut) {
+	cfg, rpo := dc.cfg, dc.rpo
 	name := fmt.Sprintf("DPO %s β=%v ε=%v rpo=%v", cfg.LossType, cfg.Beta, cfg.LabelSmoothing, rpo)
 	p.ZeroGrads()
 	out, err := p.DPOStep(b, refLogps, cfg, rpo)
