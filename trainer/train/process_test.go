@@ -263,3 +263,65 @@ func TestProcessBadDatasetIsInvalidInput(t *testing.T) {
 		t.Errorf("termination message %+v: want reason %s naming the unknown field", msg.Error, ReasonInvalidConfig)
 	}
 }
+
+// TestProcessDPOFromConfigAndGenerate drives the CLI as the operator and a user do: sft with flags, dpo with a
+// --config document naming the SFT model as its reference, then generate from the result.
+func TestProcessDPOFromConfigAndGenerate(t *testing.T) {
+	dir := t.TempDir()
+	dataPath := writeDemo(t, dir, 100, 6)
+	sftOut := filepath.Join(dir, "sft")
+	if out, err := exec.Command(trainerBinary(t), sftArgs(dataPath, sftOut, 4)...).CombinedOutput(); err != nil {
+		t.Fatalf("sft: %v\n%s", err, out)
+	}
+	rc := tinyDPO("file://"+dataPath, "file://"+filepath.Join(sftOut, "model"), "file://"+filepath.Join(dir, "dpo"), 3)
+	rc.DPO.LossType = "ipo"
+	raw, _ := json.Marshal(rc)
+	cfgPath := filepath.Join(dir, "run.json")
+	os.WriteFile(cfgPath, raw, 0o644)
+	dpoOut := filepath.Join(dir, "dpo")
+	if out, err := exec.Command(trainerBinary(t), "dpo", "--config", cfgPath, "--termination-log", dpoOut+".termination").CombinedOutput(); err != nil {
+		t.Fatalf("dpo --config: %v\n%s", err, out)
+	}
+	res := termination(t, dpoOut).Result
+	if res == nil || res.Step != 3 || res.Metrics["eval_rewards/accuracies"] < 0 || res.ModelURI != "file://"+filepath.Join(dpoOut, "model") {
+		t.Fatalf("dpo result %+v", res)
+	}
+	// ipo's first loss is (0 - 1/(2β))² with β = 0.1: 25.
+	if first := readMetrics(t, dpoOut)[0]["loss"]; first < 24.999 || first > 25.001 {
+		t.Errorf("first ipo loss %v, want 25", first)
+	}
+
+	// generate: one prompt, greedy, as Complete gives it in process.
+	modelDir := filepath.Join(dpoOut, "model")
+	p, tok, _, err := LoadModelDir(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Complete(p, tok, "12+7=", 5, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(trainerBinary(t), "generate", "--model", modelDir, "--prompt", "12+7=", "--max-new", "5").Output()
+	if err != nil || string(got) != want+"\n" {
+		t.Errorf("generate --prompt: %q (%v), want %q", got, err, want+"\n")
+	}
+
+	// --prompts-file: JSON lines in and out; a line without a prompt fails with its number.
+	prompts := filepath.Join(dir, "prompts.jsonl")
+	os.WriteFile(prompts, []byte(`{"prompt": "12+7="}`+"\n\n"+`{"prompt": "3+4="}`+"\n"), 0o644)
+	got, err = exec.Command(trainerBinary(t), "generate", "--model", modelDir, "--prompts-file", prompts, "--max-new", "5").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	var first struct{ Prompt, Completion string }
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Prompt != "12+7=" || first.Completion != want {
+		t.Errorf("generate --prompts-file: %q", got)
+	}
+	os.WriteFile(prompts, []byte(`{"prompt": "1+1="}`+"\n"+`{"text": "x"}`+"\n"), 0o644)
+	cmd := exec.Command(trainerBinary(t), "generate", "--model", modelDir, "--prompts-file", prompts)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != contract.ExitInvalidInput || !strings.Contains(string(out), "line 2") {
+		t.Errorf("bad prompts file: exit %d, %q", cmd.ProcessState.ExitCode(), out)
+	}
+}

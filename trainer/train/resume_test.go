@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -114,5 +115,22 @@ func TestDPOFirstStepIsLn2AndResumesBitExact(t *testing.T) {
 	checkSameRun(t, "DPO stopped and resumed", a, b, filepath.Join(dir, "a"), filepath.Join(dir, "b"))
 	if a.Metrics["eval_rewards/accuracies"] != b.Metrics["eval_rewards/accuracies"] {
 		t.Errorf("eval reward accuracy %v vs %v", a.Metrics["eval_rewards/accuracies"], b.Metrics["eval_rewards/accuracies"])
+	}
+}
+
+// TestSFTFromModelDir continues SFT from a finished run's model directory and from one of its checkpoints.
+func TestSFTFromModelDir(t *testing.T) {
+	dir := t.TempDir()
+	dataPath := writeDemo(t, dir, 200, 8)
+	base := mustRun(t, tinySFT(dataPath, filepath.Join(dir, "base"), 10))
+	fresh := trainLosses(t, filepath.Join(dir, "base"))[0]
+	for i, from := range []string{base.ModelURI, base.Checkpoints[len(base.Checkpoints)-1].URI} {
+		rc := tinySFT(dataPath, filepath.Join(dir, fmt.Sprint("more", i)), 2)
+		rc.Model = contract.ModelConfig{From: from}
+		mustRun(t, rc)
+		// The continued run starts where the base ended, far below a new model's first loss.
+		if first := trainLosses(t, rc.Output.URI)[0]; !(first < fresh-0.5) || math.Abs(first-base.Metrics["loss"]) > 0.5 {
+			t.Errorf("from %s: first loss %v; a new model starts at %v, the base ended at %v", from, first, fresh, base.Metrics["loss"])
+		}
 	}
 }
