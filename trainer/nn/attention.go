@@ -98,6 +98,10 @@ func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {
 
 // causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i.
 func causalSoftmaxRow[T float](row []T, i int) {
+	if r, ok := any(row).([]float32); ok {
+		causalSoftmaxRow32(r, i)
+		return
+	}
 	m := row[0]
 	for _, s := range row[1 : i+1] {
 		m = max(m, s)
@@ -215,4 +219,23 @@ func attentionBackward[T float](qkv, g, dqkv, probs []T, scr [][]T, b, t, h, d i
 		gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, dq, ld)
 		gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, dk, ld)
 	})
+}
+
+// causalSoftmaxRow32 is causalSoftmaxRow on exp32, for training.
+func causalSoftmaxRow32(row []float32, i int) {
+	m := row[0]
+	for _, s := range row[1 : i+1] {
+		m = max(m, s)
+	}
+	var sum float32
+	for j := 0; j <= i; j++ {
+		e := exp32(row[j] - m)
+		row[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := 0; j <= i; j++ {
+		row[j] *= inv
+	}
+	clear(row[i+1:])
 }

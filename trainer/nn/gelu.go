@@ -40,7 +40,7 @@ func (op *geluOp) Do(inputs ...G.Value) (G.Value, error) {
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		geluForward(f32s(x), f32s(y))
+		geluForward32(f32s(x), f32s(y))
 	case tensor.Float64:
 		geluForward(f64s(x), f64s(y))
 	}
@@ -97,7 +97,7 @@ func (op *geluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	dx := op.out.get(x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		geluBackward(f32s(x), f32s(g), f32s(dx))
+		geluBackward32(f32s(x), f32s(g), f32s(dx))
 	case tensor.Float64:
 		geluBackward(f64s(x), f64s(g), f64s(dx))
 	}
@@ -111,6 +111,31 @@ func geluBackward[T float](x, g, dx []T) {
 			t := math.Tanh(geluC * (f + geluA*f*f*f))
 			d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluC*(1+3*geluA*f*f)
 			dx[i] = T(float64(g[i]) * d)
+		}
+	})
+}
+
+// geluForward32 and geluBackward32 are the float32 (training) versions. They use 0.5·(1 + tanh u) = σ(2u), so
+// that one exp32 per element does: gelu = x·σ(2u), gelu' = σ(2u) + 2x·σ(2u)(1−σ(2u))·u'.
+func geluForward32(x, y []float32) {
+	const c, a = float32(0.7978845608028654), float32(geluA)
+	forRange(len(x), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f := x[i]
+			y[i] = f / (1 + exp32(-2*c*(f+a*f*f*f)))
+		}
+	})
+}
+
+func geluBackward32(x, g, dx []float32) {
+	const c, a = float32(0.7978845608028654), float32(geluA)
+	forRange(len(x), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f := x[i]
+			e := exp32(-2 * c * (f + a*f*f*f))
+			s := 1 / (1 + e)
+			// 1−σ as e·σ keeps its relative precision where σ is close to 1.
+			dx[i] = g[i] * (s + 2*f*s*(e*s)*c*(1+3*a*f*f))
 		}
 	})
 }
