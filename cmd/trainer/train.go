@@ -32,7 +32,8 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	f.rc = contract.RunConfig{APIVersion: contract.APIVersion, Kind: kind}
 	fs, rc := f.fs, &f.rc
 	fs.StringVar(&f.config, "config", "", "run configuration (contract.RunConfig JSON); excludes the other run flags")
-	fs.StringVar(&f.terminationLog, "termination-log", "", "write the termination message here (the operator sets "+contract.TerminationMessagePath+")")
+	fs.StringVar(&f.terminationLog, "termination-log", "", "write the termination message here (with --config: "+
+		contract.TerminationMessagePath+" when it exists, as in a pod)")
 	fs.StringVar(&rc.Dataset.URI, "data", "", "dataset file (path or file:// URI)")
 	fs.StringVar(&rc.Dataset.Format, "format", "auto", "dataset format")
 	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", 0.1, "share of prompts held out for evaluation")
@@ -80,6 +81,12 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 	})
 	if len(mixed) > 0 {
 		return f.rc, fmt.Errorf("--config excludes %v", mixed)
+	}
+	if f.terminationLog == "" {
+		// The kubelet creates the file of the container's terminationMessagePath before the process starts.
+		if _, err := os.Stat(contract.TerminationMessagePath); err == nil {
+			f.terminationLog = contract.TerminationMessagePath
+		}
 	}
 	return f.rc, nil
 }

@@ -262,6 +262,13 @@ func TestProcessBadDatasetIsInvalidInput(t *testing.T) {
 	if msg := termination(t, out); msg.Error == nil || msg.Error.Reason != ReasonInvalidConfig || !strings.Contains(msg.Error.Message, "trainin") {
 		t.Errorf("termination message %+v: want reason %s naming the unknown field", msg.Error, ReasonInvalidConfig)
 	}
+
+	// --config and run flags together is a usage error: two sources of truth.
+	cmd = exec.Command(trainerBinary(t), "sft", "--config", cfgPath, "--steps", "3")
+	stderr, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != contract.ExitUsage || !strings.Contains(string(stderr), "--steps") {
+		t.Errorf("--config with --steps: exit %d, %q", cmd.ProcessState.ExitCode(), stderr)
+	}
 }
 
 // TestProcessDPOFromConfigAndGenerate drives the CLI as the operator and a user do: sft with flags, dpo with a
