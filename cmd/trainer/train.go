@@ -123,18 +123,18 @@ func readRunConfig(path string) (contract.RunConfig, error) {
 	return rc, nil
 }
 
-// progress goes to stderr: a bar on a terminal, JSON lines for a pod's log.
-var progress = train.NewProgress(os.Stderr)
+// runProgress goes to stderr: a bar on a terminal, JSON lines for a pod's log.
+var runProgress = train.NewProgress(os.Stderr)
 
 // failRun reports err on stderr (as progress does) and in the termination message and returns its exit code.
 func failRun(err error, terminationLog string) int {
 	e := train.ErrorMessage(err)
-	progress.Event("failed", map[string]any{"reason": e.Reason, "message": e.Message})
-	writeTermination(terminationLog, contract.TerminationMessage{Error: e})
+	runProgress.Event("failed", map[string]any{"reason": e.Reason, "message": e.Message})
+	writeRunTermination(terminationLog, contract.TerminationMessage{Error: e})
 	return train.ExitCode(err)
 }
 
-func writeTermination(path string, msg contract.TerminationMessage) {
+func writeRunTermination(path string, msg contract.TerminationMessage) {
 	if err := train.WriteTermination(path, msg); err != nil {
 		fmt.Fprintf(os.Stderr, "preftune-trainer: writing the termination message: %v\n", err)
 	}
@@ -153,11 +153,11 @@ func runTraining(rc contract.RunConfig, terminationLog string) int {
 		stop()
 	}()
 	defer stop()
-	res, err := train.Run(ctx, cfg, train.Options{Progress: progress})
+	res, err := train.Run(ctx, cfg, train.Options{Progress: runProgress})
 	if err != nil {
 		return failRun(err, terminationLog)
 	}
-	writeTermination(terminationLog, contract.TerminationMessage{Result: res})
+	writeRunTermination(terminationLog, contract.TerminationMessage{Result: res})
 	return contract.ExitOK
 }
 

@@ -41,7 +41,11 @@ func (NoProgress) Event(string, map[string]any) {}
 type jsonProgress struct{ w io.Writer }
 
 func (p *jsonProgress) Step(step, total int, m Metrics) {
-	obj := map[string]any{"event": "step", "total_steps": total, "time": time.Now().UTC().Format(time.RFC3339)}
+	event := "step"
+	if _, eval := m["eval_loss"]; eval {
+		event = "eval"
+	}
+	obj := map[string]any{"event": event, "total_steps": total, "time": time.Now().UTC().Format(time.RFC3339)}
 	for k, v := range m {
 		if !math.IsNaN(v) && !math.IsInf(v, 0) {
 			obj[k] = v

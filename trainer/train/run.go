@@ -45,7 +45,6 @@ type runner struct {
 	metrics     *metricsLog
 	lastTrain   Metrics
 	lastEval    Metrics
-	trainPairs  int
 	warnings    []string
 	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
 	dataDigest  string
@@ -94,13 +93,16 @@ func (r *runner) setup() error {
 	ctxLen := r.policy.ContextLength
 	trainEx := data.EncodeRows(r.tok, rows, ctxLen, preference)
 	evalEx := data.EncodeRows(r.tok, eval, ctxLen, preference)
-	r.trainPairs = len(trainEx)
 
 	t := cfg.Training
 	if r.loader, err = data.NewLoader(r.tok, trainEx, cfg.Kind, t.BatchSize, ctxLen, uint64(t.Seed)); err != nil {
 		return invalid(ReasonInvalidDataset, "%v", err)
 	}
 	r.eval = data.EvalBatches(r.tok, evalEx, cfg.Kind, t.BatchSize, ctxLen)
+	if len(r.eval) == 0 && t.EvalEvery > 0 {
+		r.warnings = append(r.warnings, fmt.Sprintf("training.evalEvery is %d but the eval split is empty "+
+			"(dataset.evalFraction %g): nothing was evaluated", t.EvalEvery, cfg.Dataset.EvalFraction))
+	}
 	r.total = t.MaxSteps
 	if r.total == 0 {
 		perStep := t.GradientAccumulationSteps
@@ -113,9 +115,9 @@ func (r *runner) setup() error {
 	ac := optim.DefaultAdamW()
 	ac.WeightDecay = t.WeightDecay
 	var params []optim.Param
-	for i, name := range r.policy.Names {
-		v, g := r.policy.Float32s(name)
-		params = append(params, optim.Param{Name: name, Shape: r.policy.Shapes()[i].Shape, Data: v, Grad: g})
+	for _, s := range r.policy.Shapes() {
+		v, g := r.policy.Float32s(s.Name)
+		params = append(params, optim.Param{Name: s.Name, Shape: s.Shape, Data: v, Grad: g})
 	}
 	if r.opt, err = optim.NewAdamW(ac, params, nil); err != nil {
 		return failed(ReasonTrainingFailed, "%v", err)
