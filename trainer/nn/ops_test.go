@@ -159,12 +159,17 @@ func naiveAttention(qkv []float64, b, t, h, d int) []float64 {
 }
 
 func TestAttention(t *testing.T) {
-	rng := rand.New(rand.NewPCG(11, 12))
-	b, tl, h, d := 2, 5, 2, 6
-	qkv := randDense(rng, 1, b*tl, 3*d)
-	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return Attention(in[0], b, tl, h) }
-	checkForward(t, build, []*tensor.Dense{qkv}, naiveAttention(f64s(qkv), b, tl, h, d))
-	checkGradients(t, build, []*tensor.Dense{qkv}, []int{0}, gradTol)
+	defer func(v int) { attnBlock = v }(attnBlock)
+	// one block, several blocks with a short last one, one row per block
+	for _, block := range []int{32, 2, 1} {
+		attnBlock = block
+		rng := rand.New(rand.NewPCG(11, 12))
+		b, tl, h, d := 2, 5, 2, 6
+		qkv := randDense(rng, 1, b*tl, 3*d)
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return Attention(in[0], b, tl, h) }
+		checkForward(t, build, []*tensor.Dense{qkv}, naiveAttention(f64s(qkv), b, tl, h, d))
+		checkGradients(t, build, []*tensor.Dense{qkv}, []int{0}, gradTol)
+	}
 }
 
 func TestEmbed(t *testing.T) {
