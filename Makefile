@@ -1,0 +1,66 @@
+# Preftune: `make demo` runs the main job (SFT then DPO on the project's synthetic data, locally);
+# `make test` runs every test, building what it needs (envtest's binaries from source, PyTorch from Debian).
+SHELL := /usr/bin/env bash -o pipefail
+GO ?= go
+ENVTEST_DIR ?= $(CURDIR)/bin/envtest
+BIN ?= $(CURDIR)/bin
+GOTEST_FLAGS ?= -timeout 45m
+CONTROLLER_GEN = $(GO) tool controller-gen
+
+.PHONY: all
+all: build
+
+##@ Build
+.PHONY: build manager trainer trainer-openblas
+build: manager trainer ## Build the manager and the (pure Go) trainer into bin/.
+
+manager: ## Build the operator's manager.
+	$(GO) build -o $(BIN)/manager ./cmd/manager
+
+trainer: ## Build the trainer (pure Go, runs anywhere).
+	$(GO) build -o $(BIN)/preftune-trainer ./cmd/trainer
+
+trainer-openblas: ## Build the trainer with OpenBLAS (cgo; needs libopenblas-dev).
+	hack/install-openblas.sh
+	CGO_ENABLED=1 $(GO) build -tags openblas -o $(BIN)/preftune-trainer-openblas ./cmd/trainer
+
+##@ Generated files
+.PHONY: manifests generate verify
+manifests: ## Generate CRDs and RBAC from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+generate: ## Generate deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+verify: manifests generate ## Fail when generated files are stale or Go files are not gofmt'ed.
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt"; exit 1; }
+
+##@ Test
+.PHONY: test envtest torch vet
+envtest: ## Build envtest's kube-apiserver and etcd from source (cached in bin/envtest).
+	hack/envtest/build.sh
+
+torch: ## Install Debian's PyTorch for the cross-framework check.
+	hack/install-torch.sh
+
+vet:
+	$(GO) vet ./...
+
+test: envtest torch vet ## Run all tests: unit, trainer, envtest suite, cross-framework.
+	KUBEBUILDER_ASSETS=$(ENVTEST_DIR) $(GO) test $(GOTEST_FLAGS) ./...
+
+##@ Benchmarks
+.PHONY: bench
+bench: envtest ## Print benchmark figures (operator on envtest, trainer throughput).
+	hack/bench.sh
+
+##@ Demo
+.PHONY: demo
+demo: ## SFT then DPO on the synthetic dataset, with greedy completions side by side.
+	hack/demo.sh
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

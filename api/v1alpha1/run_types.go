@@ -1,0 +1,364 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Hyperparameters and metrics are decimal strings, not floats (Kubernetes API conventions): these patterns
+// validate them.
+const (
+	// DecimalPattern is a non-negative decimal number, optionally in exponent form ("0.1", "3e-4").
+	DecimalPattern = `^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+)
+
+// DatasetReference names a PreferenceDataset in the run's namespace.
+type DatasetReference struct {
+	// name of the PreferenceDataset, in the same namespace as the run.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// LRSchedule is the learning-rate schedule after warmup.
+// +kubebuilder:validation:Enum=cosine;linear;constant
+type LRSchedule string
+
+const (
+	LRScheduleCosine   LRSchedule = "cosine"
+	LRScheduleLinear   LRSchedule = "linear"
+	LRScheduleConstant LRSchedule = "constant"
+)
+
+// TrainingSpec holds the optimisation settings of a run.
+// +kubebuilder:validation:XValidation:rule="has(self.maxSteps) != has(self.epochs)",message="exactly one of maxSteps or epochs must be set"
+type TrainingSpec struct {
+	// maxSteps is the number of optimiser steps. Exactly one of maxSteps and epochs is set.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	MaxSteps *int32 `json:"maxSteps,omitempty"`
+
+	// epochs is the number of passes over the training split, as a decimal ("1", "2.5").
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 1000.0",message="epochs must be greater than 0 and at most 1000"
+	Epochs *string `json:"epochs,omitempty"`
+
+	// batchSize is the number of examples (SFT) or preference pairs (DPO) per micro-batch.
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// gradientAccumulationSteps is the number of micro-batches whose gradients make one optimiser step.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	GradientAccumulationSteps int32 `json:"gradientAccumulationSteps,omitempty"`
+
+	// learningRate is AdamW's peak learning rate, as a decimal ("3e-4").
+	// +kubebuilder:default="3e-4"
+	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 1.0",message="learningRate must be greater than 0 and at most 1"
+	// +optional
+	LearningRate string `json:"learningRate,omitempty"`
+
+	// lrSchedule is the decay after warmup: cosine (to 10% of the peak), linear (to 0) or constant.
+	// +kubebuilder:default=cosine
+	// +optional
+	LRSchedule LRSchedule `json:"lrSchedule,omitempty"`
+
+	// warmupSteps is the number of steps of linear warmup from 0 to learningRate.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000000
+	// +optional
+	WarmupSteps int32 `json:"warmupSteps,omitempty"`
+
+	// weightDecay is AdamW's decoupled weight decay, applied to weight matrices only.
+	// +kubebuilder:default="0"
+	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="double(self) <= 1.0",message="weightDecay must be at most 1"
+	// +optional
+	WeightDecay string `json:"weightDecay,omitempty"`
+
+	// gradClipNorm clips the global gradient norm; "0" disables clipping.
+	// +kubebuilder:default="1.0"
+	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	GradClipNorm string `json:"gradClipNorm,omitempty"`
+
+	// evalEvery is how many steps pass between evaluations on the eval split; 0 evaluates only at the end.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	EvalEvery int32 `json:"evalEvery,omitempty"`
+
+	// checkpointEvery is how many steps pass between checkpoints; a lost pod loses at most this many steps.
+	// 0 writes only the final checkpoint.
+	// +kubebuilder:default=200
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	CheckpointEvery int32 `json:"checkpointEvery,omitempty"`
+
+	// seed makes the run reproducible: initialisation, data order and sampling.
+	// +kubebuilder:default=42
+	// +optional
+	Seed int64 `json:"seed,omitempty"`
+}
+
+// ResourcesSpec says what the trainer's pod asks for.
+type ResourcesSpec struct {
+	// gpus is the number of GPUs for the trainer; 0 runs on CPU.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	GPUs int32 `json:"gpus,omitempty"`
+
+	// gpuResourceName is the extended resource that counts GPUs. Empty means the manager's default
+	// (--gpu-resource-name, nvidia.com/gpu unless changed).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$`
+	// +optional
+	GPUResourceName string `json:"gpuResourceName,omitempty"`
+
+	// cpu request and limit of the trainer container.
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+
+	// memory request and limit of the trainer container.
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
+}
+
+// SchedulingSpec places the trainer's pod.
+type SchedulingSpec struct {
+	// nodeSelector is copied to the trainer's pod.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations are added to the trainer's pod (a toleration for the GPU taint is added when gpus > 0).
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// affinity is copied to the trainer's pod.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// priorityClassName is copied to the trainer's pod.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// queueName is the Kueue LocalQueue that admits the run: it becomes the Job's kueue.x-k8s.io/queue-name label.
+	// With Kueue, create the run with suspend: true and let Kueue unsuspend its Job.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	QueueName string `json:"queueName,omitempty"`
+}
+
+// OutputSpec says where a run writes its outputs.
+type OutputSpec struct {
+	// uri is the base under which runs write (s3://, gs://, azblob://, file:// or pvc://<claim>/<path>). A run
+	// writes checkpoints/, model/ and metrics.jsonl under <uri>/<namespace>/<name>-<uid prefix>, so two runs never
+	// share a prefix; status.outputURI shows it. Empty means the manager's --default-output-uri.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|file|pvc)://.+$`
+	// +optional
+	URI string `json:"uri,omitempty"`
+}
+
+// TrainerSpec overrides the trainer's container.
+type TrainerSpec struct {
+	// image overrides the manager's --trainer-image for this run.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+}
+
+// RunSpec holds the fields that SFTRun and DPORun share.
+type RunSpec struct {
+	// datasetRef names the PreferenceDataset to train on. SFT trains on prompt -> chosen.
+	DatasetRef DatasetReference `json:"datasetRef"`
+
+	// training holds the optimisation settings.
+	Training TrainingSpec `json:"training"`
+
+	// resources says what the trainer's pod asks for.
+	// +kubebuilder:default={}
+	// +optional
+	Resources ResourcesSpec `json:"resources"`
+
+	// scheduling places the trainer's pod.
+	// +optional
+	Scheduling SchedulingSpec `json:"scheduling,omitempty"`
+
+	// output says where the run writes checkpoints, the model and metrics.
+	// +kubebuilder:default={}
+	// +optional
+	Output OutputSpec `json:"output"`
+
+	// trainer overrides the trainer's container.
+	// +optional
+	Trainer TrainerSpec `json:"trainer,omitempty"`
+
+	// maxRetries is how many times a failed trainer pod is retried (the Job's backoffLimit). Disruptions such as
+	// preemption or eviction do not count; invalid input is never retried.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxRetries int32 `json:"maxRetries,omitempty"`
+
+	// activeDeadlineSeconds bounds the run's wall time across all attempts; the run fails when it is exceeded.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// suspend stops the run's pod (progress since the last checkpoint is lost) or keeps it from starting; setting
+	// it back to false resumes from the newest checkpoint. Kueue sets it on the Job, not here.
+	// +kubebuilder:default=false
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RunPhase summarises a run's conditions for printer columns.
+// +kubebuilder:validation:Enum=Pending;Suspended;Running;Succeeded;Failed
+type RunPhase string
+
+const (
+	RunPhasePending   RunPhase = "Pending"
+	RunPhaseSuspended RunPhase = "Suspended"
+	RunPhaseRunning   RunPhase = "Running"
+	RunPhaseSucceeded RunPhase = "Succeeded"
+	RunPhaseFailed    RunPhase = "Failed"
+)
+
+// Condition types of runs.
+const (
+	ConditionDatasetReady   = "DatasetReady"
+	ConditionReferenceReady = "ReferenceReady"
+	ConditionRunning        = "Running"
+	ConditionSucceeded      = "Succeeded"
+	ConditionFailed         = "Failed"
+	ConditionSuspended      = "Suspended"
+	ConditionReady          = "Ready"
+)
+
+// Progress of a training run.
+type Progress struct {
+	// step is the last completed optimiser step.
+	Step int64 `json:"step"`
+	// totalSteps is the number of steps the run will take.
+	TotalSteps int64 `json:"totalSteps"`
+	// epoch is the fractional number of passes over the training split so far.
+	// +optional
+	Epoch string `json:"epoch,omitempty"`
+	// percent is step / totalSteps, 0 to 100.
+	Percent int32 `json:"percent"`
+	// etaSeconds is the estimated time to completion.
+	// +optional
+	ETASeconds *int64 `json:"etaSeconds,omitempty"`
+	// tokensPerSecond is the recent training throughput.
+	// +optional
+	TokensPerSecond string `json:"tokensPerSecond,omitempty"`
+	// lastUpdateTime is when progress was last reported.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+}
+
+// CheckpointStatus is one complete checkpoint.
+type CheckpointStatus struct {
+	// step the checkpoint was taken at.
+	Step int64 `json:"step"`
+	// uri of the checkpoint directory.
+	URI string `json:"uri"`
+	// time the checkpoint was completed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+}
+
+// PinnedDataset records the dataset a run trains on, pinned when the run starts.
+type PinnedDataset struct {
+	// name of the PreferenceDataset.
+	Name string `json:"name"`
+	// digest ("sha256:...") of the data; the trainer refuses data with another digest.
+	Digest string `json:"digest"`
+}
+
+// RunStatus holds the status fields that SFTRun and DPORun share.
+type RunStatus struct {
+	// conditions: DatasetReady, ReferenceReady (DPO), Running, Succeeded, Failed, Suspended.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase summarises the conditions for kubectl get.
+	// +optional
+	Phase RunPhase `json:"phase,omitempty"`
+
+	// observedGeneration is the generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// progress of training.
+	// +optional
+	Progress *Progress `json:"progress,omitempty"`
+
+	// checkpoints are the newest complete checkpoints.
+	// +optional
+	// +listType=atomic
+	Checkpoints []CheckpointStatus `json:"checkpoints,omitempty"`
+
+	// modelURI is the final model's directory, set when the run succeeded.
+	// +optional
+	ModelURI string `json:"modelURI,omitempty"`
+
+	// modelDigest is the sha256 of the final model's weights.
+	// +optional
+	ModelDigest string `json:"modelDigest,omitempty"`
+
+	// outputURI is the prefix the run writes under.
+	// +optional
+	OutputURI string `json:"outputURI,omitempty"`
+
+	// dataset is the dataset pinned when the run started.
+	// +optional
+	Dataset *PinnedDataset `json:"dataset,omitempty"`
+
+	// jobName is the batch Job that runs the trainer.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// attempts counts the trainer pods started so far.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// resumedFromStep is the checkpoint step the last attempt resumed from.
+	// +optional
+	ResumedFromStep int64 `json:"resumedFromStep,omitempty"`
+
+	// warnings the trainer raised, such as likelihood displacement in DPO.
+	// +optional
+	// +listType=atomic
+	Warnings []string `json:"warnings,omitempty"`
+
+	// startTime is when the run's Job was created.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the run succeeded or failed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}

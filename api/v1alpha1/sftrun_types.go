@@ -1,0 +1,138 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Tokenizer names a tokenizer the trainer knows.
+// +kubebuilder:validation:Enum=byte
+type Tokenizer string
+
+// TokenizerByte is the byte-level tokenizer (256 bytes plus BOS, EOS and PAD).
+const TokenizerByte Tokenizer = "byte"
+
+// Architecture of a decoder-only transformer (GPT-2's layout) trained from scratch.
+// +kubebuilder:validation:XValidation:rule="self.dModel % self.heads == 0",message="dModel must be a multiple of heads"
+type Architecture struct {
+	// layers is the number of transformer blocks.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=96
+	// +optional
+	Layers int32 `json:"layers,omitempty"`
+
+	// dModel is the width of the residual stream.
+	// +kubebuilder:default=128
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=16384
+	// +optional
+	DModel int32 `json:"dModel,omitempty"`
+
+	// heads is the number of attention heads; dModel must be a multiple of it.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	// +optional
+	Heads int32 `json:"heads,omitempty"`
+
+	// contextLength is the longest sequence (prompt and response, in tokens); longer ones lose the prompt's start.
+	// +kubebuilder:default=128
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=65536
+	// +optional
+	ContextLength int32 `json:"contextLength,omitempty"`
+
+	// tokenizer turns text into tokens.
+	// +kubebuilder:default=byte
+	// +optional
+	Tokenizer Tokenizer `json:"tokenizer,omitempty"`
+}
+
+// ModelSource is an existing model to fine-tune.
+// +kubebuilder:validation:XValidation:rule="has(self.uri) != has(self.sftRun)",message="exactly one of uri or sftRun must be set"
+type ModelSource struct {
+	// uri of a model or checkpoint directory written by the trainer.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|https|file|pvc)://.+$`
+	// +optional
+	URI string `json:"uri,omitempty"`
+
+	// sftRun names a succeeded SFTRun in the same namespace whose model to start from.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SFTRun string `json:"sftRun,omitempty"`
+}
+
+// ModelSpec is the starting model of an SFT run: a new architecture or an existing model.
+// +kubebuilder:validation:XValidation:rule="has(self.architecture) != has(self.from)",message="exactly one of architecture or from must be set"
+type ModelSpec struct {
+	// architecture of a model trained from scratch.
+	// +optional
+	Architecture *Architecture `json:"architecture,omitempty"`
+
+	// from is an existing model to fine-tune.
+	// +optional
+	From *ModelSource `json:"from,omitempty"`
+}
+
+// SFTRunSpec is a supervised fine-tuning run on prompt -> chosen.
+type SFTRunSpec struct {
+	// model is the starting model.
+	Model ModelSpec `json:"model"`
+
+	RunSpec `json:",inline"`
+}
+
+// SFTMetrics are the latest metrics of an SFT run, as decimal strings.
+type SFTMetrics struct {
+	// trainLoss is the mean per-token loss on response tokens of the latest step.
+	// +optional
+	TrainLoss string `json:"trainLoss,omitempty"`
+	// evalLoss is the mean per-token loss on the eval split at the latest evaluation.
+	// +optional
+	EvalLoss string `json:"evalLoss,omitempty"`
+}
+
+// SFTRunStatus is the observed state of an SFTRun.
+type SFTRunStatus struct {
+	RunStatus `json:",inline"`
+
+	// metrics are the latest training and evaluation metrics.
+	// +optional
+	Metrics *SFTMetrics `json:"metrics,omitempty"`
+}
+
+// SFTRun fine-tunes a model on a PreferenceDataset's prompt -> chosen pairs in a GPU-scheduled batch Job.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sft,categories=preftune
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Dataset",type=string,JSONPath=`.spec.datasetRef.name`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.progress.step`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress.percent`,description="percent of steps done"
+// +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.metrics.trainLoss`
+// +kubebuilder:printcolumn:name="Eval Loss",type=string,JSONPath=`.status.metrics.evalLoss`
+// +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.status.modelURI`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.model == oldSelf.spec.model && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output)",message="model, datasetRef, training, resources and output cannot change once the run has started; only suspend and scheduling can"
+type SFTRun struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SFTRunSpec   `json:"spec"`
+	Status SFTRunStatus `json:"status,omitempty"`
+}
+
+// SFTRunList is a list of SFTRuns.
+//
+// +kubebuilder:object:root=true
+type SFTRunList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SFTRun `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SFTRun{}, &SFTRunList{})
+}

@@ -1,0 +1,87 @@
+// Command manager runs the Preftune operator: the PreferenceDataset, SFTRun and DPORun controllers.
+package main
+
+import (
+	"flag"
+	"os"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/preftune/preftune/api/v1alpha1"
+	"github.com/preftune/preftune/controllers"
+)
+
+func main() {
+	var (
+		opts                              controllers.Options
+		metricsAddr, probeAddr            string
+		leaderElect                       bool
+		leaderElectionNamespace           string
+		jobTTL                            time.Duration
+		concurrentRuns, concurrentDataset int
+	)
+	flag.StringVar(&opts.TrainerImage, "trainer-image", "ghcr.io/preftune/preftune:latest", "Image that runs the trainer and dataset validation, unless a run overrides it.")
+	flag.StringVar(&opts.GPUResourceName, "gpu-resource-name", controllers.DefaultGPUResourceName, "Extended resource that counts GPUs, unless a run names one.")
+	flag.StringVar(&opts.DefaultOutputURI, "default-output-uri", "", "Base output URI of runs without spec.output.uri (s3://, gs://, azblob://, file:// or pvc://<claim>/<path>).")
+	flag.StringVar(&opts.ImagePullPolicy, "trainer-image-pull-policy", "", "Pull policy of the trainer container (empty: Kubernetes' default).")
+	flag.DurationVar(&jobTTL, "job-ttl", time.Hour, "How long finished Jobs and their pods are kept; custom resources keep their status. 0 keeps them.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the manager's own).")
+	flag.IntVar(&concurrentRuns, "max-concurrent-reconciles", 4, "Runs reconciled in parallel per kind.")
+	flag.IntVar(&concurrentDataset, "max-concurrent-dataset-reconciles", 2, "Datasets reconciled in parallel.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	opts.JobTTL = jobTTL
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	// Cache only the Jobs and pods the operator made: a cluster's other pods would cost memory for nothing.
+	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: "preftune-operator"})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "preftune-operator.preftune.io",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Label: managed},
+			&batchv1.Job{}: {Label: managed},
+		}},
+	})
+	if err != nil {
+		log.Error(err, "Unable to create the manager")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, opts, controllers.Concurrency{Runs: concurrentRuns, Datasets: concurrentDataset}); err != nil {
+		log.Error(err, "Unable to set up the controllers")
+		os.Exit(1)
+	}
+	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
+	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
+	log.Info("Starting the manager", "trainerImage", opts.TrainerImage, "gpuResourceName", opts.GPUResourceName)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "The manager stopped with an error")
+		os.Exit(1)
+	}
+}

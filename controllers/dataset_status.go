@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/preftune/preftune/api/v1alpha1"
+	"github.com/preftune/preftune/trainer/contract"
+)
+
+// Reasons of the dataset's Ready condition.
+const (
+	ReasonValidating       = "Validating"
+	ReasonValid            = "Valid"
+	ReasonInvalidRows      = "InvalidRows"
+	ReasonInvalidSource    = "InvalidSource"
+	ReasonValidationFailed = "ValidationFailed"
+)
+
+// datasetObservation is what one pass saw of a dataset's validation.
+type datasetObservation struct {
+	generation int64
+	now        metav1.Time
+	jobName    string
+	// job is nil when it is not (or no longer) there.
+	job  *batchv1.Job
+	pods []corev1.Pod
+}
+
+// validated reports whether status already holds the outcome of validating this generation with this Job, so no
+// Job needs to run (its Job may be gone already).
+func validated(st *v1alpha1.PreferenceDatasetStatus, generation int64, jobName string) bool {
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Reason != ReasonValidating && st.ObservedGeneration == generation && st.ValidationJobName == jobName
+}
+
+// computeDatasetStatus derives a dataset's status from its validation Job and pods. Pure.
+func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObservation) v1alpha1.PreferenceDatasetStatus {
+	if validated(&prev, obs.generation, obs.jobName) {
+		return prev
+	}
+	st := *prev.DeepCopy()
+	st.ObservedGeneration = obs.generation
+	st.ValidationJobName = obs.jobName
+	ready := func(ok bool, reason, msg string) {
+		c := condition(v1alpha1.ConditionReady, ok, reason, msg, obs.generation)
+		c.LastTransitionTime = obs.now
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	job := obs.job
+	if job == nil {
+		ready(false, ReasonValidating, "creating the validation Job")
+		return st
+	}
+	complete, failed := jobCondition(job, batchv1.JobComplete), jobCondition(job, batchv1.JobFailed)
+	if complete == nil && failed == nil {
+		msg := fmt.Sprintf("validation Job %s is running", job.Name)
+		if pod := podByPhase(obs.pods, corev1.PodPending); pod != nil {
+			if reason, m := pendingReason(pod); reason != "PodPending" {
+				msg = m
+			}
+		}
+		ready(false, ReasonValidating, msg)
+		return st
+	}
+	st.ValidatedTime = &obs.now
+	var tm contract.TerminationMessage
+	phase := corev1.PodSucceeded
+	if failed != nil {
+		phase = corev1.PodFailed
+	}
+	if pod := podByPhase(obs.pods, phase); pod != nil {
+		if t := terminated(pod); t != nil {
+			tm = parseTerminationMessage(t.Message)
+		}
+	}
+	switch {
+	case tm.Dataset != nil:
+		applyDatasetReport(&st, tm.Dataset)
+		if tm.Dataset.Counts.Invalid > 0 {
+			ready(false, ReasonInvalidRows, invalidRowsMessage(tm.Dataset))
+		} else if complete != nil {
+			ready(true, ReasonValid, fmt.Sprintf("%d pairs (%d train, %d eval), %s",
+				tm.Dataset.Counts.Pairs, tm.Dataset.Counts.Train, tm.Dataset.Counts.Eval, tm.Dataset.Digest))
+		} else {
+			ready(false, ReasonValidationFailed, "the validation Job failed: "+failed.Message)
+		}
+	case tm.Error != nil:
+		ready(false, ReasonInvalidSource, tm.Error.Reason+": "+tm.Error.Message)
+	case failed != nil:
+		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job failed (%s): %s", failed.Reason, failed.Message))
+	default:
+		ready(false, ReasonValidationFailed, "the validation Job completed but its report could not be read from its pod")
+	}
+	return st
+}
+
+// invalidRowsMessage names the first bad lines, so `kubectl get -o wide` and events point at them.
+func invalidRowsMessage(r *contract.DatasetReport) string {
+	var parts []string
+	for i, row := range r.InvalidRows {
+		if i == 3 {
+			break
+		}
+		s := fmt.Sprintf("line %d", row.Line)
+		if row.Field != "" {
+			s += " field " + row.Field
+		}
+		parts = append(parts, s+": "+row.Reason)
+	}
+	return fmt.Sprintf("%d of %d rows are invalid; %s", r.Counts.Invalid, r.Counts.Total, strings.Join(parts, "; "))
+}
+
+func applyDatasetReport(st *v1alpha1.PreferenceDatasetStatus, r *contract.DatasetReport) {
+	st.Format = r.Format
+	st.Digest = r.Digest
+	st.Counts = &v1alpha1.DatasetCounts{
+		Total: int64(r.Counts.Total), Pairs: int64(r.Counts.Pairs), Train: int64(r.Counts.Train),
+		Eval: int64(r.Counts.Eval), Invalid: int64(r.Counts.Invalid),
+	}
+	st.Lengths = &v1alpha1.LengthStatistics{
+		PromptMean: formatFloat(r.Lengths.PromptMean), PromptMax: int64(r.Lengths.PromptMax),
+		ChosenMean: formatFloat(r.Lengths.ChosenMean), ChosenMax: int64(r.Lengths.ChosenMax),
+		RejectedMean: formatFloat(r.Lengths.RejectedMean), RejectedMax: int64(r.Lengths.RejectedMax),
+		ChosenLongerFraction: formatFloat(r.ChosenLongerFraction),
+	}
+	st.InvalidRows = nil
+	for _, row := range r.InvalidRows {
+		st.InvalidRows = append(st.InvalidRows, v1alpha1.InvalidRow{Line: int64(row.Line), Field: row.Field, Reason: row.Reason})
+	}
+	st.Warnings = r.Warnings
+}
