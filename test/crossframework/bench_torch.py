@@ -10,6 +10,9 @@ leave AdamW out: compare them with tokens_per_s_fwd_bwd. tokens/s counts every p
 1024^3 product), so a step's share of this machine's matrix-product peak can be compared with Go's, the CPU
 seconds per step and the 1-minute load average, since wall times from a busy machine mean little.
 
+OMP_WAIT_POLICY defaults to PASSIVE and OPENBLAS_NUM_THREADS to --threads; set either to override. On a busy
+machine OPENBLAS_NUM_THREADS=1 costs less CPU per step (OpenBLAS's idle workers spin), for the same wall time.
+
 Usage: bench_torch.py [--seconds S] [--configs A,B] [--kinds sft,dpo] [--threads N]
 """
 
@@ -171,7 +174,8 @@ def bench(name, kind, seconds, threads):
     return {"framework": "pytorch", "torch": torch.__version__, "threads": threads, "config": name,
             "d_model": d, "layers": layers, "heads": heads, "batch_rows": BATCH, "context": CONTEXT,
             "vocab": VOCAB, "kind": kind, "steps": len(times), "ms_per_step_median": 1e3 * median,
-            "ms_per_step_min": 1e3 * min(times), "cpu_s_per_step": cpu, "tokens_per_s": tokens / median,
+            "ms_per_step_min": 1e3 * min(times), "cpu_s_per_step": cpu, "tokens_per_cpu_s": tokens / cpu,
+            "tokens_per_s": tokens / median,
             # Without the optimiser: what the Go model benchmarks time (SFTStep/DPOStep, AdamW apart).
             "ms_fwd_bwd_median": 1e3 * median_fb, "tokens_per_s_fwd_bwd": tokens / median_fb,
             "ms_adamw_median": 1e3 * sorted(optim)[len(optim) // 2],
