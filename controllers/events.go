@@ -59,6 +59,6 @@ func runTransitions(prev, next *v1alpha1.RunStatus) []transition {
 
 func (r *RunReconciler) recordTransitions(run Run, before Run) {
 	for _, t := range runTransitions(before.Status(), run.Status()) {
-		r.Recorder.Eventf(run, nil, t.eventType, t.reason, t.reason, "%s", t.note)
+		r.Recorder.Eventf(run.Object(), nil, t.eventType, t.reason, t.reason, "%s", t.note)
 	}
 }

@@ -18,6 +18,9 @@ import (
 // part of the trainer configuration, and its metrics.
 type Run interface {
 	client.Object
+	// Object is the API object itself (*SFTRun or *DPORun), for the client and the event recorder, which look at
+	// its concrete type.
+	Object() client.Object
 	// Kind is the API kind, "SFTRun" or "DPORun".
 	Kind() string
 	TrainerKind() contract.Kind
@@ -31,6 +34,11 @@ type Run interface {
 	configure(cfg *contract.RunConfig) error
 	// setResult copies a finished run's metrics into the kind's status.
 	setResult(res *contract.Result)
+	// annotatePins records on the Job the inputs pinned for it, and restorePins reads them back into status: the
+	// Job is the record of what the run trains on, even when a status write was lost (a manager that stopped
+	// between creating the Job and writing status).
+	annotatePins(annotations map[string]string)
+	restorePins(annotations map[string]string)
 	// copyRun returns a deep copy, for comparing status before and after a pass.
 	copyRun() Run
 	// statusEqual compares the whole status (shared and kind-specific parts) with another run's.
@@ -65,6 +73,7 @@ func (r sftRun) TrainerKind() contract.Kind  { return contract.KindSFT }
 func (r sftRun) Spec() *v1alpha1.RunSpec     { return &r.SFTRun.Spec.RunSpec }
 func (r sftRun) Status() *v1alpha1.RunStatus { return &r.SFTRun.Status.RunStatus }
 func (r sftRun) copyRun() Run                { return sftRun{r.DeepCopy()} }
+func (r sftRun) Object() client.Object       { return r.SFTRun }
 func (r sftRun) statusEqual(o Run) bool {
 	other, ok := o.(sftRun)
 	return ok && equalJSON(r.SFTRun.Status, other.SFTRun.Status)
@@ -102,6 +111,9 @@ func (r sftRun) resolveModel(ctx context.Context, c client.Reader, cfg *contract
 
 func (r sftRun) configure(*contract.RunConfig) error { return nil }
 
+func (r sftRun) annotatePins(map[string]string) {}
+func (r sftRun) restorePins(map[string]string)  {}
+
 func (r sftRun) setResult(res *contract.Result) {
 	m := &v1alpha1.SFTMetrics{
 		TrainLoss: formatMetric(res.Metrics, "loss"),
@@ -118,6 +130,7 @@ func (r dpoRun) TrainerKind() contract.Kind  { return contract.KindDPO }
 func (r dpoRun) Spec() *v1alpha1.RunSpec     { return &r.DPORun.Spec.RunSpec }
 func (r dpoRun) Status() *v1alpha1.RunStatus { return &r.DPORun.Status.RunStatus }
 func (r dpoRun) copyRun() Run                { return dpoRun{r.DeepCopy()} }
+func (r dpoRun) Object() client.Object       { return r.DPORun }
 func (r dpoRun) statusEqual(o Run) bool {
 	other, ok := o.(dpoRun)
 	return ok && equalJSON(r.DPORun.Status, other.DPORun.Status)
@@ -153,6 +166,25 @@ func (r dpoRun) resolveModel(ctx context.Context, c client.Reader, cfg *contract
 	cfg.Reference = &contract.ReferenceConfig{ModelURI: ref.Status.ModelURI}
 	return dependency{condition: v1alpha1.ConditionReferenceReady, ready: true, reason: "Pinned",
 		message: fmt.Sprintf("reference pinned to SFTRun %q (uid %s) model %s", name, ref.UID, ref.Status.ModelURI)}, nil
+}
+
+// Annotations that record a DPO Job's pinned reference.
+const (
+	annotationReferenceRun   = "preftune.io/reference-sftrun"
+	annotationReferenceUID   = "preftune.io/reference-uid"
+	annotationReferenceModel = "preftune.io/reference-model-uri"
+)
+
+func (r dpoRun) annotatePins(a map[string]string) {
+	if p := r.DPORun.Status.Reference; p != nil {
+		a[annotationReferenceRun], a[annotationReferenceUID], a[annotationReferenceModel] = p.SFTRun, p.UID, p.ModelURI
+	}
+}
+
+func (r dpoRun) restorePins(a map[string]string) {
+	if r.DPORun.Status.Reference == nil && a[annotationReferenceModel] != "" {
+		r.DPORun.Status.Reference = &v1alpha1.PinnedReference{SFTRun: a[annotationReferenceRun], UID: a[annotationReferenceUID], ModelURI: a[annotationReferenceModel]}
+	}
 }
 
 func (r dpoRun) configure(cfg *contract.RunConfig) error {

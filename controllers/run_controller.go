@@ -55,7 +55,7 @@ func NewDPORunReconciler(c client.Client, rec events.EventRecorder, opts Options
 // once, only when it changed.
 func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	run := r.newRun()
-	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
+	if err := r.Get(ctx, req.NamespacedName, run.Object()); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !run.GetDeletionTimestamp().IsZero() {
@@ -81,7 +81,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if run.statusEqual(before) {
 		return ctrl.Result{}, nil
 	}
-	if err := r.Status().Update(ctx, run); err != nil {
+	if err := r.Status().Update(ctx, run.Object()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("update %s status: %w", r.kind, err)
 	}
 	return ctrl.Result{}, nil
@@ -101,7 +101,10 @@ func (r *RunReconciler) observe(ctx context.Context, run Run) (runObservation, e
 	}
 	obs.job, obs.pods = job, pods
 	if job != nil {
-		return obs, nil
+		restorePins(run, job.Annotations)
+		// Pinned inputs resolve without reads; the call keeps the kind's conditions set on every pass.
+		obs.model, err = run.resolveModel(ctx, r.Client, &contract.RunConfig{})
+		return obs, err
 	}
 
 	cfg := contract.RunConfig{APIVersion: contract.APIVersion, Kind: run.TrainerKind(),
@@ -203,13 +206,17 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 		return nil, nil, err
 	}
 
-	owner := *metav1.NewControllerRef(run, v1alpha1.GroupVersion.WithKind(r.kind))
+	owner := *metav1.NewControllerRef(run.Object(), v1alpha1.GroupVersion.WithKind(r.kind))
 	labels := standardLabels("trainer", r.kind, run.GetName())
 	cm := buildConfigMap(name+"-config", run.GetNamespace(), labels, owner, doc)
 	if err := r.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, nil, fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
 	}
+	st2 := run.Status()
+	st2.Dataset = &v1alpha1.PinnedDataset{Name: ds.Name, Digest: ds.Status.Digest}
+	st2.OutputURI = out
 	job := constructRunJob(run, r.kind, name, cm.Name, st, dsCM, envFrom, r.Options)
+	job.Annotations = pinAnnotations(run)
 	if err := r.Create(ctx, job); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, nil, fmt.Errorf("create Job %s: %w", name, err)
@@ -217,13 +224,41 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 		if err := r.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
 			return nil, nil, fmt.Errorf("get Job %s: %w", name, err)
 		}
+		// Another manager created it: what it pinned wins.
+		st2.Dataset, st2.OutputURI = nil, ""
+		restorePins(run, job.Annotations)
 	} else {
-		r.Recorder.Eventf(run, job, corev1.EventTypeNormal, "JobCreated", "Create", "Created Job %s for %s training", name, cfg.Kind)
+		r.Recorder.Eventf(run.Object(), job, corev1.EventTypeNormal, "JobCreated", "Create", "Created Job %s for %s training", name, cfg.Kind)
 	}
-	st2 := run.Status()
-	st2.Dataset = &v1alpha1.PinnedDataset{Name: ds.Name, Digest: ds.Status.Digest}
-	st2.OutputURI = out
 	return job, nil, nil
+}
+
+// Annotations that record what a run's Job was created with.
+const (
+	annotationDataset       = "preftune.io/dataset"
+	annotationDatasetDigest = "preftune.io/dataset-digest"
+	annotationOutputURI     = "preftune.io/output-uri"
+)
+
+func pinAnnotations(run Run) map[string]string {
+	st := run.Status()
+	a := map[string]string{annotationOutputURI: st.OutputURI}
+	if st.Dataset != nil {
+		a[annotationDataset], a[annotationDatasetDigest] = st.Dataset.Name, st.Dataset.Digest
+	}
+	run.annotatePins(a)
+	return a
+}
+
+func restorePins(run Run, a map[string]string) {
+	st := run.Status()
+	if st.Dataset == nil && a[annotationDatasetDigest] != "" {
+		st.Dataset = &v1alpha1.PinnedDataset{Name: a[annotationDataset], Digest: a[annotationDatasetDigest]}
+	}
+	if st.OutputURI == "" {
+		st.OutputURI = a[annotationOutputURI]
+	}
+	run.restorePins(a)
 }
 
 // constructRunJob builds a run's Job; it is pure, so tests check it without a cluster.
@@ -243,7 +278,7 @@ func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM 
 	}
 	return buildTrainerJob(jobParams{
 		name: name, namespace: run.GetNamespace(), labels: labels,
-		owner: *metav1.NewControllerRef(run, v1alpha1.GroupVersion.WithKind(kind)),
+		owner: *metav1.NewControllerRef(run.Object(), v1alpha1.GroupVersion.WithKind(kind)),
 		image: image, pullPolicy: corev1.PullPolicy(opts.ImagePullPolicy),
 		args:          []string{string(run.TrainerKind())},
 		configMapName: configMap, storage: st, datasetConfigMap: dsCM, envFrom: envFrom,
@@ -282,7 +317,7 @@ func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) erro
 	b := ctrl.NewControllerManagedBy(mgr).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
 		Named(r.kind).
-		For(r.newRun()).
+		For(r.newRun().Object()).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, podToOwner(r.kind)).
 		Watches(&v1alpha1.PreferenceDataset{}, enqueueReferencing(mgr.GetClient(), r.newList, indexDatasetRef)).

@@ -78,8 +78,11 @@ func computeRunStatus(prev v1alpha1.RunStatus, obs runObservation) (v1alpha1.Run
 	if st.Dataset != nil {
 		set(condition(v1alpha1.ConditionDatasetReady, true, ReasonPinned,
 			fmt.Sprintf("dataset %q pinned at digest %s", st.Dataset.Name, st.Dataset.Digest), 0))
-	} else {
+	} else if obs.dataset.reason != "" {
 		set(condition(v1alpha1.ConditionDatasetReady, obs.dataset.ready, obs.dataset.reason, obs.dataset.message, 0))
+	} else {
+		// A Job from before pins were recorded on Jobs: it runs, but what it pinned is unknown.
+		set(condition(v1alpha1.ConditionDatasetReady, obs.job != nil, "PinUnknown", "the dataset's pinned digest is not recorded", 0))
 	}
 	if obs.model.condition != "" {
 		set(condition(obs.model.condition, obs.model.ready, obs.model.reason, obs.model.message, 0))
