@@ -176,3 +176,12 @@ func scalarOf(n *G.Node) float64 {
 	}
 	panic(fmt.Sprintf("model: loss value is %T", n.Value()))
 }
+
+// ReleaseGraphs drops every compiled graph and its buffers (the next step rebuilds what it needs), e.g. once
+// the reference log-probs are computed and their forward-only graphs are no longer needed.
+func (p *Params) ReleaseGraphs() {
+	for k, gr := range p.graphs {
+		gr.vm.Close()
+		delete(p.graphs, k)
+	}
+}

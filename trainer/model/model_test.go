@@ -466,3 +466,23 @@ func adamLike(p *Params, step int) {
 	}
 	p.ZeroGrads()
 }
+
+func TestReleaseGraphs(t *testing.T) {
+	p := Init(tiny, tensor.Float32, 25)
+	b := randomBatch(26, 2, 8, tiny.VocabSize)
+	s0, _, err := p.EvalSFT(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.graphs) != 1 {
+		t.Fatalf("%d graphs cached, want 1", len(p.graphs))
+	}
+	p.ReleaseGraphs()
+	if len(p.graphs) != 0 {
+		t.Fatalf("%d graphs left after ReleaseGraphs", len(p.graphs))
+	}
+	s1, _, err := p.EvalSFT(b)
+	if err != nil || s1 != s0 {
+		t.Fatalf("after ReleaseGraphs: %v, %v; want %v", s1, err, s0)
+	}
+}

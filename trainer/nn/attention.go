@@ -97,7 +97,8 @@ func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {
 			r1 := min(r0+attnBlock, t) // rows r0..r1-1 see keys 0..r1-1
 			gemm(false, true, r1-r0, r1, hd, scale, q[r0*ld:], ld, k, ld, 0, p[r0*t:], t)
 			for i := r0; i < r1; i++ {
-				causalSoftmaxRow(p[i*t:(i+1)*t], i)
+				// Only keys before r1 are ever read; the rest of the row stays at its initial zero.
+				causalSoftmaxRow(p[i*t:i*t+r1], i)
 			}
 			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, v, ld, 0, out[r0*d:], d)
 		}

@@ -13,4 +13,8 @@
 // Some backward ops read state their forward op cached during the same run (attention probabilities, the
 // log-prob head's softmax, the DPO loss's derivatives). They take the forward op's output as an extra input so
 // that the scheduler always runs them after the forward op; they never read that input's data.
+//
+// Builds: the default build is pure Go (gonum's BLAS, no cgo). `go build -tags openblas ./...` (needs
+// `apt-get install libopenblas-dev`) routes every product through OpenBLAS, several times faster; see
+// blas_openblas.go.
 package nn

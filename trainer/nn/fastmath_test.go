@@ -36,10 +36,11 @@ func TestGELU32MatchesFloat64(t *testing.T) {
 		g32, g64 = append(g32, 1), append(g64, 1)
 	}
 	y32, y64 := make([]float32, len(x32)), make([]float64, len(x64))
-	geluForward32(x32, y32)
+	exps := make([]float32, len(x32))
+	geluForward32(x32, y32, exps)
 	geluForward(x64, y64)
 	d32, d64 := make([]float32, len(x32)), make([]float64, len(x64))
-	geluBackward32(x32, g32, d32)
+	geluBackward32(x32, g32, exps, d32)
 	geluBackward(x64, g64, d64)
 	for i := range x64 {
 		if math.Abs(float64(y32[i])-y64[i]) > 1e-6*(1+math.Abs(y64[i])) || math.Abs(float64(d32[i])-d64[i]) > 1e-6 {

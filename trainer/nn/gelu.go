@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -20,6 +21,8 @@ const geluA = 0.044715
 type geluOp struct {
 	base
 	out buffer
+	// exps holds e^(−2u) of the last float32 run, so that the backward pass needs no exponential.
+	exps []float32
 }
 
 func (op *geluOp) Arity() int    { return 1 }
@@ -40,7 +43,10 @@ func (op *geluOp) Do(inputs ...G.Value) (G.Value, error) {
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		geluForward32(f32s(x), f32s(y))
+		if len(op.exps) != len(f32s(x)) {
+			op.exps = make([]float32, len(f32s(x)))
+		}
+		geluForward32(f32s(x), f32s(y), op.exps)
 	case tensor.Float64:
 		geluForward(f64s(x), f64s(y))
 	}
@@ -50,7 +56,7 @@ func (op *geluOp) Do(inputs ...G.Value) (G.Value, error) {
 func (op *geluOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *geluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&geluGradOp{base: newBase("GELUGrad")}, inputs[0], grad)
+	dx, err := G.ApplyOp(&geluGradOp{base: newBase("GELUGrad"), fwd: op}, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -66,14 +72,16 @@ func geluForward[T float](x, y []T) {
 	})
 }
 
-// geluGradOp computes g·gelu'(x).
+// geluGradOp computes g·gelu'(x). In float32 it reads the exponentials its forward op kept; its second input
+// (the forward output) orders it after that run.
 type geluGradOp struct {
 	base
+	fwd *geluOp
 	out buffer
 }
 
-func (op *geluGradOp) Arity() int    { return 2 }
-func (op *geluGradOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a) }
+func (op *geluGradOp) Arity() int    { return 3 }
+func (op *geluGradOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a, a) }
 func (op *geluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	x, err := shapeOf(op, in, 0)
 	if err != nil {
@@ -87,7 +95,7 @@ func (op *geluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := dense(op, inputs, 1)
+	g, err := dense(op, inputs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +105,10 @@ func (op *geluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	dx := op.out.get(x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		geluBackward32(f32s(x), f32s(g), f32s(dx))
+		if len(op.fwd.exps) != len(f32s(x)) {
+			return nil, fmt.Errorf("%v: forward pass has not run", op)
+		}
+		geluBackward32(f32s(x), f32s(g), op.fwd.exps, f32s(dx))
 	case tensor.Float64:
 		geluBackward(f64s(x), f64s(g), f64s(dx))
 	}
@@ -116,25 +127,26 @@ func geluBackward[T float](x, g, dx []T) {
 }
 
 // geluForward32 and geluBackward32 are the float32 (training) versions. They use 0.5·(1 + tanh u) = σ(2u), so
-// that one exp32 per element does: gelu = x·σ(2u), gelu' = σ(2u) + 2x·σ(2u)(1−σ(2u))·u'.
-func geluForward32(x, y []float32) {
-	const c, a = float32(0.7978845608028654), float32(geluA)
-	forRange(len(x), 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			f := x[i]
-			y[i] = f / (1 + exp32(-2*c*(f+a*f*f*f)))
-		}
-	})
-}
-
-func geluBackward32(x, g, dx []float32) {
+// that one exponential e = e^(−2u) per element does: gelu = x·σ(2u), gelu' = σ(2u) + 2x·σ(2u)(1−σ(2u))·u',
+// with σ(2u) = 1/(1+e) and 1−σ(2u) = e·σ(2u) (which keeps its precision where σ is close to 1).
+func geluForward32(x, y, exps []float32) {
 	const c, a = float32(0.7978845608028654), float32(geluA)
 	forRange(len(x), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			f := x[i]
 			e := exp32(-2 * c * (f + a*f*f*f))
+			exps[i] = e
+			y[i] = f / (1 + e)
+		}
+	})
+}
+
+func geluBackward32(x, g, exps, dx []float32) {
+	const c, a = float32(0.7978845608028654), float32(geluA)
+	forRange(len(x), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f, e := x[i], exps[i]
 			s := 1 / (1 + e)
-			// 1−σ as e·σ keeps its relative precision where σ is close to 1.
 			dx[i] = g[i] * (s + 2*f*s*(e*s)*c*(1+3*a*f*f))
 		}
 	})
