@@ -42,8 +42,8 @@ verify: manifests generate ## Fail when generated files are stale or Go files ar
 envtest: ## Build envtest's kube-apiserver and etcd from source (cached in bin/envtest).
 	hack/envtest/build.sh
 
-torch: ## Install Debian's PyTorch for the cross-framework check.
-	hack/install-torch.sh
+torch: ## Install Debian's PyTorch for the cross-framework check (the check skips, saying so, without apt).
+	@hack/install-torch.sh >/dev/null || echo "PyTorch could not be installed: test/crossframework will skip"
 
 vet:
 	$(GO) vet ./...
