@@ -47,7 +47,7 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 		row := len(window) - 1
 		logits := gr.logits.Value().(*tensor.Dense)
 		for j := range probs {
-			probs[j] = atIndex(logits, row*p.VocabSize+j)
+			probs[j] = at(logits, row*p.VocabSize+j)
 		}
 		next := pick(probs, temperature, rng)
 		if next == stop {
@@ -58,8 +58,6 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 	}
 	return out, nil
 }
-
-func atIndex(t *tensor.Dense, i int) float64 { return at(t, i) }
 
 // pick returns the argmax of logits (temperature 0) or a sample of softmax(logits/temperature).
 func pick(logits []float64, temperature float64, rng *rand.Rand) int {
