@@ -149,3 +149,35 @@ func BenchmarkLogProbsA(b *testing.B) {
 	}
 	b.ReportMetric(float64(benchRows*benchLen)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+// BenchmarkDPOOverSFT alternates SFT and DPO steps on the same tokens at config A and reports the ratio of their
+// CPU and wall times; interleaving keeps a shared machine's drifting load out of the ratio (goal: <= 2.2).
+func BenchmarkDPOOverSFT(b *testing.B) {
+	p := Init(benchA, tensor.Float32, 1)
+	sft := benchBatch(benchRows, benchLen, benchA.VocabSize, false)
+	dpo := benchBatch(benchRows, benchLen, benchA.VocabSize, true)
+	ref, _, err := p.LogProbs(dpo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps := [2]func() error{
+		func() error { _, _, err := p.SFTStep(sft); return err },
+		func() error { _, err := p.DPOStep(dpo, ref, loss.DPOConfig{Beta: 0.1}, 0); return err },
+	}
+	var cpu, wall [2]float64
+	for i := -1; i < b.N; i++ { // i = -1 builds both graphs
+		for k, step := range steps {
+			c0, t0 := cpuSeconds(), time.Now()
+			if err := step(); err != nil {
+				b.Fatal(err)
+			}
+			p.ZeroGrads()
+			if i >= 0 {
+				cpu[k] += cpuSeconds() - c0
+				wall[k] += time.Since(t0).Seconds()
+			}
+		}
+	}
+	b.ReportMetric(cpu[1]/cpu[0], "dpo/sft-cpu")
+	b.ReportMetric(wall[1]/wall[0], "dpo/sft-wall")
+}
