@@ -25,7 +25,7 @@ type ReferenceReference struct {
 
 // DPORunSpec is a Direct Preference Optimization run: the policy starts from the reference SFT model and learns
 // from prompt/chosen/rejected pairs, with the SFT model frozen as the reference. No reward model, no sampling.
-// +kubebuilder:validation:XValidation:rule="self.lossType in ['sigmoid', 'robust'] || double(self.labelSmoothing) == 0.0",message="labelSmoothing applies only to the sigmoid and robust losses"
+// +kubebuilder:validation:XValidation:rule="self.lossType in ['sigmoid', 'robust'] || !self.labelSmoothing.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || double(self.labelSmoothing) == 0.0",message="labelSmoothing applies only to the sigmoid and robust losses"
 type DPORunSpec struct {
 	// referenceRef names the SFTRun whose model is the reference and the starting policy.
 	ReferenceRef ReferenceReference `json:"referenceRef"`
@@ -34,7 +34,7 @@ type DPORunSpec struct {
 	// +kubebuilder:default="0.1"
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 100.0",message="beta must be greater than 0 and at most 100"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) > 0.0 && double(self) <= 100.0)",message="beta must be greater than 0 and at most 100"
 	// +optional
 	Beta string `json:"beta,omitempty"`
 
@@ -47,7 +47,7 @@ type DPORunSpec struct {
 	// +kubebuilder:default="0"
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="double(self) < 0.5",message="labelSmoothing must be below 0.5"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) < 0.5)",message="labelSmoothing must be below 0.5"
 	// +optional
 	LabelSmoothing string `json:"labelSmoothing,omitempty"`
 
@@ -57,7 +57,7 @@ type DPORunSpec struct {
 	// +kubebuilder:default="0"
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="double(self) <= 100.0",message="rpoAlpha must be at most 100"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) <= 100.0)",message="rpoAlpha must be at most 100"
 	// +optional
 	RPOAlpha string `json:"rpoAlpha,omitempty"`
 
@@ -138,7 +138,7 @@ type DPORunStatus struct {
 // +kubebuilder:printcolumn:name="Eval Acc",type=string,JSONPath=`.status.metrics.evalRewardAccuracy`,priority=1
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.status.modelURI`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.referenceRef == oldSelf.spec.referenceRef && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.beta == oldSelf.spec.beta && self.spec.lossType == oldSelf.spec.lossType && self.spec.labelSmoothing == oldSelf.spec.labelSmoothing && self.spec.rpoAlpha == oldSelf.spec.rpoAlpha && self.spec.precomputeReferenceLogProbs == oldSelf.spec.precomputeReferenceLogProbs)",message="referenceRef, datasetRef, training, resources, output and the DPO settings cannot change once the run has started; only suspend and scheduling can"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.referenceRef == oldSelf.spec.referenceRef && self.spec.beta == oldSelf.spec.beta && self.spec.lossType == oldSelf.spec.lossType && self.spec.labelSmoothing == oldSelf.spec.labelSmoothing && self.spec.rpoAlpha == oldSelf.spec.rpoAlpha && self.spec.precomputeReferenceLogProbs == oldSelf.spec.precomputeReferenceLogProbs && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"
 type DPORun struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

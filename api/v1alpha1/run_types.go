@@ -44,7 +44,7 @@ type TrainingSpec struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=16
-	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 1000.0",message="epochs must be greater than 0 and at most 1000"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) > 0.0 && double(self) <= 1000.0)",message="epochs must be greater than 0 and at most 1000"
 	Epochs *string `json:"epochs,omitempty"`
 
 	// batchSize is the number of examples (SFT) or preference pairs (DPO) per micro-batch.
@@ -65,7 +65,7 @@ type TrainingSpec struct {
 	// +kubebuilder:default="3e-4"
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 1.0",message="learningRate must be greater than 0 and at most 1"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) > 0.0 && double(self) <= 1.0)",message="learningRate must be greater than 0 and at most 1"
 	// +optional
 	LearningRate string `json:"learningRate,omitempty"`
 
@@ -85,7 +85,7 @@ type TrainingSpec struct {
 	// +kubebuilder:default="0"
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="double(self) <= 1.0",message="weightDecay must be at most 1"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || (double(self) <= 1.0)",message="weightDecay must be at most 1"
 	// +optional
 	WeightDecay string `json:"weightDecay,omitempty"`
 

@@ -446,8 +446,9 @@ func TestValidEdgeObjectsAreAccepted(t *testing.T) {
 
 const startedMessage = "cannot change once the run has started"
 
-// TestStartedRunsKeepTheirSpec checks the transition rules: once status.startTime is set, only suspend and
-// scheduling may change; before it, the spec is free.
+// TestStartedRunsKeepTheirSpec checks the transition rules: once status.startTime is set (the Job exists), only
+// suspend may change: the operator does not carry later changes into the Job, so the schema refuses them rather
+// than accept and ignore them. Before it, the spec is free.
 func TestStartedRunsKeepTheirSpec(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
@@ -516,13 +517,16 @@ func TestStartedRunsKeepTheirSpec(t *testing.T) {
 		wantRejected(t, "datasetRef", update(t, run, func() { run.Spec.DatasetRef.Name = "other" }))
 		wantRejected(t, "resources", update(t, run, func() { run.Spec.Resources.GPUs = 1 }))
 		wantRejected(t, "output", update(t, run, func() { run.Spec.Output.URI = "s3://elsewhere/runs" }))
-		wantAccepted(t, "suspend", update(t, run, func() { run.Spec.Suspend = true }))
-		wantAccepted(t, "scheduling", update(t, run, func() {
+		wantRejected(t, "trainer.image", update(t, run, func() { run.Spec.Trainer.Image = "other:tag" }))
+		wantRejected(t, "maxRetries", update(t, run, func() { run.Spec.MaxRetries = 7 }))
+		wantRejected(t, "activeDeadlineSeconds", update(t, run, func() { run.Spec.ActiveDeadlineSeconds = ptr.To[int64](60) }))
+		wantRejected(t, "scheduling", update(t, run, func() {
 			run.Spec.Scheduling.NodeSelector = map[string]string{"pool": "gpu"}
 			run.Spec.Scheduling.QueueName = "team-a"
 		}))
+		wantAccepted(t, "suspend", update(t, run, func() { run.Spec.Suspend = true }))
 		get(t, run, ns, "sft")
-		if run.Spec.Training.LearningRate != "1e-3" || !run.Spec.Suspend || run.Spec.Scheduling.NodeSelector["pool"] != "gpu" {
+		if run.Spec.Training.LearningRate != "1e-3" || !run.Spec.Suspend || run.Spec.Scheduling.NodeSelector != nil {
 			t.Errorf("stored spec = %+v", run.Spec)
 		}
 	})
@@ -543,12 +547,10 @@ func TestStartedRunsKeepTheirSpec(t *testing.T) {
 		wantRejected(t, "precomputeReferenceLogProbs", update(t, run, func() { run.Spec.PrecomputeReferenceLogProbs = ptr.To(false) }))
 		wantRejected(t, "referenceRef", update(t, run, func() { run.Spec.ReferenceRef.SFTRun = "other" }))
 		wantRejected(t, "datasetRef", update(t, run, func() { run.Spec.DatasetRef.Name = "other" }))
+		wantRejected(t, "scheduling", update(t, run, func() { run.Spec.Scheduling.PriorityClassName = "high" }))
 		wantAccepted(t, "suspend", update(t, run, func() { run.Spec.Suspend = true }))
-		wantAccepted(t, "scheduling", update(t, run, func() {
-			run.Spec.Scheduling.PriorityClassName = "high"
-		}))
 		get(t, run, ns, "dpo")
-		if run.Spec.Beta != "0.2" || run.Spec.Training.BatchSize != 8 || !run.Spec.Suspend || run.Spec.Scheduling.PriorityClassName != "high" {
+		if run.Spec.Beta != "0.2" || run.Spec.Training.BatchSize != 8 || !run.Spec.Suspend || run.Spec.Scheduling.PriorityClassName != "" {
 			t.Errorf("stored spec = %+v", run.Spec)
 		}
 	})
