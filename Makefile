@@ -24,8 +24,17 @@ trainer-openblas: ## Build the trainer with OpenBLAS (cgo; needs libopenblas-dev
 	hack/install-openblas.sh
 	CGO_ENABLED=1 $(GO) build -tags openblas -o $(BIN)/preftune-trainer-openblas ./cmd/trainer
 
+IMG ?= ghcr.io/preftune/preftune:dev
+PUSH ?=
+.PHONY: image
+image: ## Build the manager+trainer image without docker into bin/image (OCI layout, tarball); PUSH=1 pushes IMG.
+	IMG=$(IMG) PUSH=$(PUSH) hack/build-image.sh
+
 ##@ Generated files
-.PHONY: manifests generate verify
+.PHONY: manifests generate verify chart
+chart: ## Regenerate charts/preftune from config/ (never edit the chart by hand).
+	hack/gen-chart.sh
+
 manifests: ## Generate CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
@@ -34,7 +43,7 @@ generate: ## Generate deepcopy functions.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 verify: manifests generate ## Fail when generated files are stale or Go files are not gofmt'ed.
-	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@$(MAKE) --no-print-directory chart >/dev/null && git diff --exit-code -- api config charts && test -z "$$(git status --porcelain --untracked-files=all -- charts)" || { git status --short -- charts; echo "generated files are stale: run 'make manifests generate chart' and commit"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt"; exit 1; }
 
 ##@ Test
