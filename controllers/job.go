@@ -43,7 +43,25 @@ type jobParams struct {
 	gpuResourceName  string
 	cpu, memory      *resource.Quantity
 	scheduling       v1alpha1.SchedulingSpec
+	// progress, when set, lets the trainer push reports to the manager.
+	progress *progressParams
 }
+
+// progressParams give the trainer a report URL, a token for it and the CA to trust.
+type progressParams struct {
+	url, audience string
+	// hasCA: the configuration ConfigMap carries the CA under progressCAKey.
+	hasCA bool
+}
+
+// Where the trainer finds its progress token and CA.
+const (
+	progressTokenDir  = "/var/run/secrets/preftune.io/progress"
+	progressTokenFile = "token"
+	progressCAKey     = "progress-ca.crt"
+	// progressTokenSeconds is the token's lifetime; the kubelet renews it at 80%.
+	progressTokenSeconds = 3600
+)
 
 // buildTrainerJob builds the one-pod Job that runs the trainer. The pod runs with the restricted Pod Security
 // profile (non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp)
@@ -66,6 +84,23 @@ func buildTrainerJob(p jobParams) *batchv1.Job {
 			Items:                []corev1.KeyToPath{{Key: cm.Key, Path: cm.Key}},
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "dataset", MountPath: datasetMount, ReadOnly: true})
+	}
+	env := []corev1.EnvVar{{Name: "HOME", Value: "/tmp"}}
+	if pr := p.progress; pr != nil {
+		// A projected token bound to the pod, for the manager's endpoint only (its audience names the run); the
+		// pod still gets no Kubernetes API token.
+		volumes = append(volumes, corev1.Volume{Name: "progress-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: pr.audience, ExpirationSeconds: ptr.To[int64](progressTokenSeconds), Path: progressTokenFile,
+			}}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "progress-token", MountPath: progressTokenDir, ReadOnly: true})
+		env = append(env,
+			corev1.EnvVar{Name: contract.ProgressURLEnv, Value: pr.url},
+			corev1.EnvVar{Name: contract.ProgressTokenFileEnv, Value: path.Join(progressTokenDir, progressTokenFile)})
+		if pr.hasCA {
+			env = append(env, corev1.EnvVar{Name: contract.ProgressCAFileEnv, Value: path.Join(configMountDir, progressCAKey)})
+		}
 	}
 	pvcVolumes, pvcMounts := p.storage.volumes()
 	volumes = append(volumes, pvcVolumes...)
@@ -153,14 +188,12 @@ func buildTrainerJob(p jobParams) *batchv1.Job {
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers: []corev1.Container{{
-						Name:            TrainerContainerName,
-						Image:           p.image,
-						ImagePullPolicy: p.pullPolicy,
-						Args:            append(append([]string(nil), p.args...), "--config", path.Join(configMountDir, configFileName)),
-						EnvFrom:         p.envFrom,
-						Env: []corev1.EnvVar{
-							{Name: "HOME", Value: "/tmp"},
-						},
+						Name:                     TrainerContainerName,
+						Image:                    p.image,
+						ImagePullPolicy:          p.pullPolicy,
+						Args:                     append(append([]string(nil), p.args...), "--config", path.Join(configMountDir, configFileName)),
+						EnvFrom:                  p.envFrom,
+						Env:                      env,
 						Resources:                resources,
 						VolumeMounts:             mounts,
 						TerminationMessagePath:   contract.TerminationMessagePath,

@@ -16,6 +16,8 @@ type Options struct {
 	JobTTL time.Duration
 	// ImagePullPolicy of the trainer container ("" leaves Kubernetes' default).
 	ImagePullPolicy string
+	// Progress configures the endpoint trainers push live progress to; its zero value disables it.
+	Progress ProgressOptions
 }
 
 // DefaultGPUResourceName is the extended resource of NVIDIA's device plugin.

@@ -14,6 +14,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/trainer/contract"
@@ -37,6 +39,8 @@ type RunReconciler struct {
 	kind   string
 	suffix string
 	newRun func() Run
+	// progress holds the trainers' reports; nil when the progress endpoint is off.
+	progress *progressStore
 }
 
 // NewSFTRunReconciler reconciles SFTRuns.
@@ -55,10 +59,17 @@ func NewDPORunReconciler(c client.Client, rec events.EventRecorder, opts Options
 // once, only when it changed.
 func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	run := r.newRun()
+	key := runKey{kind: r.kind, NamespacedName: req.NamespacedName}
 	if err := r.Get(ctx, req.NamespacedName, run.Object()); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetRun(key)
+			runPhases.forget(key)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !run.GetDeletionTimestamp().IsZero() {
+		r.forgetRun(key)
+		runPhases.forget(key)
 		return ctrl.Result{}, nil // the Job and its pods go with the run (owner references)
 	}
 	before := run.copyRun()
@@ -77,6 +88,14 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if final != nil && final.Result != nil {
 		run.setResult(final.Result)
 	}
+	if finished := isTrue(status.Conditions, v1alpha1.ConditionSucceeded) || isTrue(status.Conditions, v1alpha1.ConditionFailed); finished {
+		r.forgetRun(key)
+	} else if r.progress != nil && obs.job != nil {
+		if rep := r.progress.latest(key); rep != nil {
+			applyReport(run, rep)
+		}
+	}
+	runPhases.set(key, run.Status().Phase)
 	r.recordTransitions(run, before)
 	if run.statusEqual(before) {
 		return ctrl.Result{}, nil
@@ -209,13 +228,17 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	owner := *metav1.NewControllerRef(run.Object(), v1alpha1.GroupVersion.WithKind(r.kind))
 	labels := standardLabels("trainer", r.kind, run.GetName())
 	cm := buildConfigMap(name+"-config", run.GetNamespace(), labels, owner, doc)
+	progressCA := r.Options.Progress.caPEM()
+	if len(progressCA) > 0 && r.progress != nil {
+		cm.Data[progressCAKey] = string(progressCA)
+	}
 	if err := r.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, nil, fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
 	}
 	st2 := run.Status()
 	st2.Dataset = &v1alpha1.PinnedDataset{Name: ds.Name, Digest: ds.Status.Digest}
 	st2.OutputURI = out
-	job := constructRunJob(run, r.kind, name, cm.Name, st, dsCM, envFrom, r.Options)
+	job := constructRunJob(run, r.kind, name, cm.Name, st, dsCM, envFrom, r.Options, r.progress != nil, len(progressCA) > 0)
 	job.Annotations = pinAnnotations(run)
 	if err := r.Create(ctx, job); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
@@ -262,7 +285,8 @@ func restorePins(run Run, a map[string]string) {
 }
 
 // constructRunJob builds a run's Job; it is pure, so tests check it without a cluster.
-func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM *v1alpha1.ConfigMapDataSource, envFrom []corev1.EnvFromSource, opts Options) *batchv1.Job {
+// With reporting, the pod gets the progress endpoint's URL and token (and, with progressCA, the CA's file).
+func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM *v1alpha1.ConfigMapDataSource, envFrom []corev1.EnvFromSource, opts Options, reporting, progressCA bool) *batchv1.Job {
 	spec := run.Spec()
 	labels := standardLabels("trainer", kind, run.GetName())
 	if q := spec.Scheduling.QueueName; q != "" {
@@ -275,6 +299,12 @@ func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM 
 	var ttl *int32
 	if opts.JobTTL > 0 {
 		ttl = ptr.To(int32(opts.JobTTL.Seconds()))
+	}
+	var progress *progressParams
+	if reporting && opts.Progress.URL != "" {
+		res := kindResource(kind)
+		progress = &progressParams{url: opts.Progress.progressURL(res, run.GetNamespace(), run.GetName()),
+			audience: ProgressAudience(res, run.GetNamespace(), run.GetName()), hasCA: progressCA}
 	}
 	return buildTrainerJob(jobParams{
 		name: name, namespace: run.GetNamespace(), labels: labels,
@@ -289,6 +319,7 @@ func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM 
 		gpus:    spec.Resources.GPUs, gpuResourceName: opts.gpuResourceName(spec.Resources.GPUResourceName),
 		cpu: spec.Resources.CPU, memory: spec.Resources.Memory,
 		scheduling: spec.Scheduling,
+		progress:   progress,
 	})
 }
 
@@ -322,7 +353,19 @@ func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) erro
 		Watches(&corev1.Pod{}, podToOwner(r.kind)).
 		Watches(&v1alpha1.PreferenceDataset{}, enqueueReferencing(mgr.GetClient(), r.newList, indexDatasetRef)).
 		Watches(&v1alpha1.SFTRun{}, enqueueReferencing(mgr.GetClient(), r.newList, indexSFTRunRef))
+	if r.progress != nil {
+		// Accepted reports wake the run, at most once per interval (progressStore).
+		b = b.WatchesRawSource(source.Channel(r.progress.channel(r.kind), &handler.EnqueueRequestForObject{}))
+	}
 	return b.Complete(r)
+}
+
+// forgetRun drops a finished or deleted run's reports and per-run gauges.
+func (r *RunReconciler) forgetRun(k runKey) {
+	if r.progress != nil {
+		r.progress.forget(k)
+	}
+	deleteRunGauges(k)
 }
 
 func (r *RunReconciler) newList() client.ObjectList {

@@ -152,7 +152,7 @@ func TestConstructRunJob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			name := childName(tc.run.Name, "sft", string(tc.run.UID))
-			job := constructRunJob(tc.run, "SFTRun", name, name+"-config", podStorage{}, nil, nil, opts)
+			job := constructRunJob(tc.run, "SFTRun", name, name+"-config", podStorage{}, nil, nil, opts, false, false)
 			tc.check(t, job)
 		})
 	}

@@ -25,13 +25,26 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, c Concurrency) e
 		return fmt.Errorf("register field indexes: %w", err)
 	}
 	rec := mgr.GetEventRecorder("preftune-operator")
+	var store *progressStore
+	if opts.Progress.BindAddress != "" {
+		store = newProgressStore(opts.Progress.Interval)
+		srv := &progressServer{opts: opts.Progress, runs: mgr.GetClient(), store: store,
+			auth: &progressAuthenticator{reviewer: mgr.GetClient(), pods: mgr.GetClient(), podsDirect: mgr.GetAPIReader()}}
+		if err := mgr.Add(srv); err != nil {
+			return fmt.Errorf("add the progress endpoint: %w", err)
+		}
+	}
 	if err := (&DatasetReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr, c.Datasets); err != nil {
 		return fmt.Errorf("set up the PreferenceDataset controller: %w", err)
 	}
-	if err := NewSFTRunReconciler(mgr.GetClient(), rec, opts).SetupWithManager(mgr, c.Runs); err != nil {
+	sft := NewSFTRunReconciler(mgr.GetClient(), rec, opts)
+	sft.progress = store
+	if err := sft.SetupWithManager(mgr, c.Runs); err != nil {
 		return fmt.Errorf("set up the SFTRun controller: %w", err)
 	}
-	if err := NewDPORunReconciler(mgr.GetClient(), rec, opts).SetupWithManager(mgr, c.Runs); err != nil {
+	dpo := NewDPORunReconciler(mgr.GetClient(), rec, opts)
+	dpo.progress = store
+	if err := dpo.SetupWithManager(mgr, c.Runs); err != nil {
 		return fmt.Errorf("set up the DPORun controller: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 
 import (
 	"flag"
+	"net"
 	"os"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,12 +27,14 @@ import (
 
 func main() {
 	var (
-		opts                              controllers.Options
-		metricsAddr, probeAddr            string
-		leaderElect                       bool
-		leaderElectionNamespace           string
-		jobTTL                            time.Duration
-		concurrentRuns, concurrentDataset int
+		opts                                controllers.Options
+		metricsAddr, probeAddr              string
+		leaderElect                         bool
+		leaderElectionNamespace             string
+		jobTTL                              time.Duration
+		concurrentRuns, concurrentDataset   int
+		progressCertSecret, progressService string
+		progressCertManager                 bool
 	)
 	flag.StringVar(&opts.TrainerImage, "trainer-image", "ghcr.io/preftune/preftune:latest", "Image that runs the trainer and dataset validation, unless a run overrides it.")
 	flag.StringVar(&opts.GPUResourceName, "gpu-resource-name", controllers.DefaultGPUResourceName, "Extended resource that counts GPUs, unless a run names one.")
@@ -43,12 +47,35 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the manager's own).")
 	flag.IntVar(&concurrentRuns, "max-concurrent-reconciles", 4, "Runs reconciled in parallel per kind.")
 	flag.IntVar(&concurrentDataset, "max-concurrent-dataset-reconciles", 2, "Datasets reconciled in parallel.")
+	flag.StringVar(&opts.Progress.BindAddress, "progress-bind-address", ":8443", "Address of the HTTPS endpoint trainers push live progress to; empty or 0 disables it.")
+	flag.DurationVar(&opts.Progress.Interval, "progress-interval", controllers.DefaultProgressInterval, "Least time between two status writes of one run from its progress reports.")
+	flag.StringVar(&opts.Progress.CertDir, "progress-cert-dir", "/tmp/preftune-progress-certs", "Directory of the endpoint's tls.crt, tls.key and ca.crt.")
+	flag.BoolVar(&progressCertManager, "progress-cert-manager", false, "The files in --progress-cert-dir come from cert-manager (a mounted Secret); do not create or rotate them.")
+	flag.StringVar(&progressCertSecret, "progress-cert-secret", "preftune-progress-cert", "Secret, in the manager's namespace, where the manager keeps the endpoint's CA and certificate.")
+	flag.StringVar(&progressService, "progress-service", "preftune-progress", "Service in front of the endpoint; trainers reach https://<service>.<namespace>.svc:<port>.")
+	flag.StringVar(&opts.Progress.URL, "progress-url", "", "Base URL trainers post to (default: from --progress-service, the manager's namespace and the bind port).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	opts.JobTTL = jobTTL
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if opts.Progress.BindAddress == "0" {
+		opts.Progress.BindAddress = ""
+	}
+	managerNamespace := os.Getenv("POD_NAMESPACE")
+	if managerNamespace == "" {
+		managerNamespace = "preftune-system"
+	}
+	progressDNS := progressService + "." + managerNamespace + ".svc"
+	if opts.Progress.BindAddress != "" && opts.Progress.URL == "" {
+		_, port, err := net.SplitHostPort(opts.Progress.BindAddress)
+		if err != nil {
+			log.Error(err, "Bad --progress-bind-address")
+			os.Exit(1)
+		}
+		opts.Progress.URL = "https://" + progressDNS + ":" + port
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -71,6 +98,15 @@ func main() {
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
+	}
+	if opts.Progress.BindAddress != "" && !progressCertManager {
+		if err := controllers.AddProgressCertRotator(mgr, controllers.ProgressCertOptions{
+			Secret:  types.NamespacedName{Namespace: managerNamespace, Name: progressCertSecret},
+			DNSName: progressDNS, CertDir: opts.Progress.CertDir,
+		}); err != nil {
+			log.Error(err, "Unable to set up the progress certificate")
+			os.Exit(1)
+		}
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, opts, controllers.Concurrency{Runs: concurrentRuns, Datasets: concurrentDataset}); err != nil {

@@ -188,6 +188,8 @@ type Result struct {
 	ResumedFromStep int `json:"resumedFromStep,omitempty"`
 	// Warnings worth a user's attention, e.g. the mean eval chosen reward fell below zero.
 	Warnings []string `json:"warnings,omitempty"`
+	// Plots are the URIs of the training curves next to metrics.jsonl: loss.svg, and rewards.svg for DPO.
+	Plots []string `json:"plots,omitempty"`
 }
 
 // Checkpoint is one complete checkpoint.
@@ -242,3 +244,42 @@ type InvalidRow struct {
 	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
 }
+
+// Progress reporting: the trainer pushes ProgressReports to the manager while it trains (see docs of the
+// operator's progress endpoint). The pod gets the endpoint, a token and a CA through these environment variables;
+// without ProgressURLEnv the trainer reports nothing.
+const (
+	// ProgressURLEnv is the full https URL to POST reports to.
+	ProgressURLEnv = "PREFTUNE_PROGRESS_URL"
+	// ProgressTokenFileEnv names the projected service-account token file; it is re-read for every report because
+	// the kubelet rotates it.
+	ProgressTokenFileEnv = "PREFTUNE_PROGRESS_TOKEN_FILE"
+	// ProgressCAFileEnv names the PEM file of the CA that signed the endpoint's certificate.
+	ProgressCAFileEnv = "PREFTUNE_PROGRESS_CA_FILE"
+	// ProgressAttemptEnv, when set, is the attempt number the trainer reports (informational).
+	ProgressAttemptEnv = "PREFTUNE_PROGRESS_ATTEMPT"
+)
+
+// ProgressReport is one snapshot of a training run in flight. Later reports replace earlier ones; the final result
+// still travels in the termination message.
+type ProgressReport struct {
+	Step       int     `json:"step"`
+	TotalSteps int     `json:"totalSteps"`
+	Epoch      float64 `json:"epoch,omitempty"`
+	// ETASeconds is the estimated time left; 0 when unknown.
+	ETASeconds      float64 `json:"etaSeconds,omitempty"`
+	TokensPerSecond float64 `json:"tokensPerSecond,omitempty"`
+	// TrainMetrics and EvalMetrics are the newest values by their TRL names (loss, rewards/accuracies, ...;
+	// eval_loss, eval_rewards/accuracies, ...).
+	TrainMetrics map[string]float64 `json:"trainMetrics,omitempty"`
+	EvalMetrics  map[string]float64 `json:"evalMetrics,omitempty"`
+	// Checkpoints written since the attempt started (the newest few).
+	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).
+	ResumedFromStep int `json:"resumedFromStep,omitempty"`
+	// Attempt is the trainer's attempt number when it knows it (0: unknown).
+	Attempt int `json:"attempt,omitempty"`
+}
+
+// MaxProgressReportBytes bounds a report's body; the manager refuses larger ones.
+const MaxProgressReportBytes = 64 << 10

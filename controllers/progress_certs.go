@@ -1,0 +1,40 @@
+package controllers
+
+import (
+	"fmt"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// +kubebuilder:rbac:groups="",namespace=preftune-system,resources=secrets,verbs=get;list;watch;create;update;patch
+
+// ProgressCertOptions say where the progress endpoint's certificate lives when the manager makes it itself.
+type ProgressCertOptions struct {
+	// Secret holds the CA and the serving certificate; it is created if missing and rotated before expiry.
+	Secret types.NamespacedName
+	// DNSName is the endpoint's Service name in DNS (<service>.<namespace>.svc).
+	DNSName string
+	// CertDir receives tls.crt, tls.key and ca.crt; the endpoint reads them from there.
+	CertDir string
+}
+
+// AddProgressCertRotator makes the manager create and rotate the progress endpoint's CA and certificate with
+// open-policy-agent/cert-controller (as Kueue and JobSet do). No webhook is patched: trainer pods receive the CA
+// in their run's configuration ConfigMap when their Job is created.
+func AddProgressCertRotator(mgr ctrl.Manager, o ProgressCertOptions) error {
+	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
+		SecretKey:      o.Secret,
+		CertDir:        o.CertDir,
+		CAName:         "preftune-progress-ca",
+		CAOrganization: "preftune",
+		DNSName:        o.DNSName,
+		IsReady:        make(chan struct{}),
+		// The endpoint is served by the leader only; every replica keeps the files current.
+		RequireLeaderElection: false,
+	}); err != nil {
+		return fmt.Errorf("progress certificate rotator: %w", err)
+	}
+	return nil
+}
