@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 	if r.progress == nil {
 		r.progress = NoProgress{}
 	}
+	var stopReporting func()
+	r.progress, stopReporting = withReporter(r.progress) // pushes progress to the operator when the pod has an endpoint
+	defer stopReporting()
 	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
 		return nil, failed(ReasonTrainingFailed, "creating the output directory: %v", err)
 	}
