@@ -44,7 +44,9 @@ const (
 type Config struct {
 	contract.RunConfig
 	// DataPath, FromDir (SFT from a model directory), ReferenceDir (DPO) and OutputDir are local paths
-	// resolved from the URIs of the RunConfig.
+	// resolved from the URIs of the RunConfig; each is "" for a remote URI (s3://, gs://, azblob://, https://
+	// for the dataset) until Run downloads the input into a scratch directory or, for the output, trains there
+	// and uploads.
 	DataPath     string
 	FromDir      string
 	ReferenceDir string
@@ -73,7 +75,7 @@ func NewConfig(rc contract.RunConfig) (Config, error) {
 		return c, fieldErr("kind", "is %q, want %q or %q", rc.Kind, contract.KindSFT, contract.KindDPO)
 	}
 	var err error
-	if c.DataPath, err = localPath(rc.Dataset.URI); err != nil {
+	if c.DataPath, err = resolve(rc.Dataset.URI, true); err != nil {
 		return c, fieldErr("dataset.uri", "%v", err)
 	}
 	if f := rc.Dataset.EvalFraction; f < 0 || f >= 1 {
@@ -82,7 +84,7 @@ func NewConfig(rc contract.RunConfig) (Config, error) {
 	if d := rc.Dataset.Digest; d != "" && !validDigest(d) {
 		return c, fieldErr("dataset.digest", "is %q, want sha256:<64 hex digits>", d)
 	}
-	if c.OutputDir, err = localPath(rc.Output.URI); err != nil {
+	if c.OutputDir, err = resolve(rc.Output.URI, false); err != nil {
 		return c, fieldErr("output.uri", "%v", err)
 	}
 	if err := c.checkModel(); err != nil {
@@ -113,7 +115,7 @@ func (c *Config) checkModel() error {
 		return fieldErr("model", "set exactly one of model.architecture and model.from")
 	}
 	if m.From != "" {
-		dir, err := localPath(m.From)
+		dir, err := resolve(m.From, false)
 		if err != nil {
 			return fieldErr("model.from", "%v", err)
 		}
@@ -200,7 +202,7 @@ func (c *Config) checkDPO() error {
 	if c.Reference == nil || c.Reference.ModelURI == "" {
 		return fieldErr("reference.modelURI", "is required for kind dpo")
 	}
-	dir, err := localPath(c.Reference.ModelURI)
+	dir, err := resolve(c.Reference.ModelURI, false)
 	if err != nil {
 		return fieldErr("reference.modelURI", "%v", err)
 	}

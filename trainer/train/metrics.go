@@ -9,6 +9,9 @@ import (
 	"os"
 )
 
+// metricsFile is the metrics log's name under the output.
+const metricsFile = "metrics.jsonl"
+
 // Metrics are one logged step by TRL's names (loss, rewards/chosen, eval_loss, learning_rate, step, epoch, ...).
 type Metrics map[string]float64
 

@@ -55,8 +55,12 @@ func (r *runner) save() error {
 	if err != nil {
 		return failed(ReasonCheckpointFailed, "%v", err)
 	}
+	uri, err := r.publishCheckpoint(r.ioCtx, dir)
+	if err != nil {
+		return err
+	}
 	r.lastSaved = r.step
-	r.progress.Event("checkpoint", map[string]any{"step": r.step, "dir": dir})
+	r.progress.Event("checkpoint", map[string]any{"step": r.step, "dir": uri})
 	return nil
 }
 
@@ -68,13 +72,13 @@ func (r *runner) resume() error {
 		return failed(ReasonCheckpointFailed, "looking for checkpoints: %v", err)
 	}
 	for _, s := range look.Skipped {
-		r.progress.Event("checkpoint-skipped", map[string]any{"dir": s.Dir, "problem": s.Problem.Error()})
+		r.progress.Event("checkpoint-skipped", map[string]any{"dir": r.uriOf(s.Dir), "problem": s.Problem.Error()})
 	}
 	if c == nil {
 		return nil
 	}
 	st := c.State
-	where := look.Dir
+	where := r.uriOf(look.Dir)
 	if err := sameJSON(st.Extra, r.identity()); err != nil {
 		return invalid(ReasonInvalidConfig, "output.uri holds checkpoint %s of a different run: %v", where, err)
 	}

@@ -49,19 +49,28 @@ type runner struct {
 	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
 	dataDigest  string
 	startDigest string
+
+	// ioCtx carries uploads: a cancelled run (SIGTERM) still uploads its last checkpoint.
+	ioCtx context.Context
+	io    remoteIO
+	plots []string // plot files written next to metrics.jsonl
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
 // When ctx is cancelled (SIGTERM) it finishes the step in flight, checkpoints and returns an Interrupted error.
 func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error) {
-	r := &runner{cfg: cfg, progress: opts.Progress}
+	r := &runner{cfg: cfg, progress: opts.Progress, ioCtx: context.WithoutCancel(ctx)}
 	if r.progress == nil {
 		r.progress = NoProgress{}
 	}
 	var stopReporting func()
 	r.progress, stopReporting = withReporter(r.progress) // pushes progress to the operator when the pod has an endpoint
 	defer stopReporting()
-	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
+	defer r.cleanup()
+	if err := r.stage(ctx); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.cfg.OutputDir, 0o755); err != nil {
 		return nil, failed(ReasonTrainingFailed, "creating the output directory: %v", err)
 	}
 	if err := r.setup(); err != nil {
@@ -71,7 +80,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 		return nil, err
 	}
 	var err error
-	if r.metrics, err = openMetrics(filepath.Join(cfg.OutputDir, "metrics.jsonl"), r.step); err != nil {
+	if r.metrics, err = openMetrics(filepath.Join(r.cfg.OutputDir, metricsFile), r.step); err != nil {
 		return nil, failed(ReasonTrainingFailed, "metrics.jsonl: %v", err)
 	}
 	defer r.metrics.Close()
@@ -212,9 +221,14 @@ func (r *runner) finish() (*contract.Result, error) {
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
 	}
+	uri, err := r.publishModel(r.ioCtx, dir)
+	if err != nil {
+		return nil, err
+	}
 	res := &contract.Result{
 		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
-		Metrics: Metrics{}, ModelURI: fileURI(dir), ModelDigest: digest, ResumedFromStep: r.resumedFrom,
+		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
+		Plots: r.plotURIs(),
 	}
 	for k, v := range r.lastTrain {
 		res.Metrics[k] = v
@@ -231,7 +245,12 @@ func (r *runner) finish() (*contract.Result, error) {
 		r.warnings = append(r.warnings, w)
 	}
 	res.Warnings = r.warnings
-	if res.Checkpoints, err = listCheckpoints(r.cfg.OutputDir); err != nil {
+	if r.io.out != nil {
+		res.Checkpoints, err = r.remoteCheckpoints(r.ioCtx)
+	} else {
+		res.Checkpoints, err = listCheckpoints(r.cfg.OutputDir)
+	}
+	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "%v", err)
 	}
 	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest})

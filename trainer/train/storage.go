@@ -14,10 +14,12 @@ import (
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/storage"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
-// The run's I/O goes through these few functions so that a storage layer (object stores) can replace them later.
+// The run's local I/O goes through these few functions; remote.go moves inputs and outputs to and from object
+// stores around them.
 
 // localPath turns a file:// URI or a plain path into a local path. Other schemes are not supported yet.
 func localPath(uri string) (string, error) {
@@ -41,6 +43,35 @@ func localPath(uri string) (string, error) {
 		return "", fmt.Errorf("%q has no path", uri)
 	}
 	return filepath.Clean(u.Path), nil
+}
+
+// resolve checks a URI and returns its local path, or "" for a remote URI the storage layer will download
+// (https:// is accepted for the dataset only).
+func resolve(uri string, dataset bool) (string, error) {
+	if dataset && storage.IsHTTP(uri) {
+		if _, err := url.Parse(uri); err != nil {
+			return "", fmt.Errorf("is not a valid URL")
+		}
+		return "", nil
+	}
+	u, err := storage.Parse(uri)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme == "file" {
+		return localPath(uri)
+	}
+	return "", nil
+}
+
+// uriOf is the URI reported for a local path under the run's output: the remote URI when the output is remote.
+func (r *runner) uriOf(local string) string {
+	if r.io.out != nil {
+		if rel, err := filepath.Rel(r.cfg.OutputDir, local); err == nil && !strings.HasPrefix(rel, "..") {
+			return r.io.out.URI(filepath.ToSlash(rel))
+		}
+	}
+	return fileURI(local)
 }
 
 // fileURI is the URI reported for a local path.
