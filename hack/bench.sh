@@ -10,8 +10,9 @@
 # Settings (environment):
 #   BENCH_PARTS     parts to run, comma-separated (default operator,go,openblas,torch)
 #   BENCH_CONFIGS   trainer configs, A (d_model 128, 4 layers, 4 heads) and/or B (256, 6, 8) (default A,B)
-#   STEP_BENCHTIME  -benchtime of the step benchmarks (default 5x: five steps after one untimed)
-#   LOOP_BENCHTIME  -benchtime of trainer/train's whole-loop benchmark (default 20x; empty skips it)
+#   STEP_BENCHTIME  -benchtime of the step benchmarks (default 3x: three steps after one untimed; pure Go at
+#                   config B takes ~20 s a step on a loaded 2-core machine)
+#   LOOP_BENCHTIME  -benchtime of trainer/train's whole-loop benchmark, best build only (default 10x; empty skips)
 #   TORCH_SECONDS   seconds PyTorch measures each config and kind (default 10)
 #   BENCH_OUT       where raw outputs go (default tmp/bench); BENCH_PARTS=table prints the table from them again
 set -euo pipefail
@@ -21,8 +22,8 @@ cd "$ROOT"
 GO=${GO:-go}
 PARTS=",${BENCH_PARTS:-operator,go,openblas,torch},"
 CONFIGS=${BENCH_CONFIGS:-A,B}
-STEP_BENCHTIME=${STEP_BENCHTIME:-5x}
-LOOP_BENCHTIME=${LOOP_BENCHTIME-20x}
+STEP_BENCHTIME=${STEP_BENCHTIME:-3x}
+LOOP_BENCHTIME=${LOOP_BENCHTIME-10x}
 TORCH_SECONDS=${TORCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 mkdir -p "$OUT"
