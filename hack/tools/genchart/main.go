@@ -97,6 +97,9 @@ var blocks = map[string]string{
 	"labels": `{{- include "preftune.labels" . | nindent INDENT }}`,
 	"crdkeep": `{{- if .Values.crds.keep }}
 helm.sh/resource-policy: keep
+{{- end }}
+{{- with .Values.crds.annotations }}
+{{- toYaml . | nindent INDENT }}
 {{- end }}`,
 	"resources":          `resources: {{- toYaml .Values.resources | nindent INDENT2 }}`,
 	"securityContext":    `securityContext: {{- toYaml .Values.securityContext | nindent INDENT2 }}`,

@@ -110,6 +110,9 @@ crds:
   install: true
   # keep: helm uninstall leaves the CRDs, and so every PreferenceDataset, SFTRun and DPORun, in place.
   keep: true
+  # annotations added to the CRDs, e.g. argocd.argoproj.io/sync-options: Prune=false (Argo CD renders the chart
+  # without Helm, so it ignores helm.sh/resource-policy) or kustomize.toolkit.fluxcd.io/prune: disabled.
+  annotations: {}
 
 # Pod Security "restricted" settings of the manager pod and container. (config/)
 %s
