@@ -16,13 +16,15 @@ type ProgressCertOptions struct {
 	Secret types.NamespacedName
 	// DNSName is the endpoint's Service name in DNS (<service>.<namespace>.svc).
 	DNSName string
-	// CertDir receives tls.crt, tls.key and ca.crt; the endpoint reads them from there.
+	// CertDir is where the Deployment mounts Secret (a secret volume, optional: true): the rotator fills the
+	// Secret, the kubelet projects tls.crt, tls.key and ca.crt here, and the endpoint reads them.
 	CertDir string
 }
 
 // AddProgressCertRotator makes the manager create and rotate the progress endpoint's CA and certificate with
 // open-policy-agent/cert-controller (as Kueue and JobSet do). No webhook is patched: trainer pods receive the CA
-// in their run's configuration ConfigMap when their Job is created.
+// in their run's configuration ConfigMap when their Job is created. The rotator writes only the Secret and stops
+// the manager when the files do not appear in CertDir within minutes, so the Secret must be mounted there.
 func AddProgressCertRotator(mgr ctrl.Manager, o ProgressCertOptions) error {
 	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 		SecretKey:      o.Secret,

@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&concurrentDataset, "max-concurrent-dataset-reconciles", 2, "Datasets reconciled in parallel.")
 	flag.StringVar(&opts.Progress.BindAddress, "progress-bind-address", ":8443", "Address of the HTTPS endpoint trainers push live progress to; empty or 0 disables it.")
 	flag.DurationVar(&opts.Progress.Interval, "progress-interval", controllers.DefaultProgressInterval, "Least time between two status writes of one run from its progress reports.")
-	flag.StringVar(&opts.Progress.CertDir, "progress-cert-dir", "/tmp/preftune-progress-certs", "Directory of the endpoint's tls.crt, tls.key and ca.crt.")
+	flag.StringVar(&opts.Progress.CertDir, "progress-cert-dir", "/tmp/preftune-progress-certs", "Directory of the endpoint's tls.crt, tls.key and ca.crt: the mount of --progress-cert-secret (or of cert-manager's Secret).")
 	flag.BoolVar(&progressCertManager, "progress-cert-manager", false, "The files in --progress-cert-dir come from cert-manager (a mounted Secret); do not create or rotate them.")
 	flag.StringVar(&progressCertSecret, "progress-cert-secret", "preftune-progress-cert", "Secret, in the manager's namespace, where the manager keeps the endpoint's CA and certificate.")
 	flag.StringVar(&progressService, "progress-service", "preftune-progress", "Service in front of the endpoint; trainers reach https://<service>.<namespace>.svc:<port>.")
