@@ -82,6 +82,7 @@ func TestMatchesPyTorch(t *testing.T) {
 		t.Run(dt.String(), func(t *testing.T) {
 			c := &checker{t: t, tol: tolerances[dt].value, gradTol: tolerances[dt].grad, tieTol: tolerances[dt].tie}
 			p := loadTinyModel(t, dir, dt)
+			checkLogits(c, p, b, ref)
 			checkDistributions(c, p, b, ref)
 			checkSequences(c, p, b, ref)
 			checkSFT(c, p, b, ref)
@@ -93,6 +94,21 @@ func TestMatchesPyTorch(t *testing.T) {
 			}
 			c.report()
 		})
+	}
+}
+
+// checkLogits compares the raw logits of every position of every row, padding included.
+func checkLogits(c *checker, p *model.Params, b data.Batch, ref refOutput) {
+	got, err := p.Logits(b)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if len(got) != len(ref.Logits) {
+		c.t.Fatalf("%d logits, PyTorch has %d", len(got), len(ref.Logits))
+	}
+	V := p.VocabSize
+	for i, g := range got {
+		c.value(fmt.Sprintf("logits[row %d, pos %d, token %d]", i/(b.T*V), i/V%b.T, i%V), g, ref.Logits[i])
 	}
 }
 

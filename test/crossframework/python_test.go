@@ -84,6 +84,7 @@ type refDPOIn struct {
 // refOutput is gpt2_ref.py's output.
 type refOutput struct {
 	Shape     []int                `json:"shape"`
+	Logits    []float64            `json:"logits"`
 	Logp      []float64            `json:"logp"`
 	TokenLogp []float64            `json:"token_logp"`
 	SeqLogp   []float64            `json:"seq_logp"`

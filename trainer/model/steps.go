@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 
+	"gorgonia.org/tensor"
+
 	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/loss"
 )
@@ -118,4 +120,32 @@ func (p *Params) DPOStep(b data.Batch, refLogps []float64, cfg loss.DPOConfig, r
 		Policy: append([]float64(nil), gr.dpo.Policy...),
 		Tokens: gr.tk.Count(-1),
 	}, nil
+}
+
+// Logits runs the forward pass only and returns the logits of every position, row-major [B, T, V]. Training
+// never needs them whole (the fused log-prob ops read them in place); they are for checks against other
+// implementations and for evaluations that score the whole distribution.
+func (p *Params) Logits(b data.Batch) ([]float64, error) {
+	gr, err := p.graphFor(kindLogits, b.B, b.T)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Inputs) != b.B*b.T {
+		return nil, fmt.Errorf("model: batch has %d inputs, want B*T = %d", len(b.Inputs), b.B*b.T)
+	}
+	for i, id := range b.Inputs {
+		if id < 0 || id >= p.VocabSize {
+			return nil, fmt.Errorf("model: input %d (row %d, position %d) is %d, outside the vocabulary [0, %d)", i, i/b.T, i%b.T, id, p.VocabSize)
+		}
+	}
+	copy(gr.tk.Inputs, b.Inputs)
+	if err := gr.run(); err != nil {
+		return nil, err
+	}
+	t := gr.logits.Value().(*tensor.Dense)
+	out := make([]float64, b.B*b.T*p.VocabSize)
+	for i := range out {
+		out[i] = at(t, i)
+	}
+	return out, nil
 }
