@@ -125,6 +125,8 @@ func TestHelmTemplateValues(t *testing.T) {
 		"--leader-elect", "--trainer-image=registry.example/ml/trainer:v2", "--trainer-image-pull-policy=Always",
 		"--gpu-resource-name=amd.com/gpu", "--default-output-uri=s3://bucket/runs", "--job-ttl=30m",
 		"--metrics-bind-address=:9090", "--max-concurrent-reconciles=8", "--zap-log-level=debug",
+		// The progress endpoint's Service follows the release's name.
+		"--progress-service=rel-preftune-progress",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)
@@ -138,15 +140,17 @@ func TestHelmTemplateValues(t *testing.T) {
 		t.Errorf("ServiceMonitor label release = %q, want prometheus", l)
 	}
 	np := find(t, objs, "NetworkPolicy")
-	if from, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress"); len(from) != 1 || from[0].(map[string]any)["from"] == nil {
-		t.Errorf("NetworkPolicy ingress %v lacks the from peers", from)
+	// The metrics and probes rule takes the values' peers; the progress rule keeps its trainer-pod selector.
+	if rules, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress"); len(rules) != 2 || rules[0].(map[string]any)["from"] == nil {
+		t.Errorf("NetworkPolicy ingress %v: want the metrics rule with the values' from peers and the progress rule", rules)
 	}
 
 	// Switches off: no metrics Service, no NetworkPolicy, no CRDs, no leader election.
 	objs = decodeAll(t, helm(t, "template", "preftune", chartDir, "--set", "metrics.enabled=false,networkPolicy.enabled=false,crds.install=false,leaderElection.enabled=false"))
 	for _, o := range objs {
-		switch o.GetKind() {
-		case "Service", "NetworkPolicy", "CustomResourceDefinition", "ServiceMonitor":
+		switch {
+		case o.GetKind() == "Service" && o.GetName() == "preftune-controller-manager-metrics",
+			o.GetKind() == "NetworkPolicy", o.GetKind() == "CustomResourceDefinition", o.GetKind() == "ServiceMonitor":
 			t.Errorf("%s %s rendered though switched off", o.GetKind(), o.GetName())
 		}
 	}

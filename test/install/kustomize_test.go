@@ -34,6 +34,7 @@ func TestKustomizeServerDryRun(t *testing.T) {
 		"clusterrole.rbac.authorization.k8s.io/preftune-manager-role",
 		"deployment.apps/preftune-controller-manager",
 		"service/preftune-controller-manager-metrics",
+		"service/preftune-progress",
 		"networkpolicy.networking.k8s.io/preftune-controller-manager",
 	} {
 		if !strings.Contains(out, want) {

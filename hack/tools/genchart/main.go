@@ -129,11 +129,11 @@ from: {{- toYaml . | nindent INDENT2 }}
 	"metricsContainerPort": `containerPort: {{ .Values.metrics.port }}`,
 }
 
-// conditions wrap whole documents of a kind in a values switch.
+// conditions wrap whole documents of a kind, or of kind/name, in a values switch.
 var conditions = map[string]string{
-	"CustomResourceDefinition": ".Values.crds.install",
-	"Service":                  ".Values.metrics.enabled",
-	"NetworkPolicy":            ".Values.networkPolicy.enabled",
+	"CustomResourceDefinition":                    ".Values.crds.install",
+	"Service/preftune-controller-manager-metrics": ".Values.metrics.enabled",
+	"NetworkPolicy":                               ".Values.networkPolicy.enabled",
 }
 
 type chart struct {
@@ -174,7 +174,8 @@ func convert(objs []map[string]any) (*chart, error) {
 			c.namespaceDropped = namespace
 			continue
 		}
-		origName := strings.TrimPrefix(str(o, "metadata", "name"), "preftune-")
+		origFullName := str(o, "metadata", "name")
+		origName := strings.TrimPrefix(origFullName, "preftune-")
 		rewriteRefs(o, names, namespace)
 		md := o["metadata"].(map[string]any)
 		labels, _ := md["labels"].(map[string]any)
@@ -205,10 +206,13 @@ func convert(objs []map[string]any) (*chart, error) {
 					p.(map[string]any)[blockKey+"metricsPort"] = ""
 				}
 			}
-			file = "templates/metrics-service.yaml"
+			file = "templates/service-" + origName + ".yaml"
 		case "NetworkPolicy":
+			// values' networkPolicy.from restricts the rules config/ leaves open to any source.
 			for _, r := range list(o, "spec", "ingress") {
-				r.(map[string]any)[blockKey+"networkPolicyFrom"] = ""
+				if _, ok := r.(map[string]any)["from"]; !ok {
+					r.(map[string]any)[blockKey+"networkPolicyFrom"] = ""
+				}
 			}
 			file = "templates/networkpolicy.yaml"
 		default:
@@ -218,7 +222,11 @@ func convert(objs []map[string]any) (*chart, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", k, str(o, "metadata", "name"), err)
 		}
-		if cond, ok := conditions[k]; ok {
+		cond, ok := conditions[k]
+		if !ok {
+			cond, ok = conditions[k+"/"+origFullName]
+		}
+		if ok {
 			text = "{{- if " + cond + " }}\n" + text + "{{- end }}\n"
 		}
 		if _, dup := c.files[file]; dup {
@@ -337,6 +345,9 @@ func render(o map[string]any) (string, error) {
 		block = strings.ReplaceAll(block, "INDENT2", fmt.Sprint(len(indent)+2))
 		block = strings.ReplaceAll(block, "INDENT", fmt.Sprint(len(indent)))
 		for _, bl := range strings.Split(block, "\n") {
+			for tok, expr := range inline {
+				bl = strings.ReplaceAll(bl, tok, expr)
+			}
 			out = append(out, indent+bl)
 		}
 	}
