@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/controllers"
+	"github.com/preftune/preftune/trainer/contract"
 )
 
 // TestPodSecurityRestricted creates, in a namespace that enforces Pod Security "restricted", a pod with the manager's
@@ -90,11 +92,85 @@ func TestPodSecurityRestricted(t *testing.T) {
 		job = jobs.Items[0]
 		return nil
 	})
+	checkNoToken(t, job.Spec.Template.Spec)
+	// The validation pod, as the Job controller would create it; then the dataset is played through to Ready.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-v", Namespace: ns, Labels: map[string]string{controllers.LabelJobName: job.Name},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(&job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: *job.Spec.Template.Spec.DeepCopy(),
+	}
+	for k, v := range job.Spec.Template.Labels {
+		pod.Labels[k] = v
+	}
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatalf("the dataset validation pod is not admitted in a restricted namespace: %v", err)
+	}
+	playDatasetValid(t, &job, pod)
+
+	// A GPU run writing to a PersistentVolumeClaim: its Job adds GPU resources, a toleration and the claim's volume.
+	create(&v1alpha1.SFTRun{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns},
+		Spec: v1alpha1.SFTRunSpec{
+			Model: v1alpha1.ModelSpec{Architecture: &v1alpha1.Architecture{}},
+			RunSpec: v1alpha1.RunSpec{DatasetRef: v1alpha1.DatasetReference{Name: "arith"},
+				Training:  v1alpha1.TrainingSpec{MaxSteps: ptr.To[int32](50)},
+				Resources: v1alpha1.ResourcesSpec{GPUs: 1}},
+		}})
+	eventually(t, "the SFTRun's Job", func() error {
+		var jobs batchv1.JobList
+		if err := k8s.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{controllers.LabelOwnerKind: "SFTRun", controllers.LabelOwnerName: "base"}); err != nil {
+			return err
+		}
+		if len(jobs.Items) != 1 {
+			return fmt.Errorf("%d Jobs", len(jobs.Items))
+		}
+		job = jobs.Items[0]
+		return nil
+	})
 	spec := job.Spec.Template.Spec
+	if _, ok := spec.Containers[0].Resources.Limits["nvidia.com/gpu"]; !ok {
+		t.Fatalf("the run's pod asks for no GPU: %v", spec.Containers[0].Resources)
+	}
+	checkNoToken(t, spec)
+	admit(t, ns, "trainer", spec)
+}
+
+func checkNoToken(t testing.TB, spec corev1.PodSpec) {
+	t.Helper()
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Errorf("the trainer pod mounts a service-account token: it needs no API access")
 	}
-	admit(t, ns, "trainer", spec)
+}
+
+// playDatasetValid stands in for the kubelet and the Job controller: the validation pod ends with a valid report
+// and its Job completes, so the dataset becomes Ready.
+func playDatasetValid(t testing.TB, job *batchv1.Job, pod *corev1.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	report, err := json.Marshal(contract.TerminationMessage{Dataset: &contract.DatasetReport{Format: "standard", Digest: "sha256:0f1e2d",
+		Counts: contract.Counts{Total: 100, Pairs: 100, Train: 90, Eval: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodSucceeded
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: controllers.TrainerContainerName,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: string(report), StartedAt: now, FinishedAt: now}}}}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatalf("finish the validation pod: %v", err)
+	}
+	eventually(t, "complete the validation Job", func() error {
+		var cur batchv1.Job
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(job), &cur); err != nil {
+			return err
+		}
+		cur.Status.StartTime, cur.Status.CompletionTime = &now, &now
+		cur.Status.Succeeded, cur.Status.Ready, cur.Status.Terminating = 1, ptr.To[int32](0), ptr.To[int32](0)
+		cur.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
+		cur.Status.Conditions = append(cur.Status.Conditions,
+			batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
+			batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now})
+		return k8s.Status().Update(ctx, &cur)
+	})
 }
 
 // admit creates a pod with spec in ns and fails the test if admission rejects it.
