@@ -65,6 +65,15 @@ func TestImage(t *testing.T) {
 	if config.Config.Labels["org.opencontainers.image.source"] == "" {
 		t.Errorf("labels %v lack org.opencontainers.image.source", config.Config.Labels)
 	}
+	// The trainer is the OpenBLAS build wherever apt can install OpenBLAS (the pure-Go fallback is for machines
+	// without it, and says so).
+	if build := config.Config.Labels["io.preftune.trainer-build"]; build != "openblas" {
+		if _, err := exec.LookPath("apt-get"); err == nil {
+			t.Errorf("trainer build = %q, want openblas", build)
+		} else {
+			t.Logf("no apt-get here: the image carries the %s trainer", build)
+		}
+	}
 
 	// The filesystem, flattened: both binaries, executable, static, owned by root and not writable by the user.
 	var fs bytes.Buffer
