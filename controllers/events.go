@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,6 +49,14 @@ func runTransitions(prev, next *v1alpha1.RunStatus) []transition {
 	}
 	if c, ok := changed(v1alpha1.ConditionFailed); ok && c.Reason == ReasonRetrying {
 		out = append(out, transition{corev1.EventTypeWarning, "Retrying", c.Message})
+	}
+	if n := len(next.Checkpoints); n > 0 && (len(prev.Checkpoints) == 0 || next.Checkpoints[n-1].Step > prev.Checkpoints[len(prev.Checkpoints)-1].Step) {
+		c := next.Checkpoints[n-1]
+		out = append(out, transition{corev1.EventTypeNormal, "CheckpointWritten", fmt.Sprintf("checkpoint at step %d: %s", c.Step, c.URI)})
+	}
+	if next.ResumedFromStep > 0 && (next.ResumedFromStep != prev.ResumedFromStep || next.Attempts != prev.Attempts) {
+		out = append(out, transition{corev1.EventTypeNormal, "ResumedFromCheckpoint",
+			fmt.Sprintf("attempt %d resumed from the checkpoint at step %d", next.Attempts, next.ResumedFromStep)})
 	}
 	if c, ok := changed(v1alpha1.ConditionSucceeded); ok && c.Status == metav1.ConditionTrue {
 		out = append(out, transition{corev1.EventTypeNormal, "Succeeded", c.Message})

@@ -228,6 +228,10 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	st.ModelDigest = res.ModelDigest
 	st.ResumedFromStep = int64(res.ResumedFromStep)
 	st.Warnings = res.Warnings
+	st.Plots = nil
+	for _, u := range res.Plots {
+		st.Plots = append(st.Plots, unmapURI(u))
+	}
 	st.Checkpoints = nil
 	for _, c := range res.Checkpoints {
 		cs := v1alpha1.CheckpointStatus{Step: int64(c.Step), URI: unmapURI(c.URI)}

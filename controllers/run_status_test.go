@@ -47,6 +47,7 @@ func TestComputeRunStatus(t *testing.T) {
 	result := mustJSON(contract.TerminationMessage{Result: &contract.Result{Step: 100, TotalSteps: 100, Epoch: 2,
 		Metrics:  map[string]float64{"loss": 0.51234, "eval_loss": 0.61, "tokens_per_second": 4100},
 		ModelURI: "file:///mnt/pvc/out/team-a/r-1/model", ModelDigest: "sha256:feed",
+		Plots:       []string{"file:///mnt/pvc/out/team-a/r-1/loss.svg"},
 		Checkpoints: []contract.Checkpoint{{Step: 50, URI: "file:///mnt/pvc/out/team-a/r-1/checkpoints/step-00000050", Time: "2026-11-26T12:01:00Z"}},
 	}})
 	invalid := mustJSON(contract.TerminationMessage{Error: &contract.Error{Reason: "DatasetChanged", Message: "dataset digest is sha256:b, pinned sha256:a"}})
@@ -122,7 +123,8 @@ func TestComputeRunStatus(t *testing.T) {
 			extra: func(t *testing.T, st v1alpha1.RunStatus) {
 				if st.ModelURI != "pvc://out/team-a/r-1/model" || st.ModelDigest != "sha256:feed" || st.Progress.Percent != 100 ||
 					st.Progress.Step != 100 || len(st.Checkpoints) != 1 || st.Checkpoints[0].URI != "pvc://out/team-a/r-1/checkpoints/step-00000050" ||
-					st.Checkpoints[0].Time == nil || st.CompletionTime == nil || st.Progress.TokensPerSecond != "4100" {
+					st.Checkpoints[0].Time == nil || st.CompletionTime == nil || st.Progress.TokensPerSecond != "4100" ||
+					len(st.Plots) != 1 || st.Plots[0] != "pvc://out/team-a/r-1/loss.svg" {
 					t.Errorf("status = %+v progress %+v", st, st.Progress)
 				}
 			}},
@@ -202,6 +204,12 @@ func TestRunTransitions(t *testing.T) {
 	suspended, _ := computeRunStatus(running, runObservation{now: t0, runSuspended: true, job: job(true)})
 	resumed, _ := computeRunStatus(suspended, runObservation{now: t0, job: job(false), pods: []corev1.Pod{pod("p2", corev1.PodRunning, 0, "")}})
 	failed, _ := computeRunStatus(running, runObservation{now: t0, job: job(false, batchv1.JobFailed)})
+	checkpointed := *running.DeepCopy()
+	checkpointed.Checkpoints = []v1alpha1.CheckpointStatus{{Step: 50, URI: "s3://b/r/checkpoints/step-00000050"}}
+	checkpointed2 := *checkpointed.DeepCopy()
+	checkpointed2.Checkpoints = append(checkpointed2.Checkpoints, v1alpha1.CheckpointStatus{Step: 100, URI: "s3://b/r/checkpoints/step-00000100"})
+	resumedAttempt := *checkpointed2.DeepCopy()
+	resumedAttempt.Attempts, resumedAttempt.ResumedFromStep = 2, 100
 	cases := []struct {
 		name       string
 		prev, next v1alpha1.RunStatus
@@ -212,6 +220,10 @@ func TestRunTransitions(t *testing.T) {
 		{"resumed", suspended, resumed, []string{"Started", "Resumed"}},
 		{"failed", running, failed, []string{"Failed"}},
 		{"nothing changed", running, running, nil},
+		{"first checkpoint", running, checkpointed, []string{"CheckpointWritten"}},
+		{"newer checkpoint", checkpointed, checkpointed2, []string{"CheckpointWritten"}},
+		{"same checkpoints", checkpointed2, checkpointed2, nil},
+		{"an attempt resumed from a checkpoint", checkpointed2, resumedAttempt, []string{"ResumedFromCheckpoint"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,17 +21,36 @@ type podStorage struct {
 	claims map[string]bool // claim name -> read-only
 }
 
-// mapURI returns the URI the trainer sees for uri.
-func (s *podStorage) mapURI(uri string, readOnly bool) (string, error) {
-	claim, rest, ok := strings.Cut(strings.TrimPrefix(uri, "pvc://"), "/")
+// TrainerURI is the URI the trainer sees for a URI a user wrote: pvc://claim/path becomes
+// file:///mnt/pvc/claim/path (where the claim is mounted); other schemes pass through.
+func TrainerURI(uri string) (string, error) {
+	claim, rest, err := splitPVC(uri)
+	if err != nil || claim == "" {
+		return uri, err
+	}
+	return "file://" + path.Join(pvcMountRoot, claim, rest), nil
+}
+
+// UserURI turns a URI the trainer reported (file:///mnt/pvc/claim/path) back into the user's form.
+func UserURI(uri string) string { return unmapURI(uri) }
+
+// splitPVC returns the claim and path of a pvc:// URI ("" for other schemes).
+func splitPVC(uri string) (claim, rest string, err error) {
 	if !strings.HasPrefix(uri, "pvc://") {
-		return uri, nil
+		return "", "", nil
 	}
+	claim, rest, _ = strings.Cut(strings.TrimPrefix(uri, "pvc://"), "/")
 	if claim == "" {
-		return "", fmt.Errorf("uri %q names no claim: want pvc://<claim>/<path>", uri)
+		return "", "", fmt.Errorf("uri %q names no claim: want pvc://<claim>/<path>", uri)
 	}
-	if !ok {
-		rest = ""
+	return claim, rest, nil
+}
+
+// mapURI returns the URI the trainer sees for uri and mounts its claim.
+func (s *podStorage) mapURI(uri string, readOnly bool) (string, error) {
+	claim, _, err := splitPVC(uri)
+	if err != nil || claim == "" {
+		return uri, err
 	}
 	if s.claims == nil {
 		s.claims = map[string]bool{}
@@ -41,7 +60,7 @@ func (s *podStorage) mapURI(uri string, readOnly bool) (string, error) {
 	} else {
 		s.claims[claim] = readOnly
 	}
-	return "file://" + path.Join(pvcMountRoot, claim, rest), nil
+	return TrainerURI(uri)
 }
 
 // unmapURI turns a URI the trainer reported (file:///mnt/pvc/claim/path) back into the user's form.

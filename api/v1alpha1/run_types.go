@@ -321,6 +321,11 @@ type RunStatus struct {
 	// +listType=atomic
 	Checkpoints []CheckpointStatus `json:"checkpoints,omitempty"`
 
+	// plots are the run's pictures (loss.svg, and rewards.svg for DPO) next to its metrics.jsonl.
+	// +optional
+	// +listType=atomic
+	Plots []string `json:"plots,omitempty"`
+
 	// modelURI is the final model's directory, set when the run succeeded.
 	// +optional
 	ModelURI string `json:"modelURI,omitempty"`

@@ -609,6 +609,11 @@ func (in *RunStatus) DeepCopyInto(out *RunStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.Plots != nil {
+		in, out := &in.Plots, &out.Plots
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Dataset != nil {
 		in, out := &in.Dataset, &out.Dataset
 		*out = new(PinnedDataset)
