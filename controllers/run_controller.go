@@ -238,6 +238,9 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	st2 := run.Status()
 	st2.Dataset = &v1alpha1.PinnedDataset{Name: ds.Name, Digest: ds.Status.Digest}
 	st2.OutputURI = out
+	if ref := run.Spec().Output.SecretRef; ref != nil {
+		envFrom = append(envFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: *ref}})
+	}
 	job := constructRunJob(run, r.kind, name, cm.Name, st, dsCM, envFrom, r.Options, r.progress != nil, len(progressCA) > 0)
 	job.Annotations = pinAnnotations(run)
 	if err := r.Create(ctx, job); err != nil {

@@ -176,6 +176,11 @@ type OutputSpec struct {
 	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|file|pvc)://.+$`
 	// +optional
 	URI string `json:"uri,omitempty"`
+
+	// secretRef names a Secret in the run's namespace with credentials for uri (for example AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY); its keys become the trainer's environment. They never appear in status or logs.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
 }
 
 // TrainerSpec overrides the trainer's container.

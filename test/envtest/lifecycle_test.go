@@ -97,6 +97,7 @@ func TestSFTRunLifecycle(t *testing.T) {
 
 	run := newSFTRun(ns, "tiny", "arith")
 	run.Spec.Resources.GPUs = 1
+	run.Spec.Output.SecretRef = &corev1.LocalObjectReference{Name: "store-credentials"}
 	create(t, run)
 	eventually(t, "run waits for its dataset", func() error {
 		get(t, run, ns, "tiny")
@@ -116,6 +117,9 @@ func TestSFTRunLifecycle(t *testing.T) {
 		rc.Training.MaxSteps != 50 || rc.Training.LearningRate != 3e-4 || rc.Model.Architecture.DModel != 128 ||
 		!strings.HasPrefix(rc.Output.URI, "file:///mnt/pvc/outputs/preftune/"+ns+"/tiny-") {
 		t.Errorf("trainer config = %+v", rc)
+	}
+	if ef := job.Spec.Template.Spec.Containers[0].EnvFrom; len(ef) != 1 || ef[0].SecretRef == nil || ef[0].SecretRef.Name != "store-credentials" {
+		t.Errorf("output credentials not in the trainer's environment: %+v", ef)
 	}
 	if q := job.Spec.Template.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"]; q.Value() != 1 {
 		t.Errorf("GPU limit = %v", job.Spec.Template.Spec.Containers[0].Resources.Limits)
