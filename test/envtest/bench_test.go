@@ -20,10 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/controllers"
@@ -198,35 +195,7 @@ func startCountedManager(b *testing.B, counter *requestCounter, conc controllers
 	mcfg := rest.CopyConfig(cfg)
 	mcfg.QPS, mcfg.Burst = -1, 0
 	mcfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingTransport{next: rt, c: counter} })
-	mgr, err := ctrl.NewManager(mcfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:  {Label: managedSelector},
-			&batchv1.Job{}: {Label: managedSelector},
-		}},
-		Controller: ctrlConfigSkipNameValidation(),
-	})
-	if err != nil {
-		b.Fatalf("new manager: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, testOptions, conc); err != nil {
-		b.Fatalf("setup controllers: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				b.Errorf("manager stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			b.Errorf("manager did not stop within 30s")
-		}
-	}
+	return startManagerWith(b, mcfg, testOptions, conc)
 }
 
 // cleanupBenchNamespace deletes what the benchmark made: envtest runs no namespace or garbage collector, and the

@@ -30,11 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/controllers"
@@ -64,24 +61,7 @@ func startProgressManager(t *testing.T, interval time.Duration) (*progressEnv, f
 
 	opts := testOptions
 	opts.Progress = controllers.ProgressOptions{BindAddress: addr, URL: "https://" + addr, CertDir: dir, Interval: interval}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:  {Label: managedSelector},
-			&batchv1.Job{}: {Label: managedSelector},
-		}},
-		Controller: ctrlConfigSkipNameValidation(),
-	})
-	if err != nil {
-		t.Fatalf("new manager: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, opts, controllers.Concurrency{Runs: 4, Datasets: 2}); err != nil {
-		t.Fatalf("setup controllers: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	stop := startManagerWith(t, cfg, opts, controllers.Concurrency{Runs: 4, Datasets: 2})
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
@@ -98,17 +78,7 @@ func startProgressManager(t *testing.T, interval time.Duration) (*progressEnv, f
 		resp.Body.Close()
 		return nil
 	})
-	return env, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("manager did not stop within 30s")
-		}
-	}
+	return env, stop
 }
 
 // writeSelfSignedCert writes tls.crt, tls.key and ca.crt (the certificate itself) for 127.0.0.1 into dir.

@@ -97,7 +97,14 @@ var managedSelector = labels.SelectorFromSet(labels.Set{controllers.LabelManaged
 // returns a function that stops it and waits until it has stopped.
 func startManager(t testing.TB) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	return startManagerWith(t, cfg, testOptions, controllers.Concurrency{Runs: 4, Datasets: 2})
+}
+
+// startManagerWith is startManager with its own rest config (e.g. one that counts requests), options and
+// concurrency.
+func startManagerWith(t testing.TB, restCfg *rest.Config, opts controllers.Options, conc controllers.Concurrency) (stop func()) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
@@ -110,7 +117,7 @@ func startManager(t testing.TB) (stop func()) {
 		t.Fatalf("new manager: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, testOptions, controllers.Concurrency{Runs: 4, Datasets: 2}); err != nil {
+	if err := controllers.Setup(ctx, mgr, opts, conc); err != nil {
 		t.Fatalf("setup controllers: %v", err)
 	}
 	done := make(chan error, 1)
