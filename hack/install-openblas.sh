@@ -21,27 +21,9 @@ if linkable; then
 	exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-	log "apt-get is unavailable: install OpenBLAS's development files (libopenblas.so) by hand for -tags openblas"
-	exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	if command -v sudo >/dev/null 2>&1; then
-		SUDO="sudo -n"
-	else
-		log "not root and no sudo: cannot run apt-get install libopenblas-dev"
-		exit 1
-	fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-log "apt-get update"
-if ! $SUDO apt-get update -qq >&2; then
-	log "apt-get update failed (no network or no apt sources?): cannot install libopenblas-dev"
-	exit 1
-fi
+# shellcheck source=hack/lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+apt_prepare libopenblas-dev || exit 1
 log "apt-get install libopenblas-dev"
 if ! $SUDO apt-get install -y -qq --no-install-recommends libopenblas-dev "$gfortran_pkg" >&2; then
 	log "apt-get install libopenblas-dev failed"

@@ -25,27 +25,9 @@ if py=$(find_python); then
 	exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-	log "apt-get is unavailable: cannot install python3-torch (install PyTorch for /usr/bin/python3 by hand)"
-	exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	if command -v sudo >/dev/null 2>&1; then
-		SUDO="sudo -n"
-	else
-		log "not root and no sudo: cannot run apt-get install python3-torch"
-		exit 1
-	fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-log "apt-get update"
-if ! $SUDO apt-get update -qq >&2; then
-	log "apt-get update failed (no network or no apt sources?): cannot install python3-torch"
-	exit 1
-fi
+# shellcheck source=hack/lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+apt_prepare python3-torch || exit 1
 pkgs=(python3-torch python3-numpy)
 # python3-safetensors is optional: the reference reads safetensors in plain Python when it is missing.
 if apt-cache show python3-safetensors >/dev/null 2>&1; then
