@@ -191,6 +191,7 @@ func buildTrainerJob(p jobParams) *batchv1.Job {
 						Name:                     TrainerContainerName,
 						Image:                    p.image,
 						ImagePullPolicy:          p.pullPolicy,
+						Command:                  []string{contract.TrainerPath},
 						Args:                     append(append([]string(nil), p.args...), "--config", path.Join(configMountDir, configFileName)),
 						EnvFrom:                  p.envFrom,
 						Env:                      env,

@@ -1,11 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // +kubebuilder:rbac:groups="",namespace=preftune-system,resources=secrets,verbs=get;list;watch;create;update;patch
@@ -25,7 +30,14 @@ type ProgressCertOptions struct {
 // open-policy-agent/cert-controller (as Kueue and JobSet do). No webhook is patched: trainer pods receive the CA
 // in their run's configuration ConfigMap when their Job is created. The rotator writes only the Secret and stops
 // the manager when the files do not appear in CertDir within minutes, so the Secret must be mounted there.
-func AddProgressCertRotator(mgr ctrl.Manager, o ProgressCertOptions) error {
+//
+// The rotator only updates the Secret, so it is created here, empty, when missing (the manager's Role may create
+// Secrets in its namespace). Shipping it in the manifests instead would make GitOps tools see the rotator's data as
+// drift; creating it at start keeps every install method the same.
+func AddProgressCertRotator(ctx context.Context, mgr ctrl.Manager, o ProgressCertOptions) error {
+	if err := ensureSecret(ctx, mgr, o.Secret); err != nil {
+		return fmt.Errorf("progress certificate secret: %w", err)
+	}
 	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 		SecretKey:      o.Secret,
 		CertDir:        o.CertDir,
@@ -37,6 +49,20 @@ func AddProgressCertRotator(mgr ctrl.Manager, o ProgressCertOptions) error {
 		RequireLeaderElection: false,
 	}); err != nil {
 		return fmt.Errorf("progress certificate rotator: %w", err)
+	}
+	return nil
+}
+
+// ensureSecret creates the Secret, empty, unless it exists. The manager's cache is not started yet: a direct client.
+func ensureSecret(ctx context.Context, mgr ctrl.Manager, key types.NamespacedName) error {
+	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+		Labels: map[string]string{LabelManagedBy: managedBy}}, Type: corev1.SecretTypeOpaque}
+	if err := c.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s: %w", key, err)
 	}
 	return nil
 }

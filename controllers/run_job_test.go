@@ -67,8 +67,9 @@ func TestConstructRunJob(t *testing.T) {
 			if !*pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Errorf("pod security context not restricted: %+v", pod.SecurityContext)
 			}
-			if c.Image != "registry.local/preftune:v1" || strings.Join(c.Args, " ") != "sft --config /etc/preftune/config.json" {
-				t.Errorf("image %s args %v", c.Image, c.Args)
+			if c.Image != "registry.local/preftune:v1" || strings.Join(c.Command, " ") != "/preftune-trainer" ||
+				strings.Join(c.Args, " ") != "sft --config /etc/preftune/config.json" {
+				t.Errorf("image %s command %v args %v", c.Image, c.Command, c.Args)
 			}
 			if c.TerminationMessagePath != contract.TerminationMessagePath || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 				t.Errorf("termination message %s %s", c.TerminationMessagePath, c.TerminationMessagePolicy)

@@ -185,7 +185,8 @@ type OutputSpec struct {
 
 // TrainerSpec overrides the trainer's container.
 type TrainerSpec struct {
-	// image overrides the manager's --trainer-image for this run.
+	// image overrides the manager's --trainer-image for this run. It must hold the trainer at /preftune-trainer,
+	// which the operator runs as the container's command (the project's image holds it there).
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`

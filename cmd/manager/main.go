@@ -99,8 +99,9 @@ func main() {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
+	ctx := ctrl.SetupSignalHandler()
 	if opts.Progress.BindAddress != "" && !progressCertManager {
-		if err := controllers.AddProgressCertRotator(mgr, controllers.ProgressCertOptions{
+		if err := controllers.AddProgressCertRotator(ctx, mgr, controllers.ProgressCertOptions{
 			Secret:  types.NamespacedName{Namespace: managerNamespace, Name: progressCertSecret},
 			DNSName: progressDNS, CertDir: opts.Progress.CertDir,
 		}); err != nil {
@@ -108,7 +109,6 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, opts, controllers.Concurrency{Runs: concurrentRuns, Datasets: concurrentDataset}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)

@@ -27,6 +27,10 @@ const (
 // TerminationMessagePath is where the trainer writes its TerminationMessage; the operator sets it on the container.
 const TerminationMessagePath = "/dev/termination-log"
 
+// TrainerPath is where a trainer image holds the trainer. The operator runs it as the container's command, so one
+// image can carry both the manager (its entrypoint) and the trainer.
+const TrainerPath = "/preftune-trainer"
+
 // MaxTerminationMessageBytes is the kubelet's limit for a termination message; documents stay well under it.
 const MaxTerminationMessageBytes = 4096
 
@@ -57,6 +61,15 @@ type RunConfig struct {
 	DPO *DPOConfig `json:"dpo,omitempty"`
 	// Output is where checkpoints, the final model and metrics go.
 	Output OutputConfig `json:"output"`
+	// Resources is what the pod was given, for the trainer to report which device it computes on.
+	Resources ResourcesConfig `json:"resources,omitempty"`
+}
+
+// ResourcesConfig describes the trainer pod's accelerators. Extended resources cannot reach a pod through the
+// downward API, so the operator writes the count here.
+type ResourcesConfig struct {
+	// GPUs the pod holds (spec.resources.gpus).
+	GPUs int32 `json:"gpus,omitempty"`
 }
 
 // RunRef names the custom resource behind a run.
