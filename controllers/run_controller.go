@@ -207,6 +207,7 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	if err := run.configure(&cfg); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
 	}
+	cfg.Resources.GPUs = spec.Resources.GPUs
 	if cfg.Output.URI, err = st.mapURI(out, false); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
 	}

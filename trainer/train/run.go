@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 	r.progress, stopReporting = withReporter(r.progress) // pushes progress to the operator when the pod has an endpoint
 	defer stopReporting()
 	defer r.cleanup()
+	r.progress.Event("device", deviceReport(cfg.Resources.GPUs))
 	if err := r.stage(ctx); err != nil {
 		return nil, err
 	}
