@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the Preftune image (hack/build-image.sh, no docker engine), pushes it to $IMG's registry, and installs or
+# upgrades the operator with the Helm chart, pinned to the pushed digest, waiting until the manager is available.
+# Default IMG is the local cluster's registry (127.0.0.1:5000/preftune:dev); for another cluster, set IMG to a
+# registry that cluster pulls from (crane pushes with the credentials in ~/.docker/config.json).
+# Environment: KUBECONFIG, IMG, NAMESPACE (default preftune-system), RELEASE (default preftune), HELM_ARGS (more
+# `helm upgrade` arguments, e.g. "--set concurrency.runs=2").
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=hack/cluster/env.sh
+. "$ROOT/hack/cluster/env.sh"
+IMG=${IMG:-$REGISTRY/preftune:dev}
+NAMESPACE=${NAMESPACE:-preftune-system}
+RELEASE=${RELEASE:-preftune}
+say() { echo "deploy: $*"; }
+
+mkdir -p "$BIN"
+for tool in helm:helm.sh/helm/v3/cmd/helm crane:github.com/google/go-containerregistry/cmd/crane; do
+	name=${tool%%:*}
+	s=$(sha256sum "$ROOT/hack/tools/go.mod" | cut -c1-16)
+	if [ ! -x "$BIN/$name" ] || [ "$(cat "$BIN/.$name.stamp" 2>/dev/null)" != "$s" ]; then
+		say "building $name (hack/tools)"
+		(cd "$ROOT/hack/tools" && go build -o "$BIN/$name" "${tool#*:}")
+		echo "$s" >"$BIN/.$name.stamp"
+	fi
+done
+
+say "building the image (manager + static OpenBLAS trainer; the first build compiles for several minutes) and pushing $IMG"
+IMG=$IMG PUSH=1 "$ROOT/hack/build-image.sh" | sed 's/^/deploy: /'
+digest=$("$BIN/crane" digest "$IMG")
+
+say "helm upgrade --install $RELEASE charts/preftune -n $NAMESPACE (image ${IMG%:*}@$digest)"
+# shellcheck disable=SC2086 # HELM_ARGS is a list of arguments
+"$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/preftune" --namespace "$NAMESPACE" --create-namespace \
+	--set image.repository="${IMG%:*}" --set image.digest="$digest" --wait --timeout 5m ${HELM_ARGS:-} >/dev/null
+say "operator installed: $(kubectl -n "$NAMESPACE" get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.status.availableReplicas}/{.spec.replicas} available{"\n"}{end}')"
