@@ -1,5 +1,6 @@
-# Preftune: `make demo` runs the main job (SFT then DPO on the project's synthetic data, locally);
-# `make test` runs every test, building what it needs (envtest's binaries from source, PyTorch from Debian).
+# Preftune: `make demo` runs the main job (SFT then DPO on the project's synthetic data) through the operator on a
+# local single-node cluster it starts (root); `make test` runs every test, building what it needs (envtest's
+# binaries from source, PyTorch from Debian); `make test-e2e` runs the end-to-end tests on the local cluster.
 SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 ENVTEST_DIR ?= $(CURDIR)/bin/envtest
@@ -65,10 +66,27 @@ test: envtest torch vet ## Run all tests: unit, trainer, envtest suite, cross-fr
 bench: envtest ## Print benchmark figures (operator on envtest, trainer throughput).
 	hack/bench.sh
 
-##@ Demo
-.PHONY: demo
-demo: ## SFT then DPO on the synthetic dataset, with greedy completions side by side.
+##@ Demo and the local cluster
+.PHONY: demo demo-local cluster-up cluster-down deploy
+demo: ## On the local cluster (started, root): install, then SFT and DPO on the synthetic dataset, live; USE_KUBECONFIG=1 IMG=... for another cluster.
 	hack/demo.sh
+
+demo-local: ## The same job without Kubernetes: the bundled trainer on this machine.
+	hack/demo-local.sh
+
+cluster-up: ## Start the local single-node cluster (root; builds Kubernetes v1.37.2 from source once).
+	hack/cluster/up.sh
+
+cluster-down: ## Stop the local cluster and restore the host's settings.
+	hack/cluster/down.sh
+
+deploy: ## Build and push the image, then helm upgrade --install the operator (KUBECONFIG, IMG).
+	hack/cluster/deploy.sh
+
+##@ End-to-end
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests on the local cluster (started if needed, left up; USE_KUBECONFIG=1 for another cluster).
+	hack/e2e.sh
 
 .PHONY: help
 help: ## Show this help.

@@ -1,84 +1,162 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on its embedded default, run locally with the bundled trainer. It writes the project's
-# synthetic addition dataset, validates it, fine-tunes a tiny GPT on prompt -> chosen (SFT), then trains it with
-# DPO against the frozen SFT model, and shows greedy answers of both side by side with the rule checked.
-# (Running the same job on a Kubernetes cluster is the operator's part: see README.md.)
+# `make demo`: the main job on its embedded default, through the operator on Kubernetes. It starts the local
+# single-node cluster (hack/cluster/up.sh, root; the first start builds Kubernetes from source), builds and pushes
+# the image, installs the operator with the Helm chart, writes the project's synthetic preference dataset, applies
+# a PreferenceDataset, an SFTRun and a DPORun that starts from it, shows progress live until both succeed, then the
+# final metrics, where checkpoints and plots are, and greedy answers of the SFT and the DPO model side by side with
+# the rule (the answer is the sum) checked.
+#
+# USE_KUBECONFIG=1 runs it on the cluster in $KUBECONFIG instead; set IMG to an image name in a registry that
+# cluster pulls from (the image is pushed there), and make sure a default StorageClass exists (1 GiB claim).
+# DEMO_GPUS (default 1) is how many GPUs each run asks for; 0 runs on any node.
+# The local cluster stays up afterwards for exploring (`kubectl get preftune -A`); `make cluster-down` removes it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${DEMO_DIR:-$ROOT/tmp/demo}
-BIN=$ROOT/bin/preftune-trainer
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# shellcheck source=hack/cluster/env.sh
+. "$ROOT/hack/cluster/env.sh"
+NS=${DEMO_NAMESPACE:-preftune-demo}
+GPUS=${DEMO_GPUS:-1}
+T0=$(date +%s)
+say() { printf '\n\033[1m== [%ds] %s\033[0m\n' "$(($(date +%s) - T0))" "$*"; }
+die() { echo "demo: $*" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-# The trainer prints one JSON line per step when its output is not a terminal; show every 25th step and the rest.
-progress() {
-  if [ -t 2 ]; then cat; return; fi
-  python3 -u -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        e = json.loads(line)
-    except ValueError:
-        print(line, end=""); continue
-    ev = e.get("event")
-    if ev == "step" and e["step"] % 25 and e["step"] != e.get("total_steps"):
-        continue
-    keep = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in e.items()
-            if k in ("event", "step", "total_steps", "loss", "eval_loss", "rewards/accuracies", "eval_rewards/accuracies",
-                     "rewards/margins", "tokens_per_second", "dir", "model")}
-    print(json.dumps(keep))
-'
+if [ "${USE_KUBECONFIG:-}" = 1 ]; then
+	[ -n "${KUBECONFIG:-}" ] || die "USE_KUBECONFIG=1 needs KUBECONFIG"
+	[ -n "${IMG:-}" ] || die "USE_KUBECONFIG=1 needs IMG: an image name in a registry the cluster pulls from"
+	say "Using the cluster in $KUBECONFIG ($(kubectl config current-context))"
+else
+	say "Starting the local single-node cluster (hack/cluster/up.sh; the first start builds Kubernetes from source, about 10 minutes)"
+	"$ROOT/hack/cluster/up.sh"
+	export KUBECONFIG=$STATE/kubeconfig
+fi
+kubectl get nodes -o custom-columns='NODE:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].type,GPUS:.status.allocatable.nvidia\.com/gpu,VERSION:.status.nodeInfo.kubeletVersion'
+
+say "Building the image and installing the operator with Helm"
+"$ROOT/hack/cluster/deploy.sh"
+
+say "Writing the synthetic dataset: 1,000 single-digit sums; rejected answers carry a small model's mistakes"
+(cd "$ROOT" && go build -o "$ROOT/bin/preftune-trainer" ./cmd/trainer)
+"$ROOT/bin/preftune-trainer" demo-data --out "$work/arith.jsonl" --n 1000 --difficulty 1 --seed 1
+head -3 "$work/arith.jsonl"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# A rerun starts from scratch: the previous demo's runs, their Jobs (owned) and outputs go first.
+kubectl -n "$NS" delete dporuns,sftruns,preferencedatasets,pods --all --wait=true >/dev/null
+kubectl -n "$NS" create configmap arith-data --from-file=train.jsonl="$work/arith.jsonl" --dry-run=client -o yaml |
+	kubectl apply -f - >/dev/null
+hostdir=$("$ROOT/hack/cluster/volume.sh" "$NS" preftune-data)
+[ -z "$hostdir" ] || find "$hostdir" -mindepth 1 -delete
+
+say "Applying the PreferenceDataset, the SFTRun and the DPORun (hack/demo/, ${GPUS} GPU each)"
+for f in dataset sft dpo; do
+	sed "s/^    gpus: 1$/    gpus: $GPUS/" "$ROOT/hack/demo/$f.yaml" | kubectl -n "$NS" apply -f -
+done
+
+say "Training: kubectl get preftune -n $NS (every 10 s until both runs succeed)"
+deadline=$(($(date +%s) + 20 * 60))
+last=
+while :; do
+	now=$(kubectl -n "$NS" get preftune 2>&1 || true)
+	if [ "$now" != "$last" ]; then
+		printf '\n-- %ds\n%s\n' "$(($(date +%s) - T0))" "$now"
+		last=$now
+	fi
+	dpo=$(kubectl -n "$NS" get dporun arith-dpo -o jsonpath='{.status.phase}' 2>/dev/null || true)
+	sft=$(kubectl -n "$NS" get sftrun arith-sft -o jsonpath='{.status.phase}' 2>/dev/null || true)
+	ds=$(kubectl -n "$NS" get preferencedataset arith -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}' 2>/dev/null || true)
+	[ "$dpo" = Succeeded ] && break
+	if [ "$dpo" = Failed ] || [ "$sft" = Failed ] || [ "$ds" = InvalidRows ] || [ "$ds" = InvalidSource ] || [ "$(date +%s)" -gt "$deadline" ]; then
+		kubectl -n "$NS" describe preftune | tail -n 60
+		kubectl -n "$NS" get events --sort-by=.lastTimestamp | tail -n 20
+		die "the runs did not succeed (dataset $ds, SFT $sft, DPO $dpo)"
+	fi
+	sleep 10
+done
+
+say "Final metrics, checkpoints and plots"
+kubectl -n "$NS" get preferencedataset arith -o json >"$work/ds.json"
+kubectl -n "$NS" get sftrun arith-sft -o json >"$work/sft.json"
+kubectl -n "$NS" get dporun arith-dpo -o json >"$work/dpo.json"
+HOSTDIR=$hostdir CLAIM=preftune-data python3 - "$work" <<'EOF'
+import json, os, sys
+work = sys.argv[1]
+host, claim = os.environ["HOSTDIR"], os.environ["CLAIM"]
+def where(uri):
+    prefix = "pvc://%s/" % claim
+    if host and uri.startswith(prefix):
+        return "%s  (on this host: %s)" % (uri, os.path.join(host, uri[len(prefix):]))
+    return uri
+ds = json.load(open(os.path.join(work, "ds.json")))["status"]
+c = ds.get("counts") or {}
+print("Dataset arith: %s; digest %s" % (", ".join("%s %s" % kv for kv in c.items()), ds.get("digest", "")))
+for kind in ("sft", "dpo"):
+    obj = json.load(open(os.path.join(work, kind + ".json")))
+    st = obj["status"]
+    m = st.get("metrics") or {}
+    shown = ", ".join("%s %s" % (k, v) for k, v in sorted(m.items()))
+    p = st.get("progress") or {}
+    print("\n%s %s: %s after step %s/%s, %s attempt(s); %s" % (
+        obj["kind"], obj["metadata"]["name"], st.get("phase"), p.get("step"), p.get("totalSteps"),
+        st.get("attempts"), shown))
+    print("  model:       " + where(st.get("modelURI", "")))
+    print("  digest:      " + st.get("modelDigest", ""))
+    for c in st.get("checkpoints") or []:
+        print("  checkpoint:  step %-4s %s" % (c["step"], where(c["uri"])))
+    for u in st.get("plots") or []:
+        print("  plot:        " + where(u))
+EOF
+
+say "Greedy answers of the SFT and the DPO model on the dataset's prompts (in a pod, from the claim)"
+sft_model=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"]["modelURI"])' "$work/sft.json")
+dpo_model=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"]["modelURI"])' "$work/dpo.json")
+image=$(kubectl -n preftune-system get deploy -l app.kubernetes.io/name=preftune -o jsonpath='{.items[0].spec.template.spec.containers[0].image}')
+mnt() { echo "/data/${1#pvc://preftune-data/}"; }
+container() {
+	printf '{"name": "%s", "image": "%s", "command": ["/preftune-trainer", "generate", "--model", "%s", "--prompts-file", "/prompts/train.jsonl", "--max-new", "4"],' \
+		"$1" "$image" "$(mnt "$2")"
+	printf ' "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": true}, {"name": "prompts", "mountPath": "/prompts"}],'
+	printf ' "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}'
 }
+kubectl -n "$NS" apply -f - >/dev/null <<EOF
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "arith-answers"},
+ "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+  "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+  "containers": [$(container sft "$sft_model"), $(container dpo "$dpo_model")],
+  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "preftune-data", "readOnly": true}},
+              {"name": "prompts", "configMap": {"name": "arith-data"}}]}}
+EOF
+kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/arith-answers --timeout=300s >/dev/null ||
+	{ kubectl -n "$NS" describe pod arith-answers | tail -n 20; die "the answers pod did not succeed"; }
+kubectl -n "$NS" logs arith-answers -c sft >"$work/sft-answers.jsonl"
+kubectl -n "$NS" logs arith-answers -c dpo >"$work/dpo-answers.jsonl"
+kubectl -n "$NS" delete pod arith-answers --wait=false >/dev/null
+python3 - "$work" <<'EOF'
+import json, os, sys
+work = sys.argv[1]
+def load(name):
+    out = {}
+    for line in open(os.path.join(work, name)):
+        if line.startswith("{"):
+            r = json.loads(line)
+            out[r["prompt"]] = r["completion"].strip()
+    return out
+sft, dpo = load("sft-answers.jsonl"), load("dpo-answers.jsonl")
+def right(prompt, answer):
+    a, b = prompt.rstrip("=").split("+")
+    return answer == str(int(a) + int(b))
+prompts = sorted(sft, key=lambda p: tuple(int(x) for x in p.rstrip("=").split("+")))
+print("prompt   SFT        DPO")
+for p in prompts[::7][:15]:
+    mark = lambda a: "ok" if right(p, a) else "x"
+    print("%-7s %4s %-4s  %4s %-4s" % (p, sft[p], mark(sft[p]), dpo[p], mark(dpo[p])))
+n = len(prompts)
+print("rule satisfied on all %d distinct prompts: SFT %d/%d, DPO %d/%d" % (
+    n, sum(right(p, sft[p]) for p in prompts), n, sum(right(p, dpo[p]) for p in prompts), n))
+EOF
 
-say "Building the trainer (bin/preftune-trainer)"
-(cd "$ROOT" && go build -o "$BIN" ./cmd/trainer)
-rm -rf "$OUT" && mkdir -p "$OUT"
-
-say "Writing the synthetic dataset: single-digit sums; rejected answers carry a small model's errors"
-"$BIN" demo-data --out "$OUT/arith.jsonl" --n 1000 --difficulty 1 --seed 1
-head -3 "$OUT/arith.jsonl"
-
-say "Validating it (what a PreferenceDataset's validation Job runs)"
-"$BIN" inspect-dataset --data "$OUT/arith.jsonl" --termination-log "" | tee "$OUT/report.json"
-
-say "SFT: 2 layers, width 64, 400 steps on prompt -> chosen"
-"$BIN" sft --data "$OUT/arith.jsonl" --out "$OUT/sft" --layers 2 --d-model 64 --heads 4 --context 16 \
-  --steps 400 --batch-size 32 --lr 1e-2 --warmup 10 --eval-every 10 --checkpoint-every 50 --seed 1 2>&1 | progress
-
-say "DPO: 200 steps against the frozen SFT model (beta 0.1, NLL term rpoAlpha 1)"
-"$BIN" dpo --data "$OUT/arith.jsonl" --reference "$OUT/sft/model" --out "$OUT/dpo" \
-  --steps 200 --batch-size 32 --lr 3e-3 --warmup 10 --eval-every 50 --checkpoint-every 50 --beta 0.1 --rpo-alpha 1 --seed 1 2>&1 | progress
-
-say "Greedy answers, SFT vs DPO (the rule: the answer is the sum)"
-prompts=$OUT/prompts.jsonl
-: > "$prompts"
-for a in 0 3 5 7 9; do for b in 2 4 8; do printf '{"prompt":"%d+%d="}\n' "$a" "$b" >> "$prompts"; done; done
-"$BIN" generate --model "$OUT/sft/model" --prompts-file "$prompts" --max-new 4 > "$OUT/sft-answers.jsonl"
-"$BIN" generate --model "$OUT/dpo/model" --prompts-file "$prompts" --max-new 4 > "$OUT/dpo-answers.jsonl"
-paste -d'\t' "$OUT/sft-answers.jsonl" "$OUT/dpo-answers.jsonl" | python3 -c '
-import json, sys
-right = [0, 0]; n = 0
-print("prompt      SFT        DPO")
-for line in sys.stdin:
-    s, d = (json.loads(x) for x in line.rstrip("\n").split("\t"))
-    a, b = s["prompt"].rstrip("=").split("+"); want = str(int(a) + int(b))
-    ok = [s["completion"].strip() == want, d["completion"].strip() == want]
-    right = [r + o for r, o in zip(right, ok)]; n += 1
-    mark = lambda o: "ok" if o else "x"
-    print("%-8s %6s %-2s  %6s %-2s" % (s["prompt"], s["completion"].strip(), mark(ok[0]), d["completion"].strip(), mark(ok[1])))
-print("rule satisfied: SFT %d/%d, DPO %d/%d" % (right[0], n, right[1], n))
-'
-
-say "Final metrics"
-python3 -c '
-import json
-for name in ("sft", "dpo"):
-    last = {}
-    for line in open("'"$OUT"'/" + name + "/metrics.jsonl"):
-        last.update(json.loads(line))
-    keys = [k for k in ("step", "loss", "eval_loss", "rewards/accuracies", "eval_rewards/accuracies", "eval_rewards/margins", "tokens_per_second") if k in last]
-    print(name.upper() + ": " + ", ".join("%s %.4g" % (k, last[k]) for k in keys))
-'
-say "Outputs"
-echo "checkpoints: $(ls -d "$OUT"/sft/checkpoints/* "$OUT"/dpo/checkpoints/* | tr '\n' ' ')"
-echo "models:      $OUT/sft/model $OUT/dpo/model (model.safetensors + config.json: GPT-2 layout)"
-echo "metrics:     $OUT/sft/metrics.jsonl $OUT/dpo/metrics.jsonl"
+say "Done in $(($(date +%s) - T0)) s"
+if [ "${USE_KUBECONFIG:-}" != 1 ]; then
+	echo "The local cluster is still up: export KUBECONFIG=$KUBECONFIG; kubectl get preftune -A"
+	echo "Tear it down with: make cluster-down"
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make test-e2e`: the end-to-end tests (test/e2e, build tag e2e) on a real cluster. It starts the local
+# single-node cluster (hack/cluster/up.sh, root) unless USE_KUBECONFIG=1 names another one, installs the operator
+# from a freshly built image with the Helm chart (hack/cluster/deploy.sh), and runs the tests, which also drive
+# `helm upgrade` mid-run. The cluster is left up; .ci/run tears it down.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/cluster/env.sh
+. "$ROOT/hack/cluster/env.sh"
+T0=$(date +%s)
+if [ "${USE_KUBECONFIG:-}" != 1 ]; then
+	"$ROOT/hack/cluster/up.sh"
+	export KUBECONFIG=$STATE/kubeconfig
+	export PREFTUNE_E2E_LOCAL_CLUSTER=1
+fi
+echo "e2e: [+$(($(date +%s) - T0))s] cluster ready"
+"$ROOT/hack/cluster/deploy.sh"
+echo "e2e: [+$(($(date +%s) - T0))s] operator installed"
+(cd "$ROOT" && go build -o "$ROOT/bin/preftune-trainer" ./cmd/trainer)
+export PREFTUNE_E2E_HELM=$BIN/helm PREFTUNE_E2E_TRAINER=$ROOT/bin/preftune-trainer
+export PREFTUNE_E2E_IMAGE_REPOSITORY=${IMG:-$REGISTRY/preftune:dev}
+export PREFTUNE_E2E_IMAGE_REPOSITORY=${PREFTUNE_E2E_IMAGE_REPOSITORY%:*}
+export PREFTUNE_E2E_IMAGE_DIGEST=$("$BIN/crane" digest "${IMG:-$REGISTRY/preftune:dev}")
+cd "$ROOT" && go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/
+echo "e2e: [+$(($(date +%s) - T0))s] done"
