@@ -166,17 +166,18 @@ cat >"$STATE/Corefile" <<EOF
 }
 EOF
 
-# 5. Host settings this changes (or the kubelet and kube-proxy change), saved for down.sh to restore.
-if [ ! -f "$STATE/host-settings" ]; then
+# 5. Host settings this changes (or the kubelet and kube-proxy change), saved for down.sh to restore. The state folder
+# is new here (a stopped cluster's folder makes this script stop above), so these are the host's own settings.
+{
 	for k in net.ipv4.ip_forward kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.conf.all.route_localnet; do
 		echo "sysctl $k=$(sysctl -n "$k")"
 	done
 	for d in /var/lib/kubelet /var/lib/cni /var/log/containers /run/containerd /etc/cni; do
 		[ -e "$d" ] || echo "created $d"
 	done
-	iptables-save >"$STATE/iptables.orig"
-	ip6tables-save >"$STATE/ip6tables.orig"
-fi >"$STATE/host-settings"
+} >"$STATE/host-settings"
+iptables-save >"$STATE/iptables.orig"
+ip6tables-save >"$STATE/ip6tables.orig"
 sysctl -qw net.ipv4.ip_forward=1
 
 # 6. Start the processes (PIDs in $STATE/*.pid, logs in $STATE/logs).
