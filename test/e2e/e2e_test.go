@@ -19,6 +19,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -166,6 +167,12 @@ func TestSFTThenDPO(t *testing.T) {
 	dpo.Spec.Training.CheckpointEvery = 25
 	dpo.Spec.Resources.CPU = ptr.To(resource.MustParse("250m"))
 	create(t, &dpo)
+	// Its twin trains the same run undisturbed (the node has a GPU for each): resuming must lose nothing, so both
+	// end with the same weights.
+	twin := &v1alpha1.DPORun{}
+	demoObject(t, "dpo.yaml", twin)
+	twin.Name, twin.Spec = "arith-dpo-twin", *dpo.Spec.DeepCopy()
+	create(t, twin)
 
 	t.Run("dataset Ready with statistics", func(t *testing.T) {
 		var ds v1alpha1.PreferenceDataset
@@ -318,6 +325,30 @@ func TestSFTThenDPO(t *testing.T) {
 		checkOutputs(t, sft.Status.RunStatus)
 	})
 
+	t.Run("the progress endpoint refuses a report without a pod-bound token", func(t *testing.T) {
+		ctx := context.Background()
+		// Through the apiserver's service proxy, which passes no credentials on: the manager must refuse it.
+		path := fmt.Sprintf("/api/v1/namespaces/%s/services/https:%s-progress:progress/proxy/v1alpha1/progress/%s/sftruns/%s",
+			operatorNS, release, ns, sft.Name)
+		err := cs.CoreV1().RESTClient().Post().AbsPath(path).SetHeader("Content-Type", "application/json").
+			Body([]byte(`{"step": 999999}`)).Do(ctx).Error()
+		if !apierrors.IsUnauthorized(err) {
+			t.Fatalf("an unauthenticated report got %v, want 401 Unauthorized", err)
+		}
+		metrics, err := cs.CoreV1().RESTClient().Get().AbsPath(fmt.Sprintf(
+			"/api/v1/namespaces/%s/services/http:%s-controller-manager-metrics:metrics/proxy/metrics", operatorNS, release)).DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(metrics), `preftune_progress_reports_rejected_total{reason="missing_token"}`) {
+			t.Errorf("the refusal is not counted in preftune_progress_reports_rejected_total")
+		}
+		get(t, sft.Name, &sft)
+		if sft.Status.Progress.Step == 999999 {
+			t.Errorf("the refused report reached status")
+		}
+	})
+
 	t.Run("DPO resumes after its pod is deleted", func(t *testing.T) {
 		var pod *corev1.Pod
 		eventually(t, 3*time.Minute, "arith-dpo has a checkpoint while training", func() (bool, string) {
@@ -363,6 +394,11 @@ func TestSFTThenDPO(t *testing.T) {
 			t.Errorf("the reference pinned is %+v, want the SFT model %s", dpo.Status.Reference, sft.Status.ModelDigest)
 		}
 		t.Logf("arith-dpo: eval reward accuracy %s, margin %s, loss %s", m.EvalRewardAccuracy, m.RewardMargin, m.Loss)
+		waitSucceeded(t, "DPORun", twin.Name, func() *v1alpha1.RunStatus { get(t, twin.Name, twin); return &twin.Status.RunStatus })
+		if twin.Status.Attempts != 1 || twin.Status.ModelDigest != dpo.Status.ModelDigest {
+			t.Errorf("the run resumed after its pod was deleted ends with %s; its undisturbed twin (%d attempt) with %s",
+				dpo.Status.ModelDigest, twin.Status.Attempts, twin.Status.ModelDigest)
+		}
 		checkOutputs(t, dpo.Status.RunStatus)
 	})
 }
