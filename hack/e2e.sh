@@ -21,5 +21,14 @@ export PREFTUNE_E2E_HELM=$BIN/helm PREFTUNE_E2E_TRAINER=$ROOT/bin/preftune-train
 export PREFTUNE_E2E_IMAGE_REPOSITORY=${IMG:-$REGISTRY/preftune:dev}
 export PREFTUNE_E2E_IMAGE_REPOSITORY=${PREFTUNE_E2E_IMAGE_REPOSITORY%:*}
 export PREFTUNE_E2E_IMAGE_DIGEST=$("$BIN/crane" digest "${IMG:-$REGISTRY/preftune:dev}")
-cd "$ROOT" && go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/
+cd "$ROOT"
+if ! go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/; then
+	# What CI needs for a post-mortem once the cluster is gone (the tests keep their namespace on failure).
+	echo "e2e: FAILED; the cluster as it is now:"
+	kubectl get nodes,pods -A -o wide || true
+	kubectl get preftune -A -o wide || true
+	kubectl get events -A --sort-by=.lastTimestamp | tail -n 40 || true
+	kubectl -n preftune-system logs deploy/preftune-controller-manager --tail=80 || true
+	exit 1
+fi
 echo "e2e: [+$(($(date +%s) - T0))s] done"
