@@ -14,16 +14,11 @@ NAMESPACE=${NAMESPACE:-preftune-system}
 RELEASE=${RELEASE:-preftune}
 say() { echo "deploy: $*"; }
 
-mkdir -p "$BIN"
-for tool in helm:helm.sh/helm/v3/cmd/helm crane:github.com/google/go-containerregistry/cmd/crane; do
-	name=${tool%%:*}
-	s=$(sha256sum "$ROOT/hack/tools/go.mod" | cut -c1-16)
-	if [ ! -x "$BIN/$name" ] || [ "$(cat "$BIN/.$name.stamp" 2>/dev/null)" != "$s" ]; then
-		say "building $name (hack/tools)"
-		(cd "$ROOT/hack/tools" && go build -o "$BIN/$name" "${tool#*:}")
-		echo "$s" >"$BIN/.$name.stamp"
-	fi
-done
+# shellcheck source=hack/lib/gobuild.sh
+. "$ROOT/hack/lib/gobuild.sh"
+build_once "$BIN" helm "$ROOT/hack/tools" "deploy: building helm (hack/tools)" -o "$BIN/helm" helm.sh/helm/v3/cmd/helm
+build_once "$BIN" crane "$ROOT/hack/tools" "deploy: building crane (hack/tools)" \
+	-o "$BIN/crane" github.com/google/go-containerregistry/cmd/crane
 
 say "building the image (manager + static OpenBLAS trainer; the first build compiles for several minutes) and pushing $IMG"
 IMG=$IMG PUSH=1 "$ROOT/hack/build-image.sh" | sed 's/^/deploy: /'

@@ -20,7 +20,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=hack/cluster/env.sh
 . "$ROOT/hack/cluster/env.sh"
 GPUS=${PREFTUNE_NODE_GPUS:-2}
-K8S=v1.37.2
 T0=$(date +%s)
 say() { echo "cluster: [+$(($(date +%s) - T0))s] $*"; }
 die() { echo "cluster: $*" >&2; exit 1; }
@@ -45,31 +44,18 @@ if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! comma
 	apt-get install -y -qq --no-install-recommends containerd runc iptables containernetworking-plugins >/dev/null
 fi
 
-# 2. Binaries, built once from the Go module proxy (stamped with their module's go.mod so a version bump rebuilds).
-mkdir -p "$BIN"
-stamp() { sha256sum "$1/go.mod" | cut -c1-16; }
-fresh() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.stamp" 2>/dev/null)" = "$(stamp "$2")" ]; }
+# 2. Binaries, built once from the Go module proxy (rebuilt when their module's go.mod changes).
+# shellcheck source=hack/lib/gobuild.sh
+. "$ROOT/hack/lib/gobuild.sh"
 "$ROOT/hack/envtest/build.sh" | sed 's/^/cluster: /' # kube-apiserver and etcd, shared with envtest
-if ! fresh kubelet "$ROOT/hack/cluster/k8s"; then
-	say "building kube-controller-manager, kube-scheduler, kubelet, kube-proxy $K8S from source (about 8 minutes on 2 cores, once)"
-	LDF="-s -w"
-	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		LDF="$LDF -X $p.gitVersion=$K8S -X $p.gitMajor=1 -X $p.gitMinor=37 -X $p.gitTreeState=clean"
-	done
-	(cd "$ROOT/hack/cluster/k8s" && go build -trimpath -ldflags "$LDF" -o "$BIN/" k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
-	stamp "$ROOT/hack/cluster/k8s" >"$BIN/.kubelet.stamp"
-fi
-if ! fresh coredns "$ROOT/hack/cluster/coredns"; then
-	say "building CoreDNS from source (about 2 minutes, once)"
-	(cd "$ROOT/hack/cluster/coredns" && go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" .)
-	stamp "$ROOT/hack/cluster/coredns" >"$BIN/.coredns.stamp"
-fi
-if ! fresh crane "$ROOT/hack/tools"; then
-	say "building crane (the registry)"
-	(cd "$ROOT/hack/tools" && go build -o "$BIN/crane" github.com/google/go-containerregistry/cmd/crane)
-	stamp "$ROOT/hack/tools" >"$BIN/.crane.stamp"
-fi
+build_once "$BIN" kubelet "$ROOT/hack/cluster/k8s" \
+	"$(say "building kube-controller-manager, kube-scheduler, kubelet, kube-proxy $K8S_VERSION from source (about 4-8 minutes on 2 cores, once)")" \
+	-trimpath -ldflags "$(k8s_ldflags)" -o "$BIN/" k8s.io/kubernetes/cmd/kube-controller-manager \
+	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+build_once "$BIN" coredns "$ROOT/hack/cluster/coredns" "$(say "building CoreDNS from source (about 2 minutes, once)")" \
+	-trimpath -ldflags "-s -w" -o "$BIN/coredns" .
+build_once "$BIN" crane "$ROOT/hack/tools" "$(say "building crane (the registry)")" \
+	-o "$BIN/crane" github.com/google/go-containerregistry/cmd/crane
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/pause" ./hack/cluster/pause)
 say "binaries ready"
 
