@@ -85,7 +85,7 @@ deploy: ## Build and push the image, then helm upgrade --install the operator (K
 
 ##@ End-to-end
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests on the local cluster (started if needed, left up; USE_KUBECONFIG=1 for another cluster).
+test-e2e: ## End-to-end tests on the local cluster (root; started if needed and left up).
 	hack/e2e.sh
 
 .PHONY: help

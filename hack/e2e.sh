@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test-e2e`: the end-to-end tests (test/e2e, build tag e2e) on a real cluster. It starts the local
-# single-node cluster (hack/cluster/up.sh, root) unless USE_KUBECONFIG=1 names another one, installs the operator
+# `make test-e2e`: the end-to-end tests (test/e2e, build tag e2e) on a real cluster: the local single-node cluster,
+# which it starts (hack/cluster/up.sh, root). Only there: the tests read what the runs wrote from the host, through
+# the claim's hostPath volume, to check checkpoints and models file by file. It installs the operator
 # from a freshly built image with the Helm chart (hack/cluster/deploy.sh), and runs the tests, which also drive
 # `helm upgrade` mid-run. The cluster is left up; .ci/run tears it down.
 set -euo pipefail
@@ -8,11 +9,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=hack/cluster/env.sh
 . "$ROOT/hack/cluster/env.sh"
 T0=$(date +%s)
-if [ "${USE_KUBECONFIG:-}" != 1 ]; then
-	"$ROOT/hack/cluster/up.sh"
-	export KUBECONFIG=$STATE/kubeconfig
-	export PREFTUNE_E2E_LOCAL_CLUSTER=1
-fi
+"$ROOT/hack/cluster/up.sh"
+export KUBECONFIG=$STATE/kubeconfig
 echo "e2e: [+$(($(date +%s) - T0))s] cluster ready"
 "$ROOT/hack/cluster/deploy.sh"
 echo "e2e: [+$(($(date +%s) - T0))s] operator installed"

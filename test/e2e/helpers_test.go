@@ -190,7 +190,7 @@ func podReady(p corev1.Pod) bool {
 	return false
 }
 
-// podLogs returns a container's log, or its previous instance's.
+// podLogs returns a container's log.
 func podLogs(t *testing.T, pod, container string) string {
 	t.Helper()
 	b, err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(context.Background())

@@ -40,9 +40,6 @@ func checkRate(t *testing.T, dir string, prompts []string) float64 {
 // chosen answers' likelihood down along with the rejected ones (likelihood displacement) and greedy accuracy
 // falls to 0.
 func TestLearnsDemoData(t *testing.T) {
-	if testing.Short() {
-		t.Skip("learning test: about a minute on 2 cores")
-	}
 	dir := t.TempDir()
 	rows, err := demodata.Config{Difficulty: 1}.Generate(1000, 1)
 	if err != nil {
