@@ -35,6 +35,8 @@ const (
 	ReasonResultMissing     = "ResultMissing"
 	ReasonJobFailed         = "JobFailed"
 	ReasonRunFailed         = "RunFailed"
+	ReasonTrainerFinished   = "TrainerFinished"
+	ReasonRestarting        = "Restarting"
 )
 
 // maxStatusCheckpoints bounds status.checkpoints: the newest few are what users act on.
@@ -119,8 +121,19 @@ func computeRunStatus(prev v1alpha1.RunStatus, obs runObservation) (v1alpha1.Run
 		st.Attempts = max(st.Attempts, attempts(obs.job, obs.pods))
 		final = jobConditions(&st, obs, set, jobSuspended)
 	}
-	st.Phase = phase(st.Conditions)
+	st.Phase = phase(st.Conditions, started(prev, st, obs.pods))
 	return st, final
+}
+
+// started reports whether the run's trainer has ever run: the previous phase was Running, the trainer reported
+// progress (status.progress is only ever written from its reports), or a pod of its Job has run. A started run's
+// phase never goes back to Pending: between two attempts, and between the pod's exit and the Job's completion, it
+// stays Running while the Running condition says what is happening.
+func started(prev, st v1alpha1.RunStatus, pods []corev1.Pod) bool {
+	if prev.Phase == v1alpha1.RunPhaseRunning || st.Progress != nil {
+		return true
+	}
+	return podByPhase(pods, corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed) != nil
 }
 
 // waitingCondition is the Running condition of a run without a Job: what it waits for, first things first.
@@ -203,6 +216,13 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 	case pending != nil:
 		reason, msg := pendingReason(pending)
 		set(condition(v1alpha1.ConditionRunning, false, reason, msg, 0))
+	case podByPhase(obs.pods, corev1.PodSucceeded) != nil:
+		// The pod is done and the Job controller has not yet marked the Job complete (a second or two).
+		set(condition(v1alpha1.ConditionRunning, false, ReasonTrainerFinished,
+			"the trainer finished; waiting for the Job to complete", 0))
+	case podByPhase(obs.pods, corev1.PodFailed) != nil || job.Status.Failed > 0:
+		set(condition(v1alpha1.ConditionRunning, false, ReasonRestarting,
+			"an attempt ended; waiting for the Job to start the next pod", 0))
 	default:
 		set(condition(v1alpha1.ConditionRunning, false, ReasonStarting, "waiting for the Job to start a pod", 0))
 	}
@@ -274,8 +294,10 @@ func attempts(job *batchv1.Job, pods []corev1.Pod) int32 {
 	return max(n, int32(len(pods)))
 }
 
-// phase summarises conditions for printer columns.
-func phase(conds []metav1.Condition) v1alpha1.RunPhase {
+// phase summarises conditions for printer columns. Phases only move forward (Pending, Running, then Succeeded or
+// Failed; Suspended when asked): once started (see started) a run that is not suspended or finished is Running,
+// even while its Running condition is False between attempts.
+func phase(conds []metav1.Condition, started bool) v1alpha1.RunPhase {
 	switch {
 	case isTrue(conds, v1alpha1.ConditionFailed):
 		return v1alpha1.RunPhaseFailed
@@ -283,7 +305,7 @@ func phase(conds []metav1.Condition) v1alpha1.RunPhase {
 		return v1alpha1.RunPhaseSucceeded
 	case isTrue(conds, v1alpha1.ConditionSuspended):
 		return v1alpha1.RunPhaseSuspended
-	case isTrue(conds, v1alpha1.ConditionRunning):
+	case isTrue(conds, v1alpha1.ConditionRunning), started:
 		return v1alpha1.RunPhaseRunning
 	}
 	return v1alpha1.RunPhasePending

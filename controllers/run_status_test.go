@@ -108,6 +108,20 @@ func TestComputeRunStatus(t *testing.T) {
 					t.Errorf("attempts = %d", st.Attempts)
 				}
 			}},
+		{name: "pod done, Job not yet complete: still Running",
+			obs:   runObservation{job: job(false), pods: []corev1.Pod{pod("p1", corev1.PodSucceeded, 0, result)}},
+			phase: v1alpha1.RunPhaseRunning,
+			want:  map[string]string{"Running": "False/TrainerFinished", "Succeeded": "False/InProgress"}},
+		{name: "between attempts: the pod was deleted and the next is not there yet",
+			prev:  v1alpha1.RunStatus{Phase: v1alpha1.RunPhaseRunning},
+			obs:   runObservation{job: job(false)},
+			phase: v1alpha1.RunPhaseRunning,
+			want:  map[string]string{"Running": "False/Starting"}},
+		{name: "a started run's next pod pending is still Running",
+			prev:  v1alpha1.RunStatus{Progress: &v1alpha1.Progress{Step: 40}},
+			obs:   runObservation{job: func() *batchv1.Job { j := job(false); j.Status.Failed = 1; return j }(), pods: []corev1.Pod{unschedulable, pod("p0", corev1.PodFailed, 1, "")}},
+			phase: v1alpha1.RunPhaseRunning,
+			want:  map[string]string{"Running": "False/Unschedulable", "Failed": "False/Retrying"}},
 		{name: "suspended by the user",
 			obs:   runObservation{runSuspended: true, job: job(true)},
 			phase: v1alpha1.RunPhaseSuspended,
@@ -283,5 +297,38 @@ func TestComputeDatasetStatus(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunPhaseOnlyMovesForward feeds a run's whole life, as the reconciler sees it pass after pass (each status the
+// next pass's prev), and checks that the phase never goes back: Pending, Running, then Succeeded.
+func TestRunPhaseOnlyMovesForward(t *testing.T) {
+	result := mustJSON(contract.TerminationMessage{Result: &contract.Result{Step: 10, TotalSteps: 10}})
+	withFailed := func(n int32) *batchv1.Job { j := job(false); j.Status.Failed = n; return j }
+	passes := []runObservation{
+		{dataset: dependency{reason: ReasonDatasetNotReady, message: "validating"}, model: dependency{ready: true}},
+		{dataset: ready, model: dependency{ready: true}},
+		{job: job(false)},
+		{job: job(false), pods: []corev1.Pod{pod("p1", corev1.PodPending, 0, "")}},
+		{job: job(false), pods: []corev1.Pod{pod("p1", corev1.PodRunning, 0, "")}},
+		{job: job(false)}, // the pod was deleted; the Job has not made the next one yet
+		{job: withFailed(1), pods: []corev1.Pod{pod("p2", corev1.PodPending, 0, "")}},
+		{job: withFailed(1), pods: []corev1.Pod{pod("p2", corev1.PodRunning, 0, "")}},
+		{job: withFailed(1), pods: []corev1.Pod{pod("p2", corev1.PodSucceeded, 0, result)}}, // Job not complete yet
+		{job: job(false, batchv1.JobComplete), pods: []corev1.Pod{pod("p2", corev1.PodSucceeded, 0, result)}},
+	}
+	order := map[v1alpha1.RunPhase]int{v1alpha1.RunPhasePending: 0, v1alpha1.RunPhaseRunning: 1, v1alpha1.RunPhaseSucceeded: 2}
+	var st v1alpha1.RunStatus
+	var seen []v1alpha1.RunPhase
+	for i, obs := range passes {
+		obs.now = t0
+		st, _ = computeRunStatus(st, obs)
+		seen = append(seen, st.Phase)
+		if i > 0 && order[st.Phase] < order[seen[i-1]] {
+			t.Fatalf("pass %d: phase went back from %s to %s (phases %v)", i, seen[i-1], st.Phase, seen)
+		}
+	}
+	if seen[0] != v1alpha1.RunPhasePending || seen[4] != v1alpha1.RunPhaseRunning || st.Phase != v1alpha1.RunPhaseSucceeded {
+		t.Errorf("phases %v: want Pending first, Running once the pod runs, Succeeded last", seen)
 	}
 }

@@ -154,6 +154,7 @@ func TestSFTThenDPO(t *testing.T) {
 	raw := demoData(t)
 	dataConfigMap(t, "arith-data", raw)
 	dataset(t, "arith", "arith-data")
+	phases := recordPhases(t)
 
 	// The demo's runs, checkpointing more often, on less CPU: a CPU limit slows the trainer without changing what it
 	// computes, so that the faults below land while it trains, on fast machines too.
@@ -400,6 +401,12 @@ func TestSFTThenDPO(t *testing.T) {
 				dpo.Status.ModelDigest, twin.Status.Attempts, twin.Status.ModelDigest)
 		}
 		checkOutputs(t, dpo.Status.RunStatus)
+	})
+
+	// Watched from creation to the end, through the operator's restarts and the trainer pod's deletion: a started
+	// run never shows Pending again, a finished one never Running.
+	t.Run("phases only move forward", func(t *testing.T) {
+		phases.checkForward(t)
 	})
 }
 

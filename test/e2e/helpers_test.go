@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +221,89 @@ func deleteAndWait(t *testing.T, obj client.Object) {
 		err := cl.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
+}
+
+// phaseRecorder watches the SFTRuns and DPORuns of the test's namespace and keeps every phase each one shows, in
+// order, as `kubectl get -w` or a GitOps health check would see them.
+type phaseRecorder struct {
+	mu     sync.Mutex
+	phases map[string][]v1alpha1.RunPhase // "SFTRun/name" -> phases seen, consecutive repeats folded
+	stop   context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func recordPhases(t *testing.T) *phaseRecorder {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &phaseRecorder{phases: map[string][]v1alpha1.RunPhase{}, stop: cancel}
+	for _, list := range []client.ObjectList{&v1alpha1.SFTRunList{}, &v1alpha1.DPORunList{}} {
+		w, err := wcl.Watch(ctx, list, client.InNamespace(ns))
+		if err != nil {
+			t.Fatalf("watch %T: %v", list, err)
+		}
+		r.done.Add(1)
+		go func() {
+			defer r.done.Done()
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					var key string
+					var phase v1alpha1.RunPhase
+					switch o := ev.Object.(type) {
+					case *v1alpha1.SFTRun:
+						key, phase = "SFTRun/"+o.Name, o.Status.Phase
+					case *v1alpha1.DPORun:
+						key, phase = "DPORun/"+o.Name, o.Status.Phase
+					default:
+						continue
+					}
+					if phase == "" {
+						continue
+					}
+					r.mu.Lock()
+					if s := r.phases[key]; len(s) == 0 || s[len(s)-1] != phase {
+						r.phases[key] = append(s, phase)
+					}
+					r.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return r
+}
+
+// phaseRank orders the phases a run may pass through; Suspended is not ranked (a run is suspended when asked and
+// then goes on where it was).
+var phaseRank = map[v1alpha1.RunPhase]int{v1alpha1.RunPhasePending: 0, v1alpha1.RunPhaseRunning: 1,
+	v1alpha1.RunPhaseSucceeded: 2, v1alpha1.RunPhaseFailed: 2}
+
+// checkForward stops the recorder and fails the test for every run whose phase went backwards (a started run back
+// to Pending, a finished one back to Running, ...), naming the sequence seen.
+func (r *phaseRecorder) checkForward(t *testing.T) {
+	t.Helper()
+	r.stop()
+	r.done.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, seq := range r.phases {
+		last := -1
+		for _, p := range seq {
+			rank, ok := phaseRank[p]
+			if !ok {
+				continue
+			}
+			if rank < last {
+				t.Errorf("%s: phase went backwards: %v", key, seq)
+				break
+			}
+			last = rank
+		}
+		t.Logf("%s phases: %v", key, seq)
+	}
 }

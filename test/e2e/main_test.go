@@ -44,6 +44,7 @@ const (
 
 var (
 	cl      client.Client
+	wcl     client.WithWatch // for watches (phaseRecorder)
 	cs      kubernetes.Interface
 	ns      string // this run's namespace
 	hostDir string // the claim's folder on this host (local cluster only)
@@ -76,6 +77,10 @@ func runTests(m *testing.M) int {
 	}
 	if cl, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: client:", err)
+		return 1
+	}
+	if wcl, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: watch client:", err)
 		return 1
 	}
 	if cs, err = kubernetes.NewForConfig(cfg); err != nil {
