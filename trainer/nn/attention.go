@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -18,63 +17,73 @@ func Attention(qkv *G.Node, batch, length, heads int) (*G.Node, error) {
 	if batch <= 0 || length <= 0 || heads <= 0 {
 		return nil, fmt.Errorf("nn.Attention: batch %d, length %d and heads %d must be positive", batch, length, heads)
 	}
-	return G.ApplyOp(&attentionOp{base: newBase("Attention"), b: batch, t: length, h: heads}, qkv)
+	a := &attention{b: batch, t: length, h: heads}
+	return apply(spec{
+		name:  "Attention",
+		sig:   []int{2, 2},
+		shape: a.shape,
+		f32:   attentionKernel[float32](a),
+		f64:   attentionKernel[float64](a),
+		grad:  a.grad,
+	}, qkv)
 }
 
-type attentionOp struct {
-	base
+// attention is the op's configuration and state: probs [B, H, T, T] of the last forward run (slot 0, zero
+// above the diagonal) and per-worker T×T scratch for the backward pass's dP.
+type attention struct {
 	b, t, h int
-	out     buffer
-	// probs [B, H, T, T] of the last forward run, zero above the diagonal.
-	probs32 []float32
-	probs64 []float64
+	probs   cache
+	scratch cache
 }
 
-func (op *attentionOp) Arity() int    { return 1 }
-func (op *attentionOp) Type() hm.Type { return hm.NewFnType(tensorOf(2), tensorOf(2)) }
-
-func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if s.Dims() != 2 || s[0] != op.b*op.t || s[1]%(3*op.h) != 0 {
-		return nil, fmt.Errorf("%v: qkv must be [%d, 3·D] with D divisible by %d heads, got %v", op, op.b*op.t, op.h, s)
+func (a *attention) shape(in []tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
+	if s.Dims() != 2 || s[0] != a.b*a.t || s[1]%(3*a.h) != 0 {
+		return nil, fmt.Errorf("qkv must be [%d, 3·D] with D divisible by %d heads, got %v", a.b*a.t, a.h, s)
 	}
 	return tensor.Shape{s[0], s[1] / 3}, nil
 }
 
-func (op *attentionOp) Do(inputs ...G.Value) (G.Value, error) {
-	qkv, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
+func attentionKernel[T float](a *attention) func(*call[T]) error {
+	return func(c *call[T]) error {
+		d := c.shapes[0][1] / 3
+		probs := sized[T](&a.probs, 0, a.b*a.h*a.t*a.t)
+		attentionForward(c.in[0], c.out, probs, a.b, a.t, a.h, d)
+		return nil
 	}
-	d := qkv.Shape()[1] / 3
-	y := op.out.get(qkv.Dtype(), op.b*op.t, d)
-	n := op.b * op.h * op.t * op.t
-	switch qkv.Dtype() {
-	case tensor.Float32:
-		if len(op.probs32) != n {
-			op.probs32 = make([]float32, n)
-		}
-		attentionForward(f32s(qkv), f32s(y), op.probs32, op.b, op.t, op.h, d)
-	case tensor.Float64:
-		if len(op.probs64) != n {
-			op.probs64 = make([]float64, n)
-		}
-		attentionForward(f64s(qkv), f64s(y), op.probs64, op.b, op.t, op.h, d)
-	}
-	return y, nil
 }
 
-func (op *attentionOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (op *attentionOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dqkv, err := G.ApplyOp(&attentionGradOp{base: newBase("AttentionGrad"), fwd: op}, inputs[0], output, grad)
+// grad returns d qkv from the output gradient and the probabilities the forward op kept. Its second input
+// (the forward output) is there only to order it after the forward run.
+func (a *attention) grad(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dqkv, err := apply(spec{
+		name:  "AttentionGrad",
+		sig:   []int{2, 2, 2, 2},
+		shape: sameShape(0),
+		reads: []int{0, 2},
+		f32:   attentionGradKernel[float32](a),
+		f64:   attentionGradKernel[float64](a),
+	}, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dqkv}, nil
+}
+
+func attentionGradKernel[T float](a *attention) func(*call[T]) error {
+	return func(c *call[T]) error {
+		probs, err := kept[T](&a.probs, 0, a.b*a.h*a.t*a.t)
+		if err != nil {
+			return err
+		}
+		workers := runtime.GOMAXPROCS(0)
+		scr := make([][]T, workers)
+		for w := range scr {
+			scr[w] = sized[T](&a.scratch, w, a.t*a.t)
+		}
+		attentionBackward(c.in[0], c.in[2], c.out, probs, scr, a.b, a.t, a.h, c.shapes[0][1]/3)
+		return nil
+	}
 }
 
 // attnBlock is the number of query rows per block: block i only needs keys before its end, so splitting the
@@ -126,74 +135,6 @@ func causalSoftmaxRow[T float](row []T, i int) {
 		row[j] *= inv
 	}
 	clear(row[i+1:])
-}
-
-// attentionGradOp returns d qkv from the output gradient and the probabilities its forward op kept. Its
-// second input (the forward output) is there only to order it after the forward run.
-type attentionGradOp struct {
-	base
-	fwd *attentionOp
-	out buffer
-	// per-worker T×T scratch for dP
-	scratch32 [][]float32
-	scratch64 [][]float64
-}
-
-func (op *attentionGradOp) Arity() int { return 3 }
-func (op *attentionGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(2), tensorOf(2))
-}
-func (op *attentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
-}
-
-func (op *attentionGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	qkv, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 2)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, qkv, g); err != nil {
-		return nil, err
-	}
-	f := op.fwd
-	d := qkv.Shape()[1] / 3
-	dqkv := op.out.get(qkv.Dtype(), qkv.Shape()...)
-	workers := runtime.GOMAXPROCS(0)
-	switch qkv.Dtype() {
-	case tensor.Float32:
-		if len(f.probs32) == 0 {
-			return nil, fmt.Errorf("%v: forward pass has not run", op)
-		}
-		op.scratch32 = scratch(op.scratch32, workers, f.t*f.t)
-		attentionBackward(f32s(qkv), f32s(g), f32s(dqkv), f.probs32, op.scratch32, f.b, f.t, f.h, d)
-	case tensor.Float64:
-		if len(f.probs64) == 0 {
-			return nil, fmt.Errorf("%v: forward pass has not run", op)
-		}
-		op.scratch64 = scratch(op.scratch64, workers, f.t*f.t)
-		attentionBackward(f64s(qkv), f64s(g), f64s(dqkv), f.probs64, op.scratch64, f.b, f.t, f.h, d)
-	}
-	return dqkv, nil
-}
-
-func scratch[T float](s [][]T, workers, size int) [][]T {
-	if len(s) < workers {
-		s = make([][]T, workers)
-	}
-	for i := range s {
-		if len(s[i]) != size {
-			s[i] = make([]T, size)
-		}
-	}
-	return s
 }
 
 func attentionBackward[T float](qkv, g, dqkv, probs []T, scr [][]T, b, t, h, d int) {

@@ -7,6 +7,10 @@
 // op touches its data once and calls BLAS directly on strided views, so attention needs no head split/merge
 // transposes.
 //
+// Every op runs in one shell (op.go: fusedOp), which implements gorgonia's Op interface, checks and reads the
+// inputs, keeps the output buffer across runs and dispatches on float32/float64; an op supplies a spec with
+// its signature, shape rule, math per element type and gradient.
+//
 // Ops that need token ids read them from a *Tokens the graph's owner fills before each run: ids are not
 // differentiable and do not belong in a float graph.
 //

@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -264,5 +265,34 @@ func TestMatMulSplitAcrossGoroutines(t *testing.T) {
 			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return MatMul(in[0], in[1], tA, tB) }
 			checkForward(t, build, []*tensor.Dense{a, b}, naiveMatMul(f64s(a), f64s(b), m, n, k, at, bt))
 		}
+	}
+}
+
+// TestOpShellErrors checks that the shared op shell names the op and the input on bad values.
+func TestOpShellErrors(t *testing.T) {
+	g := G.NewGraph()
+	a := G.NewMatrix(g, tensor.Float64, G.WithShape(2, 3), G.WithName("a"))
+	b := G.NewMatrix(g, tensor.Float64, G.WithShape(2, 3), G.WithName("b"))
+	sum, err := Add(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := sum.Op()
+	x64 := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(2, 3))
+	x32 := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3))
+	if _, err := op.Do(x64, x32); err == nil || !strings.Contains(err.Error(), "Add#") ||
+		!strings.Contains(err.Error(), "input 1 is float32 but input 0 is float64") {
+		t.Errorf("mixed dtypes: got %v", err)
+	}
+	wrong := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(3, 2))
+	if _, err := op.Do(x64, wrong); err == nil || !strings.Contains(err.Error(), "shapes differ") {
+		t.Errorf("shape mismatch: got %v", err)
+	}
+	ints := tensor.New(tensor.Of(tensor.Int), tensor.WithShape(2, 3))
+	if _, err := op.Do(x64, ints); err == nil || !strings.Contains(err.Error(), "want float32 or float64") {
+		t.Errorf("int input: got %v", err)
+	}
+	if _, err := Linear(a, b, a); err == nil || !strings.Contains(err.Error(), "do not fit x·W + b") {
+		t.Errorf("Linear shapes: got %v", err)
 	}
 }
