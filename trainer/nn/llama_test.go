@@ -49,3 +49,41 @@ func TestLinearT(t *testing.T) {
 }
 
 var _ = math.Abs
+
+func TestRMSNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	const eps = 1e-6
+	// group = 7: the usual norm over the hidden size; group = 3 on rows of 4 heads: Qwen3's per-head q/k norm.
+	// The last case is large enough to be split across goroutines (forward only).
+	for _, c := range []struct{ n, d, group int }{{5, 7, 7}, {4, 12, 3}, {64, 576, 576}} {
+		x, w := randDense(rng, 1, c.n, c.d), randDense(rng, 1, c.group)
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return RMSNorm(in[0], in[1], eps) }
+		want := make([]float64, c.n*c.d)
+		for r := 0; r < c.n; r++ {
+			for h := 0; h < c.d/c.group; h++ {
+				off := r*c.d + h*c.group
+				var ms float64
+				for i := 0; i < c.group; i++ {
+					ms += f64s(x)[off+i] * f64s(x)[off+i] / float64(c.group)
+				}
+				for i := 0; i < c.group; i++ {
+					want[off+i] = f64s(w)[i] * f64s(x)[off+i] / math.Sqrt(ms+eps)
+				}
+			}
+		}
+		checkForward(t, build, []*tensor.Dense{x, w}, want)
+		if c.n*c.d < 1000 {
+			checkGradients(t, build, []*tensor.Dense{x, w}, []int{0, 1}, gradTol)
+		}
+	}
+
+	g := G.NewGraph()
+	xn := G.NewMatrix(g, tensor.Float64, G.WithShape(2, 10), G.WithName("x"))
+	wn := G.NewVector(g, tensor.Float64, G.WithShape(4), G.WithName("w"))
+	if _, err := RMSNorm(xn, wn, eps); err == nil {
+		t.Error("RMSNorm accepted a weight whose size does not divide the row")
+	}
+	if _, err := RMSNorm(xn, wn, 0); err == nil {
+		t.Error("RMSNorm accepted eps 0")
+	}
+}
