@@ -48,7 +48,6 @@ func TestLinearT(t *testing.T) {
 	}
 }
 
-var _ = math.Abs
 
 func TestRMSNorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
@@ -75,6 +74,7 @@ func TestRMSNorm(t *testing.T) {
 		if c.n*c.d < 1000 {
 			checkGradients(t, build, []*tensor.Dense{x, w}, []int{0, 1}, gradTol)
 		}
+		checkGrad32(t, build, []*tensor.Dense{x, w}, []int{0, 1}, 1e-4)
 	}
 
 	g := G.NewGraph()
@@ -85,5 +85,74 @@ func TestRMSNorm(t *testing.T) {
 	}
 	if _, err := RMSNorm(xn, wn, 0); err == nil {
 		t.Error("RMSNorm accepted eps 0")
+	}
+}
+
+func TestSwiGLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	for _, n := range []int{4, 200} { // 200×100 is split across goroutines
+		gate, up := randDense(rng, 3, n, 100), randDense(rng, 1, n, 100)
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return SwiGLU(in[0], in[1]) }
+		want := make([]float64, n*100)
+		for i, g := range f64s(gate) {
+			want[i] = g / (1 + math.Exp(-g)) * f64s(up)[i]
+		}
+		checkForward(t, build, []*tensor.Dense{gate, up}, want)
+		if n < 10 {
+			checkGradients(t, build, []*tensor.Dense{gate, up}, []int{0, 1}, gradTol)
+		}
+		checkGrad32(t, build, []*tensor.Dense{gate, up}, []int{0, 1}, 1e-5)
+	}
+}
+
+// analyticGrads returns the symbolic gradients of the cost of graphFor with respect to inputs wrt.
+func analyticGrads(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int) [][]float64 {
+	t.Helper()
+	g, nodes, _, cost := graphFor(t, build, inputs, 7, true)
+	wrtNodes := make([]*G.Node, len(wrt))
+	for i, w := range wrt {
+		wrtNodes[i] = nodes[w]
+	}
+	grads, err := G.Grad(cost, wrtNodes...)
+	if err != nil {
+		t.Fatalf("grad: %v", err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	runOnce(t, vm)
+	out := make([][]float64, len(wrt))
+	for i, gn := range grads {
+		switch d := gn.Value().Data().(type) {
+		case []float32:
+			for _, v := range d {
+				out[i] = append(out[i], float64(v))
+			}
+		case []float64:
+			out[i] = append(out[i], d...)
+		}
+	}
+	return out
+}
+
+// checkGrad32 compares the float32 gradients (the training path, with its own float32 code) with the float64
+// ones, relative to the largest gradient of each input.
+func checkGrad32(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int, tol float64) {
+	t.Helper()
+	g64 := analyticGrads(t, build, inputs, wrt)
+	in32 := make([]*tensor.Dense, len(inputs))
+	for i, v := range inputs {
+		in32[i] = toF32(v)
+	}
+	g32 := analyticGrads(t, build, in32, wrt)
+	for i := range wrt {
+		scale := 0.0
+		for _, v := range g64[i] {
+			scale = max(scale, math.Abs(v))
+		}
+		for j, v := range g64[i] {
+			if d := math.Abs(g32[i][j] - v); d > tol*scale {
+				t.Fatalf("input %d element %d: float32 gradient %.8g, float64 %.8g (scale %.3g)", wrt[i], j, g32[i][j], v, scale)
+			}
+		}
 	}
 }
