@@ -48,7 +48,6 @@ func TestLinearT(t *testing.T) {
 	}
 }
 
-
 func TestRMSNorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	const eps = 1e-6
