@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -153,5 +154,142 @@ func checkGrad32(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int,
 				t.Fatalf("input %d element %d: float32 gradient %.8g, float64 %.8g (scale %.3g)", wrt[i], j, g32[i][j], v, scale)
 			}
 		}
+	}
+}
+
+// refInvFreq is transformers' inverse frequencies written out in float64: θ^(−2i/d), then linear or llama3
+// scaling as the rope_scaling documentation describes them.
+func refInvFreq(d int, theta float64, s *RopeScaling) []float64 {
+	out := make([]float64, d/2)
+	for i := range out {
+		f := math.Pow(theta, -float64(2*i)/float64(d))
+		if s != nil && s.Type == "linear" {
+			f /= s.Factor
+		}
+		if s != nil && s.Type == "llama3" {
+			wavelen := 2 * math.Pi / f
+			lowWavelen := float64(s.OriginalMaxPositionEmbeddings) / s.LowFreqFactor
+			highWavelen := float64(s.OriginalMaxPositionEmbeddings) / s.HighFreqFactor
+			if wavelen > lowWavelen {
+				f /= s.Factor
+			} else if wavelen >= highWavelen {
+				sm := (float64(s.OriginalMaxPositionEmbeddings)/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+				f = (1-sm)*f/s.Factor + sm*f
+			}
+		}
+		out[i] = f
+	}
+	return out
+}
+
+func TestRotaryInvFreq(t *testing.T) {
+	// Llama 3.1's configuration: head_dim 128, rope_theta 500000, rope_scaling llama3 (factor 8, low 1,
+	// high 4, original 8192). Its frequencies fall in all three regimes.
+	l3 := &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}
+	for _, r := range []Rotary{
+		{HeadDim: 128, Theta: 500000, Scaling: l3},
+		{HeadDim: 64, Theta: 10000, Scaling: &RopeScaling{Type: "linear", Factor: 4}},
+		{HeadDim: 48, Theta: 1e6},
+		{HeadDim: 8, Theta: 10000, Scaling: &RopeScaling{Type: "default"}},
+	} {
+		got, err := r.InvFreq()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := refInvFreq(r.HeadDim, r.Theta, r.Scaling)
+		got32 := invFreq[float32](r)
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-12*want[i] {
+				t.Fatalf("%+v: inv_freq[%d] = %.15g, want %.15g", r, i, got[i], want[i])
+			}
+			if math.Abs(float64(got32[i])-want[i]) > 1e-6*want[i] {
+				t.Fatalf("%+v: float32 inv_freq[%d] = %.8g, want %.8g", r, i, got32[i], want[i])
+			}
+		}
+	}
+	// The three llama3 regimes, checked on values worked out by hand: i = 0 keeps 1 (wavelength 2π < 2048);
+	// i = 63 (wavelength 2π·500000^(126/128) ≈ 2.5e6 > 8192) is divided by 8; i = 32 (wavelength
+	// 2π·500000^(1/2) ≈ 4443, between 2048 and 8192) is blended with smooth = (8192/4443 − 1)/3.
+	f, _ := Rotary{HeadDim: 128, Theta: 500000, Scaling: l3}.InvFreq()
+	mid := 1 / math.Sqrt(500000)
+	sm := (8192*mid/(2*math.Pi) - 1) / 3
+	for _, c := range []struct {
+		i    int
+		want float64
+	}{{0, 1}, {63, math.Pow(500000, -126.0/128) / 8}, {32, (1-sm)*mid/8 + sm*mid}} {
+		if math.Abs(f[c.i]-c.want) > 1e-12*c.want {
+			t.Errorf("llama3 inv_freq[%d] = %.15g, want %.15g", c.i, f[c.i], c.want)
+		}
+	}
+	if sm <= 0 || sm >= 1 {
+		t.Fatalf("i = 32 is not in the blended regime (smooth %v)", sm)
+	}
+
+	for _, bad := range []struct {
+		r     Rotary
+		field string
+	}{
+		{Rotary{HeadDim: 7, Theta: 1e4}, "head_dim"},
+		{Rotary{HeadDim: 8, Theta: 0}, "rope_theta"},
+		{Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "yarn", Factor: 2}}, "rope_type \"yarn\""},
+		{Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "linear"}}, "rope_scaling.factor"},
+		{Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 4,
+			HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}}, "high_freq_factor"},
+		{Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1,
+			HighFreqFactor: 4}}, "original_max_position_embeddings"},
+	} {
+		if err := bad.r.Validate(); err == nil || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("%+v: error %v, want one naming %s", bad.r, err, bad.field)
+		}
+	}
+}
+
+// refRoPE rotates x [B·T, H·d] as transformers' apply_rotary_pos_emb does: x·cos + rotate_half(x)·sin, with
+// cos and sin of (position·inv_freq) repeated over the two halves and rotate_half(x) = (−x2, x1).
+func refRoPE(x []float64, t, h, d int, inv []float64) []float64 {
+	out := make([]float64, len(x))
+	for n := 0; n*h*d < len(x); n++ {
+		p := float64(n % t)
+		for hi := 0; hi < h; hi++ {
+			head := x[(n*h+hi)*d : (n*h+hi+1)*d]
+			for j := 0; j < d; j++ {
+				a := p * inv[j%(d/2)]
+				var rot float64
+				if j < d/2 {
+					rot = -head[j+d/2]
+				} else {
+					rot = head[j-d/2]
+				}
+				out[(n*h+hi)*d+j] = head[j]*math.Cos(a) + rot*math.Sin(a)
+			}
+		}
+	}
+	return out
+}
+
+func TestRoPE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	l3 := &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}
+	for _, c := range []struct {
+		b, t, h int
+		r       Rotary
+	}{
+		{2, 5, 3, Rotary{HeadDim: 4, Theta: 10000}},
+		{2, 6, 2, Rotary{HeadDim: 8, Theta: 100, Scaling: &RopeScaling{Type: "linear", Factor: 2}}},
+		{1, 7, 2, Rotary{HeadDim: 16, Theta: 500, Scaling: l3}},
+		{3, 64, 4, Rotary{HeadDim: 32, Theta: 10000}}, // split across goroutines (forward only)
+	} {
+		x := randDense(rng, 1, c.b*c.t, c.h*c.r.HeadDim)
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return RoPE(in[0], c.b, c.t, c.h, c.r) }
+		checkForward(t, build, []*tensor.Dense{x}, refRoPE(f64s(x), c.t, c.h, c.r.HeadDim, refInvFreq(c.r.HeadDim, c.r.Theta, c.r.Scaling)))
+		if c.t < 10 {
+			checkGradients(t, build, []*tensor.Dense{x}, []int{0}, gradTol)
+		}
+		checkGrad32(t, build, []*tensor.Dense{x}, []int{0}, 1e-5)
+	}
+	g := G.NewGraph()
+	xn := G.NewMatrix(g, tensor.Float64, G.WithShape(10, 12), G.WithName("x"))
+	if _, err := RoPE(xn, 2, 5, 2, Rotary{HeadDim: 4, Theta: 1e4}); err == nil {
+		t.Error("RoPE accepted 12 columns for 2 heads of 4")
 	}
 }
