@@ -44,11 +44,17 @@ func (a *attention) shape(in []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{s[0], s[1] / 3}, nil
 }
 
+// layout places q, k and v in qkv's columns (row stride 3·D) and the heads in the output's (stride D).
+func (a *attention) layout(d int) attnLayout {
+	return attnLayout{b: a.b, t: a.t, h: a.h, kv: a.h, hd: d / a.h, ldq: 3 * d, ldkv: 3 * d, ldo: d}
+}
+
 func attentionKernel[T float](a *attention) func(*call[T]) error {
 	return func(c *call[T]) error {
 		d := c.shapes[0][1] / 3
+		qkv := c.in[0]
 		probs := sized[T](&a.probs, 0, a.b*a.h*a.t*a.t)
-		attentionForward(c.in[0], c.out, probs, a.b, a.t, a.h, d)
+		attnForward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.out, probs)
 		return nil
 	}
 }
@@ -81,35 +87,96 @@ func attentionGradKernel[T float](a *attention) func(*call[T]) error {
 		for w := range scr {
 			scr[w] = sized[T](&a.scratch, w, a.t*a.t)
 		}
-		attentionBackward(c.in[0], c.in[2], c.out, probs, scr, a.b, a.t, a.h, c.shapes[0][1]/3)
+		d := c.shapes[0][1] / 3
+		qkv, dqkv := c.in[0], c.out
+		attnBackward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.in[2], dqkv, dqkv[d:], dqkv[2*d:], probs, scr)
 		return nil
 	}
+}
+
+// attnLayout describes where causal attention finds its heads: b rows (sequences) of t positions, h query
+// heads of hd columns each sharing kv key/value heads (query head i reads key/value head i/(h/kv)), and the
+// row strides of q, of k and v, and of the output (and of their gradients: dq like q, dk and dv like k).
+type attnLayout struct {
+	b, t, h, kv, hd int
+	ldq, ldkv, ldo  int
 }
 
 // attnBlock is the number of query rows per block: block i only needs keys before its end, so splitting the
 // T×T products into row blocks skips most of the masked upper triangle (5/8 of the work is left at T = 4 blocks).
 var attnBlock = 32
 
-func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {
-	hd := d / h
+// attnForward computes, for every sequence and query head, softmax(Q·Kᵀ/√hd, causal)·V into y, keeping the
+// probabilities [b, h, t, t] (zero above the diagonal). q, k, v and y start at head 0 of position 0 of
+// sequence 0; each head's products run on strided views, so heads are never split or merged by copies.
+func attnForward[T float](l attnLayout, q, k, v, y, probs []T) {
+	t, hd := l.t, l.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
-	ld := 3 * d
-	parallel(b*h, func(_, job int) {
-		bi, hi := job/h, job%h
-		base := bi * t * ld
-		q := qkv[base+hi*hd:]
-		k := qkv[base+d+hi*hd:]
-		v := qkv[base+2*d+hi*hd:]
+	group := l.h / l.kv
+	parallel(l.b*l.h, func(_, job int) {
+		bi, hi := job/l.h, job%l.h
+		kvh := hi / group
+		qh := q[bi*t*l.ldq+hi*hd:]
+		kh := k[bi*t*l.ldkv+kvh*hd:]
+		vh := v[bi*t*l.ldkv+kvh*hd:]
 		p := probs[job*t*t : (job+1)*t*t]
-		out := y[bi*t*d+hi*hd:]
+		out := y[bi*t*l.ldo+hi*hd:]
 		for r0 := 0; r0 < t; r0 += attnBlock {
 			r1 := min(r0+attnBlock, t) // rows r0..r1-1 see keys 0..r1-1
-			gemm(false, true, r1-r0, r1, hd, scale, q[r0*ld:], ld, k, ld, 0, p[r0*t:], t)
+			gemm(false, true, r1-r0, r1, hd, scale, qh[r0*l.ldq:], l.ldq, kh, l.ldkv, 0, p[r0*t:], t)
 			for i := r0; i < r1; i++ {
 				// Only keys before r1 are ever read; the rest of the row stays at its initial zero.
 				causalSoftmaxRow(p[i*t:i*t+r1], i)
 			}
-			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, v, ld, 0, out[r0*d:], d)
+			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, vh, l.ldkv, 0, out[r0*l.ldo:], l.ldo)
+		}
+	})
+}
+
+// attnBackward computes dq, dk and dv from the output gradient g and the kept probabilities. Jobs are
+// (sequence, key/value head): each sums its group's query heads into dk and dv in order, so no two
+// goroutines write the same rows. scr holds a t×t scratch per worker.
+func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs []T, scr [][]T) {
+	t, hd := l.t, l.hd
+	scale := T(1 / math.Sqrt(float64(hd)))
+	group := l.h / l.kv
+	parallel(l.b*l.kv, func(w, job int) {
+		bi, kvh := job/l.kv, job%l.kv
+		kh, vh := k[bi*t*l.ldkv+kvh*hd:], v[bi*t*l.ldkv+kvh*hd:]
+		dkh, dvh := dk[bi*t*l.ldkv+kvh*hd:], dv[bi*t*l.ldkv+kvh*hd:]
+		dp := scr[w]
+		// dK and dV collect contributions from every later row block of every query head of the group.
+		for i := 0; i < t; i++ {
+			clear(dkh[i*l.ldkv : i*l.ldkv+hd])
+			clear(dvh[i*l.ldkv : i*l.ldkv+hd])
+		}
+		for hi := kvh * group; hi < (kvh+1)*group; hi++ {
+			qh, dqh := q[bi*t*l.ldq+hi*hd:], dq[bi*t*l.ldq+hi*hd:]
+			dO := g[bi*t*l.ldo+hi*hd:]
+			p := probs[(bi*l.h+hi)*t*t : (bi*l.h+hi+1)*t*t]
+			for r0 := 0; r0 < t; r0 += attnBlock {
+				r1 := min(r0+attnBlock, t)
+				m := r1 - r0
+				// dV += Pᵀ·dO, dP = dO·Vᵀ
+				gemm(true, false, r1, hd, m, 1, p[r0*t:], t, dO[r0*l.ldo:], l.ldo, 1, dvh, l.ldkv)
+				gemm(false, true, m, r1, hd, 1, dO[r0*l.ldo:], l.ldo, vh, l.ldkv, 0, dp[r0*t:], t)
+				// dS = P ∘ (dP − rowsum(P ∘ dP)) on keys ≤ the row, 0 on the other keys of the block.
+				for i := r0; i < r1; i++ {
+					pr, dr := p[i*t:i*t+i+1], dp[i*t:i*t+r1]
+					var dot float64
+					for j, pv := range pr {
+						dot += float64(pv) * float64(dr[j])
+					}
+					dt := T(dot)
+					for j, pv := range pr {
+						dr[j] = pv * (dr[j] - dt)
+					}
+					clear(dr[i+1:])
+				}
+				// dQ = scale·dS·K, dK += scale·dSᵀ·Q
+				gemm(false, false, m, hd, r1, scale, dp[r0*t:], t, kh, l.ldkv, 0, dqh[r0*l.ldq:], l.ldq)
+				gemm(true, false, r1, hd, m, scale, dp[r0*t:], t, qh[r0*l.ldq:], l.ldq, 1, dkh, l.ldkv)
+			}
 		}
 	})
 }
@@ -135,49 +202,6 @@ func causalSoftmaxRow[T float](row []T, i int) {
 		row[j] *= inv
 	}
 	clear(row[i+1:])
-}
-
-func attentionBackward[T float](qkv, g, dqkv, probs []T, scr [][]T, b, t, h, d int) {
-	hd := d / h
-	scale := T(1 / math.Sqrt(float64(hd)))
-	ld := 3 * d
-	parallel(b*h, func(w, job int) {
-		bi, hi := job/h, job%h
-		base := bi * t * ld
-		q, k, v := qkv[base+hi*hd:], qkv[base+d+hi*hd:], qkv[base+2*d+hi*hd:]
-		dq, dk, dv := dqkv[base+hi*hd:], dqkv[base+d+hi*hd:], dqkv[base+2*d+hi*hd:]
-		dO := g[bi*t*d+hi*hd:]
-		p := probs[job*t*t : (job+1)*t*t]
-		dp := scr[w]
-		// dK and dV collect contributions from every later row block.
-		for i := 0; i < t; i++ {
-			clear(dk[i*ld : i*ld+hd])
-			clear(dv[i*ld : i*ld+hd])
-		}
-		for r0 := 0; r0 < t; r0 += attnBlock {
-			r1 := min(r0+attnBlock, t)
-			m := r1 - r0
-			// dV += Pᵀ·dO, dP = dO·Vᵀ
-			gemm(true, false, r1, hd, m, 1, p[r0*t:], t, dO[r0*d:], d, 1, dv, ld)
-			gemm(false, true, m, r1, hd, 1, dO[r0*d:], d, v, ld, 0, dp[r0*t:], t)
-			// dS = P ∘ (dP − rowsum(P ∘ dP)) on keys ≤ the row, 0 on the other keys of the block.
-			for i := r0; i < r1; i++ {
-				pr, dr := p[i*t:i*t+i+1], dp[i*t:i*t+r1]
-				var dot float64
-				for j, pv := range pr {
-					dot += float64(pv) * float64(dr[j])
-				}
-				dt := T(dot)
-				for j, pv := range pr {
-					dr[j] = pv * (dr[j] - dt)
-				}
-				clear(dr[i+1:])
-			}
-			// dQ = scale·dS·K, dK += scale·dSᵀ·Q
-			gemm(false, false, m, hd, r1, scale, dp[r0*t:], t, k, ld, 0, dq[r0*ld:], ld)
-			gemm(true, false, r1, hd, m, scale, dp[r0*t:], t, q[r0*ld:], ld, 1, dk, ld)
-		}
-	})
 }
 
 // causalSoftmaxRow32 is causalSoftmaxRow on exp32, for training.

@@ -293,3 +293,78 @@ func TestRoPE(t *testing.T) {
 		t.Error("RoPE accepted 12 columns for 2 heads of 4")
 	}
 }
+
+// naiveGQA is causal grouped-query attention written out loop by loop, with each key/value head repeated
+// for its group of query heads as transformers' repeat_kv does.
+func naiveGQA(q, k, v []float64, b, t, h, kv, hd int) []float64 {
+	out := make([]float64, b*t*h*hd)
+	group := h / kv
+	for bi := 0; bi < b; bi++ {
+		for hi := 0; hi < h; hi++ {
+			kvh := hi / group
+			for i := 0; i < t; i++ {
+				s := make([]float64, i+1)
+				mx := math.Inf(-1)
+				for j := 0; j <= i; j++ {
+					for c := 0; c < hd; c++ {
+						s[j] += q[(bi*t+i)*h*hd+hi*hd+c] * k[(bi*t+j)*kv*hd+kvh*hd+c]
+					}
+					s[j] /= math.Sqrt(float64(hd))
+					mx = math.Max(mx, s[j])
+				}
+				var z float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - mx)
+					z += s[j]
+				}
+				for j := range s {
+					for c := 0; c < hd; c++ {
+						out[(bi*t+i)*h*hd+hi*hd+c] += s[j] / z * v[(bi*t+j)*kv*hd+kvh*hd+c]
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestGQAttention(t *testing.T) {
+	defer func(v int) { attnBlock = v }(attnBlock)
+	rng := rand.New(rand.NewPCG(39, 40))
+	for _, c := range []struct {
+		name             string
+		b, t, h, kv, hd  int
+		blocks           []int
+		gradientsChecked bool
+	}{
+		{"grouped (4 heads, 2 kv heads)", 2, 5, 4, 2, 3, []int{32, 2}, true},
+		{"multi-query (3 heads, 1 kv head)", 1, 6, 3, 1, 4, []int{32, 4}, true},
+		{"multi-head (2 heads, 2 kv heads)", 2, 4, 2, 2, 5, []int{32}, true},
+		{"SmolLM2-like 9/3 heads, several blocks", 2, 40, 9, 3, 8, []int{32}, false},
+	} {
+		for _, block := range c.blocks {
+			attnBlock = block
+			q := randDense(rng, 1, c.b*c.t, c.h*c.hd)
+			k, v := randDense(rng, 1, c.b*c.t, c.kv*c.hd), randDense(rng, 1, c.b*c.t, c.kv*c.hd)
+			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				return GQAttention(in[0], in[1], in[2], c.b, c.t, c.h, c.kv)
+			}
+			in := []*tensor.Dense{q, k, v}
+			checkForward(t, build, in, naiveGQA(f64s(q), f64s(k), f64s(v), c.b, c.t, c.h, c.kv, c.hd))
+			if c.gradientsChecked {
+				checkGradients(t, build, in, []int{0, 1, 2}, gradTol)
+			}
+			checkGrad32(t, build, in, []int{0, 1, 2}, 1e-4)
+		}
+	}
+
+	g := G.NewGraph()
+	q := G.NewMatrix(g, tensor.Float64, G.WithShape(10, 12), G.WithName("q"))
+	k := G.NewMatrix(g, tensor.Float64, G.WithShape(10, 6), G.WithName("k"))
+	if _, err := GQAttention(q, k, k, 2, 5, 4, 3); err == nil {
+		t.Error("accepted 4 heads over 3 kv heads")
+	}
+	if _, err := GQAttention(q, k, k, 2, 5, 4, 1); err == nil || !strings.Contains(err.Error(), "k must be") {
+		t.Errorf("k of 2 kv heads' width for kvHeads 1: got %v", err)
+	}
+}
