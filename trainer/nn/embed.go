@@ -104,3 +104,47 @@ func embedBackward[T float](g, dw []T, tk *Tokens, d int, positions bool) {
 		}
 	}
 }
+
+// TokenEmbed returns wte[input] for every position of tk: [B·T, D], for wte [V, D] (Hugging Face's
+// model.embed_tokens.weight). Llama-family models have no position table: RoPE places the positions. An id
+// outside [0, V) fails the run, naming its row and position.
+func TokenEmbed(wte *G.Node, tk *Tokens) (*G.Node, error) {
+	return apply(spec{
+		name: "TokenEmbed",
+		sig:  []int{2, 2},
+		shape: func(in []tensor.Shape) (tensor.Shape, error) {
+			if in[0].Dims() != 2 {
+				return nil, fmt.Errorf("wte must be [V, D], got %v", in[0])
+			}
+			return tensor.Shape{tk.B * tk.T, in[0][1]}, nil
+		},
+		f32: tokenEmbedKernel[float32](tk),
+		f64: tokenEmbedKernel[float64](tk),
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			dwte, err := embedGrad(inputs[0], grad, tk, false)
+			if err != nil {
+				return nil, err
+			}
+			return G.Nodes{dwte}, nil
+		},
+	}, wte)
+}
+
+func tokenEmbedKernel[T float](tk *Tokens) func(*call[T]) error {
+	return func(c *call[T]) error {
+		v, d := c.shapes[0][0], c.shapes[0][1]
+		wte, x := c.in[0], c.out
+		for i, id := range tk.Inputs {
+			if id < 0 || id >= v {
+				return fmt.Errorf("row %d position %d: id %d outside [0, %d)", i/tk.T, i%tk.T, id, v)
+			}
+		}
+		forRange(len(tk.Inputs), d, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				id := tk.Inputs[i]
+				copy(x[i*d:(i+1)*d], wte[id*d:(id+1)*d])
+			}
+		})
+		return nil
+	}
+}

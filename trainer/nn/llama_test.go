@@ -368,3 +368,18 @@ func TestGQAttention(t *testing.T) {
 		t.Errorf("k of 2 kv heads' width for kvHeads 1: got %v", err)
 	}
 }
+
+func TestTokenEmbed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	v, d := 11, 4
+	tk := NewTokens(2, 5)
+	copy(tk.Inputs, []int{3, 3, 0, 10, 3, 7, 1, 1, 3, 2})
+	wte := randDense(rng, 1, v, d)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return TokenEmbed(in[0], tk) }
+	want := make([]float64, 10*d)
+	for i, id := range tk.Inputs {
+		copy(want[i*d:(i+1)*d], f64s(wte)[id*d:(id+1)*d])
+	}
+	checkForward(t, build, []*tensor.Dense{wte}, want)
+	checkGradients(t, build, []*tensor.Dense{wte}, []int{0}, gradTol)
+}
