@@ -383,3 +383,54 @@ func TestTokenEmbed(t *testing.T) {
 	checkForward(t, build, []*tensor.Dense{wte}, want)
 	checkGradients(t, build, []*tensor.Dense{wte}, []int{0}, gradTol)
 }
+
+// TestDecoderLayerGradients checks the gradient of a whole Llama-family decoder layer built from the new ops,
+// with every variant at once: q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3), llama3 rope scaling, grouped
+// heads whose head_dim (4) differs from hidden/heads (2), and rows of a batch.
+func TestDecoderLayerGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	const b, tl, d, h, kv, hd, inter, eps = 2, 3, 8, 4, 2, 4, 6, 1e-6
+	rot := Rotary{HeadDim: hd, Theta: 100, Scaling: &RopeScaling{Type: "llama3", Factor: 4, LowFreqFactor: 1,
+		HighFreqFactor: 2, OriginalMaxPositionEmbeddings: 8}}
+	shapes := [][]int{
+		{b * tl, d},                // 0 x
+		{d}, {h * hd, d}, {h * hd}, // 1 input_layernorm, 2 q_proj, 3 q bias
+		{kv * hd, d}, {kv * hd}, // 4 k_proj, 5 k bias
+		{kv * hd, d}, {kv * hd}, // 6 v_proj, 7 v bias
+		{hd}, {hd}, {d, h * hd}, {d}, // 8 q_norm, 9 k_norm, 10 o_proj, 11 post_attention_layernorm
+		{inter, d}, {inter, d}, {d, inter}, // 12 gate, 13 up, 14 down
+	}
+	in := make([]*tensor.Dense, len(shapes))
+	wrt := make([]int, len(shapes))
+	for i, s := range shapes {
+		in[i] = randDense(rng, 0.5, s...)
+		wrt[i] = i
+	}
+	for _, i := range []int{1, 8, 9, 11} { // norm weights around 1
+		for j := range f64s(in[i]) {
+			f64s(in[i])[j] += 1
+		}
+	}
+	must := func(x *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	build := func(g *G.ExprGraph, n []*G.Node) (*G.Node, error) {
+		x := must(RMSNorm(n[0], n[1], eps))
+		q := must(RMSNorm(must(LinearT(x, n[2], n[3])), n[8], eps))
+		k := must(RMSNorm(must(LinearT(x, n[4], n[5])), n[9], eps))
+		v := must(LinearT(x, n[6], n[7]))
+		q = must(RoPE(q, b, tl, h, rot))
+		k = must(RoPE(k, b, tl, kv, rot))
+		a := must(GQAttention(q, k, v, b, tl, h, kv))
+		r := must(Add(n[0], must(LinearT(a, n[10], nil))))
+		x = must(RMSNorm(r, n[11], eps))
+		m := must(SwiGLU(must(LinearT(x, n[12], nil)), must(LinearT(x, n[13], nil))))
+		return Add(r, must(LinearT(m, n[14], nil)))
+	}
+	checkGradients(t, build, in, wrt, gradTol)
+	checkGrad32(t, build, in, wrt, 1e-4)
+}
