@@ -1,6 +1,6 @@
-// Package nn holds the fused gorgonia operations the GPT is built from. Each op has a hand-written forward
-// pass and a symbolic gradient (SymDiff) made of further ops of this package, and works in float32 (training)
-// and float64 (gradient checks).
+// Package nn holds the fused gorgonia operations the GPT-2 and Llama-family (Llama 2/3, Mistral, Qwen2, Qwen3)
+// models are built from. Each op has a hand-written forward pass and a symbolic gradient (SymDiff) made of
+// further ops of this package, and works in float32 (training) and float64 (gradient checks).
 //
 // Why fused ops: composing LayerNorm, GELU, attention and cross-entropy from gorgonia's primitives allocates
 // and walks memory once per primitive, and some primitives have wrong gradients (see ../shared/notes). A fused
