@@ -51,8 +51,9 @@ func loadStories(t *testing.T) map[string]*tensor.Dense {
 
 // storiesLogits runs LlamaForCausalLM's forward (config.json of stories260K: 5 layers, hidden 64, 8 heads,
 // 4 KV heads of head_dim 8, rms_norm_eps 1e-5, rope_theta 10000, tied head) built from this package's ops on
-// rows of ids padded at the end, in the weights' dtype, and returns the logits [B·T, 512].
-func storiesLogits(t *testing.T, w map[string]*tensor.Dense, dt tensor.Dtype, rows [][]int, length int) []float64 {
+// rows of ids padded at the end, in the weights' dtype, and returns the logits [B·T, 512] and, through
+// HeadLogProbs, the sum of the log-probabilities of each row's next ids.
+func storiesLogits(t *testing.T, w map[string]*tensor.Dense, dt tensor.Dtype, rows [][]int, length int) ([]float64, []float64) {
 	t.Helper()
 	const layers, heads, kvHeads, eps = 5, 8, 4, 1e-5
 	rot := Rotary{HeadDim: 8, Theta: 10000}
@@ -60,6 +61,9 @@ func storiesLogits(t *testing.T, w map[string]*tensor.Dense, dt tensor.Dtype, ro
 	tk := NewTokens(b, length)
 	for r, ids := range rows {
 		copy(tk.Inputs[r*length:], ids)
+		for i := 0; i+1 < len(ids); i++ {
+			tk.Targets[r*length+i], tk.Mask[r*length+i] = ids[i+1], 1
+		}
 	}
 	g := G.NewGraph()
 	node := func(name string) *G.Node {
@@ -97,10 +101,19 @@ func storiesLogits(t *testing.T, w map[string]*tensor.Dense, dt tensor.Dtype, ro
 	}
 	h = must(RMSNorm(h, node("model.norm.weight"), eps))
 	logits := must(MatMul(h, wte, false, true))
+	lp := must(HeadLogProbs(h, wte, tk))
 	vm := G.NewTapeMachine(g)
 	defer vm.Close()
 	runOnce(t, vm)
-	switch d := logits.Value().Data().(type) {
+	lps := make([]float64, b)
+	for i, v := range values(lp) {
+		lps[i/length] += v
+	}
+	return values(logits), lps
+}
+
+func values(n *G.Node) []float64 {
+	switch d := n.Value().Data().(type) {
 	case []float32:
 		out := make([]float64, len(d))
 		for i, v := range d {
@@ -113,8 +126,9 @@ func storiesLogits(t *testing.T, w map[string]*tensor.Dense, dt tensor.Dtype, ro
 }
 
 type golden struct {
-	InputIDs  []int `json:"input_ids"`
-	Positions []struct {
+	InputIDs   []int   `json:"input_ids"`
+	LogProbSum float64 `json:"prompt_logprob_sum"`
+	Positions  []struct {
 		Top5 []struct {
 			ID    int     `json:"id"`
 			Logit float64 `json:"logit"`
@@ -128,7 +142,7 @@ type golden struct {
 }
 
 // TestStories260KGoldenLogits runs the real pretrained Llama through RMSNorm, LinearT, RoPE, GQAttention,
-// SwiGLU and TokenEmbed and compares with the folder's golden logits (an independent float64 forward that
+// SwiGLU, TokenEmbed and HeadLogProbs and compares with the folder's golden logits (an independent float64 forward that
 // follows transformers' LlamaForCausalLM): within 1e-9 in float64 and 1e-4 in float32. A second row, shorter
 // and padded at the end, must give the same logits on its real positions.
 func TestStories260KGoldenLogits(t *testing.T) {
@@ -148,7 +162,10 @@ func TestStories260KGoldenLogits(t *testing.T) {
 		dt  tensor.Dtype
 		tol float64
 	}{{tensor.Float64, 1e-9}, {tensor.Float32, 1e-4}} {
-		logits := storiesLogits(t, w, c.dt, rows, n)
+		logits, lps := storiesLogits(t, w, c.dt, rows, n)
+		if math.Abs(lps[0]-gd.LogProbSum) > c.tol {
+			t.Errorf("%v: HeadLogProbs' prompt log-prob sum %.10g, want %.10g", c.dt, lps[0], gd.LogProbSum)
+		}
 		worst := 0.0
 		for pos, want := range gd.Positions {
 			row := logits[pos*vocab : (pos+1)*vocab]
@@ -217,8 +234,8 @@ func TestStories260KTeacherForcedGreedy(t *testing.T) {
 		}
 		return best, row[best] - second
 	}
-	l64 := storiesLogits(t, w, tensor.Float64, [][]int{ids[:200]}, 200)
-	l32 := storiesLogits(t, w, tensor.Float32, [][]int{ids[:200]}, 200)
+	l64, _ := storiesLogits(t, w, tensor.Float64, [][]int{ids[:200]}, 200)
+	l32, _ := storiesLogits(t, w, tensor.Float32, [][]int{ids[:200]}, 200)
 	flips := 0
 	for pos := 0; pos < 200; pos++ {
 		best, gap := argmax(l64[pos*vocab : (pos+1)*vocab])

@@ -434,3 +434,96 @@ func TestDecoderLayerGradients(t *testing.T) {
 	checkGradients(t, build, in, wrt, gradTol)
 	checkGrad32(t, build, in, wrt, 1e-4)
 }
+
+// refHeadLogProbs is mask·log softmax(h·Wᵀ)[target] written out row by row.
+func refHeadLogProbs(h, w []float64, tk *Tokens, d, v int) []float64 {
+	want := make([]float64, tk.B*tk.T)
+	for r := range want {
+		if tk.Mask[r] == 0 {
+			continue
+		}
+		logits := make([]float64, v)
+		mx := math.Inf(-1)
+		for j := range logits {
+			for k := 0; k < d; k++ {
+				logits[j] += h[r*d+k] * w[j*d+k]
+			}
+			mx = max(mx, logits[j])
+		}
+		var z float64
+		for _, l := range logits {
+			z += math.Exp(l - mx)
+		}
+		want[r] = logits[tk.Targets[r]] - mx - math.Log(z)
+	}
+	return want
+}
+
+func TestHeadLogProbs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	tk := testTokens() // 4×3, some positions masked out
+	n, d, v := 12, 5, 7
+	h, w := randDense(rng, 1, n, d), randDense(rng, 1, v, d)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return HeadLogProbs(in[0], in[1], tk) }
+	in := []*tensor.Dense{h, w}
+	checkForward(t, build, in, refHeadLogProbs(f64s(h), f64s(w), tk, d, v))
+	checkGradients(t, build, in, []int{0, 1}, gradTol)
+	checkGrad32(t, build, in, []int{0, 1}, 1e-5)
+
+	// Large enough for the products and the row loops to be split across goroutines.
+	big := NewTokens(4, 16)
+	for i := range big.Mask {
+		if i%5 != 0 {
+			big.Mask[i], big.Targets[i] = 1, rng.IntN(3000)
+		}
+	}
+	hb, wb := randDense(rng, 1, 64, 32), randDense(rng, 0.3, 3000, 32)
+	bigBuild := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return HeadLogProbs(in[0], in[1], big) }
+	checkForward(t, bigBuild, []*tensor.Dense{hb, wb}, refHeadLogProbs(f64s(hb), f64s(wb), big, 32, 3000))
+	checkGrad32(t, bigBuild, []*tensor.Dense{hb, wb}, []int{0, 1}, 1e-4)
+
+	// Tied: W is also the embedding table, so its gradient sums both uses; and the SFT loss on top.
+	tied := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		x, err := TokenEmbed(in[1], tk)
+		if err != nil {
+			return nil, err
+		}
+		x, err = Add(x, in[0])
+		if err != nil {
+			return nil, err
+		}
+		lp, err := HeadLogProbs(x, in[1], tk)
+		if err != nil {
+			return nil, err
+		}
+		return NLLMean(lp, tk)
+	}
+	copy(tk.Inputs, []int{1, 6, 2, 0, 0, 5, 3, 3, 4, 6, 1, 2})
+	checkGradients(t, tied, in, []int{0, 1}, gradTol)
+
+	// No masked-in position: zero log-probs and zero gradients.
+	none := NewTokens(4, 3)
+	zero := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return HeadLogProbs(in[0], in[1], none) }
+	checkForward(t, zero, in, make([]float64, n))
+	for _, gr := range analyticGrads(t, zero, in, []int{0, 1}) {
+		for _, x := range gr {
+			if x != 0 {
+				t.Fatalf("gradient %v with no target", x)
+			}
+		}
+	}
+
+	bad := NewTokens(4, 3)
+	bad.Mask[5], bad.Targets[5] = 1, v
+	g := G.NewGraph()
+	hn := G.NodeFromAny(g, h, G.WithName("h"))
+	wn := G.NodeFromAny(g, w, G.WithName("w"))
+	if _, err := HeadLogProbs(hn, wn, bad); err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err == nil || !strings.Contains(err.Error(), "row 1 position 2: target 7 outside [0, 7)") {
+		t.Errorf("target outside the vocabulary: got %v", err)
+	}
+}
