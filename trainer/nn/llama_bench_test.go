@@ -30,9 +30,11 @@ func benchOp(b *testing.B, build builder, shapes ...[]int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cost, err := benchSum(out)
-	if err != nil {
-		b.Fatal(err)
+	cost := out
+	if !out.IsScalar() {
+		if cost, err = benchSum(out); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if _, err := G.Grad(cost, nodes...); err != nil {
 		b.Fatal(err)
@@ -109,3 +111,36 @@ func benchSum(x *G.Node) (*G.Node, error) {
 		},
 	}, x)
 }
+
+// The LM head and its target log-softmax at a reduced vocabulary (8192; SmolLM2 has 49152), 2×256 tokens, all
+// masked in: fused (HeadLogProbs) against MatMul + TargetLogProbs.
+const benchV = 8192
+
+func benchHead(b *testing.B, fused bool) {
+	tk := NewTokens(benchB, benchT)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range tk.Mask {
+		tk.Mask[i], tk.Targets[i] = 1, rng.IntN(benchV)
+	}
+	benchOp(b, func(g *G.ExprGraph, n []*G.Node) (*G.Node, error) {
+		if fused {
+			lp, err := HeadLogProbs(n[0], n[1], tk)
+			if err != nil {
+				return nil, err
+			}
+			return NLLMean(lp, tk)
+		}
+		logits, err := MatMul(n[0], n[1], false, true)
+		if err != nil {
+			return nil, err
+		}
+		lp, err := TargetLogProbs(logits, tk)
+		if err != nil {
+			return nil, err
+		}
+		return NLLMean(lp, tk)
+	}, []int{benchB * benchT, benchD}, []int{benchV, benchD})
+}
+
+func BenchmarkLlamaHeadFused(b *testing.B)   { benchHead(b, true) }
+func BenchmarkLlamaHeadUnfused(b *testing.B) { benchHead(b, false) }
