@@ -527,3 +527,19 @@ func TestHeadLogProbs(t *testing.T) {
 		t.Errorf("target outside the vocabulary: got %v", err)
 	}
 }
+
+// TestRotaryTablesShared checks that equal configurations share one table and different ones do not.
+func TestRotaryTablesShared(t *testing.T) {
+	a := Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "linear", Factor: 2}}
+	b := Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "linear", Factor: 2}}
+	c := Rotary{HeadDim: 8, Theta: 1e4, Scaling: &RopeScaling{Type: "linear", Factor: 3}}
+	if rotaryTables(a, 16) != rotaryTables(b, 16) {
+		t.Error("equal configurations built two tables")
+	}
+	if rotaryTables(a, 16) == rotaryTables(c, 16) || rotaryTables(a, 16) == rotaryTables(a, 17) {
+		t.Error("different configurations share a table")
+	}
+	if got := rotaryTables(c, 16).f64.cos[1*4+1]; math.Abs(got-math.Cos(1*math.Pow(1e4, -2.0/8)/3)) > 1e-15 {
+		t.Errorf("cos at position 1, frequency 1: %v", got)
+	}
+}

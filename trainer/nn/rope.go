@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -155,8 +156,42 @@ func RoPE(x *G.Node, batch, length, heads int, r Rotary) (*G.Node, error) {
 	if batch <= 0 || length <= 0 || heads <= 0 {
 		return nil, fmt.Errorf("nn.RoPE: batch %d, length %d and heads %d must be positive", batch, length, heads)
 	}
-	t32, t64 := newRotaryTable[float32](r, length), newRotaryTable[float64](r, length)
-	return ropeApply(x, batch, length, heads, r.HeadDim, t32, t64, false)
+	t := rotaryTables(r, length)
+	return ropeApply(x, batch, length, heads, r.HeadDim, t.f32, t.f64, false)
+}
+
+// rotaryKey identifies a table: every layer's q and k of a graph share one.
+type rotaryKey struct {
+	r      Rotary
+	s      RopeScaling
+	length int
+}
+
+type rotaryPair struct {
+	f32 rotaryTable[float32]
+	f64 rotaryTable[float64]
+}
+
+var rotaryMemo = struct {
+	sync.Mutex
+	m map[rotaryKey]*rotaryPair
+}{m: map[rotaryKey]*rotaryPair{}}
+
+// rotaryTables returns the (read-only) tables of r for positions 0..length−1, computed once per configuration.
+func rotaryTables(r Rotary, length int) *rotaryPair {
+	k := rotaryKey{r: r, length: length}
+	if r.Scaling != nil {
+		k.s = *r.Scaling
+		k.r.Scaling = nil
+	}
+	rotaryMemo.Lock()
+	defer rotaryMemo.Unlock()
+	if t, ok := rotaryMemo.m[k]; ok {
+		return t
+	}
+	t := &rotaryPair{f32: newRotaryTable[float32](r, length), f64: newRotaryTable[float64](r, length)}
+	rotaryMemo.m[k] = t
+	return t
 }
 
 func ropeApply(x *G.Node, batch, length, heads, hd int, t32 rotaryTable[float32], t64 rotaryTable[float64], inverse bool) (*G.Node, error) {
