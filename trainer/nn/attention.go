@@ -3,7 +3,6 @@ package nn
 import (
 	"fmt"
 	"math"
-	"runtime"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -54,7 +53,7 @@ func attentionKernel[T float](a *attention) func(*call[T]) error {
 		d := c.shapes[0][1] / 3
 		qkv := c.in[0]
 		probs := sized[T](&a.probs, 0, a.b*a.h*a.t*a.t)
-		attnForward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.out, probs)
+		attnForward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.out, probs, nil, nil)
 		return nil
 	}
 }
@@ -82,14 +81,10 @@ func attentionGradKernel[T float](a *attention) func(*call[T]) error {
 		if err != nil {
 			return err
 		}
-		workers := runtime.GOMAXPROCS(0)
-		scr := make([][]T, workers)
-		for w := range scr {
-			scr[w] = sized[T](&a.scratch, w, a.t*a.t)
-		}
+		scr := scratches[T](&a.scratch, a.t)
 		d := c.shapes[0][1] / 3
 		qkv, dqkv := c.in[0], c.out
-		attnBackward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.in[2], dqkv, dqkv[d:], dqkv[2*d:], probs, scr)
+		attnBackward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.in[2], dqkv, dqkv[d:], dqkv[2*d:], probs, nil, scr, nil)
 		return nil
 	}
 }
@@ -106,37 +101,49 @@ type attnLayout struct {
 // T×T products into row blocks skips most of the masked upper triangle (5/8 of the work is left at T = 4 blocks).
 var attnBlock = 32
 
-// attnForward computes, for every sequence and query head, softmax(Q·Kᵀ/√hd, causal)·V into y, keeping the
-// probabilities [b, h, t, t] (zero above the diagonal). q, k, v and y start at head 0 of position 0 of
-// sequence 0; each head's products run on strided views, so heads are never split or merged by copies.
-func attnForward[T float](l attnLayout, q, k, v, y, probs []T) {
+// attnForward computes, for every sequence and query head, softmax(Q·Kᵀ/√hd, causal)·V into y. q, k, v and
+// y start at head 0 of position 0 of sequence 0; each head's products run on strided views, so heads are never
+// split or merged by copies. It keeps either the probabilities [b, h, t, t] (zero above the diagonal) in
+// probs, or, when stats is not nil, each row's softmax maximum and inverse sum in stats [b, h, t, 2], working
+// in scr (a t×t scratch per worker) instead.
+func attnForward[T float](l attnLayout, q, k, v, y, probs, stats []T, scr [][]T) {
 	t, hd := l.t, l.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
 	group := l.h / l.kv
-	parallel(l.b*l.h, func(_, job int) {
+	parallel(l.b*l.h, func(w, job int) {
 		bi, hi := job/l.h, job%l.h
 		kvh := hi / group
 		qh := q[bi*t*l.ldq+hi*hd:]
 		kh := k[bi*t*l.ldkv+kvh*hd:]
 		vh := v[bi*t*l.ldkv+kvh*hd:]
-		p := probs[job*t*t : (job+1)*t*t]
+		var p []T
+		if stats == nil {
+			p = probs[job*t*t : (job+1)*t*t]
+		} else {
+			p = scr[w]
+		}
 		out := y[bi*t*l.ldo+hi*hd:]
 		for r0 := 0; r0 < t; r0 += attnBlock {
 			r1 := min(r0+attnBlock, t) // rows r0..r1-1 see keys 0..r1-1
 			gemm(false, true, r1-r0, r1, hd, scale, qh[r0*l.ldq:], l.ldq, kh, l.ldkv, 0, p[r0*t:], t)
 			for i := r0; i < r1; i++ {
 				// Only keys before r1 are ever read; the rest of the row stays at its initial zero.
-				causalSoftmaxRow(p[i*t:i*t+r1], i)
+				m, inv := causalSoftmaxRow(p[i*t:i*t+r1], i)
+				if stats != nil {
+					stats[(job*t+i)*2], stats[(job*t+i)*2+1] = m, inv
+				}
 			}
 			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, vh, l.ldkv, 0, out[r0*l.ldo:], l.ldo)
 		}
 	})
 }
 
-// attnBackward computes dq, dk and dv from the output gradient g and the kept probabilities. Jobs are
-// (sequence, key/value head): each sums its group's query heads into dk and dv in order, so no two
-// goroutines write the same rows. scr holds a t×t scratch per worker.
-func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs []T, scr [][]T) {
+// attnBackward computes dq, dk and dv from the output gradient g and the kept probabilities, or, when stats
+// is not nil, from probabilities recomputed block by block (the same products and replayRow give the forward
+// pass's values bit for bit) in pscr, a t×t scratch per worker. Jobs are (sequence, key/value head): each
+// sums its group's query heads into dk and dv in order, so no two goroutines write the same rows. scr holds a
+// t×t scratch per worker.
+func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs, stats []T, scr, pscr [][]T) {
 	t, hd := l.t, l.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
 	group := l.h / l.kv
@@ -153,10 +160,22 @@ func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs []T, scr 
 		for hi := kvh * group; hi < (kvh+1)*group; hi++ {
 			qh, dqh := q[bi*t*l.ldq+hi*hd:], dq[bi*t*l.ldq+hi*hd:]
 			dO := g[bi*t*l.ldo+hi*hd:]
-			p := probs[(bi*l.h+hi)*t*t : (bi*l.h+hi+1)*t*t]
+			head := bi*l.h + hi
+			var p []T
+			if stats == nil {
+				p = probs[head*t*t : (head+1)*t*t]
+			} else {
+				p = pscr[w]
+			}
 			for r0 := 0; r0 < t; r0 += attnBlock {
 				r1 := min(r0+attnBlock, t)
 				m := r1 - r0
+				if stats != nil {
+					gemm(false, true, m, r1, hd, scale, qh[r0*l.ldq:], l.ldq, kh, l.ldkv, 0, p[r0*t:], t)
+					for i := r0; i < r1; i++ {
+						replayRow(p[i*t:i*t+r1], i, stats[(head*t+i)*2], stats[(head*t+i)*2+1])
+					}
+				}
 				// dV += Pᵀ·dO, dP = dO·Vᵀ
 				gemm(true, false, r1, hd, m, 1, p[r0*t:], t, dO[r0*l.ldo:], l.ldo, 1, dvh, l.ldkv)
 				gemm(false, true, m, r1, hd, 1, dO[r0*l.ldo:], l.ldo, vh, l.ldkv, 0, dp[r0*t:], t)
@@ -181,13 +200,14 @@ func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs []T, scr 
 	})
 }
 
-// causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i.
-func causalSoftmaxRow[T float](row []T, i int) {
+// causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i. It returns the row's
+// maximum and the inverse of its sum of exponentials, from which replayRow rebuilds the same probabilities.
+func causalSoftmaxRow[T float](row []T, i int) (m, inv T) {
 	if r, ok := any(row).([]float32); ok {
-		causalSoftmaxRow32(r, i)
-		return
+		m32, inv32 := causalSoftmaxRow32(r, i)
+		return T(m32), T(inv32)
 	}
-	m := row[0]
+	m = row[0]
 	for _, s := range row[1 : i+1] {
 		m = max(m, s)
 	}
@@ -197,16 +217,17 @@ func causalSoftmaxRow[T float](row []T, i int) {
 		row[j] = T(e)
 		sum += e
 	}
-	inv := T(1 / sum)
+	inv = T(1 / sum)
 	for j := 0; j <= i; j++ {
 		row[j] *= inv
 	}
 	clear(row[i+1:])
+	return m, inv
 }
 
 // causalSoftmaxRow32 is causalSoftmaxRow on exp32, for training.
-func causalSoftmaxRow32(row []float32, i int) {
-	m := row[0]
+func causalSoftmaxRow32(row []float32, i int) (m, inv float32) {
+	m = row[0]
 	for _, s := range row[1 : i+1] {
 		m = max(m, s)
 	}
@@ -216,9 +237,26 @@ func causalSoftmaxRow32(row []float32, i int) {
 		row[j] = e
 		sum += e
 	}
-	inv := 1 / sum
+	inv = 1 / sum
 	for j := 0; j <= i; j++ {
 		row[j] *= inv
+	}
+	clear(row[i+1:])
+	return m, inv
+}
+
+// replayRow turns a row of the same scores back into causalSoftmaxRow's probabilities, bit for bit, from
+// the maximum and inverse sum it returned.
+func replayRow[T float](row []T, i int, m, inv T) {
+	if r, ok := any(row).([]float32); ok {
+		m32, inv32 := float32(m), float32(inv)
+		for j := 0; j <= i; j++ {
+			r[j] = exp32(r[j]-m32) * inv32
+		}
+	} else {
+		for j := 0; j <= i; j++ {
+			row[j] = T(math.Exp(float64(row[j]-m))) * inv
+		}
 	}
 	clear(row[i+1:])
 }

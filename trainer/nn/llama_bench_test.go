@@ -71,11 +71,14 @@ func BenchmarkLlamaSwiGLU(b *testing.B) {
 		[]int{benchB * benchT, benchI}, []int{benchB * benchT, benchI})
 }
 
-func BenchmarkLlamaGQAttention(b *testing.B) {
+func benchGQA(b *testing.B, opts ...AttentionOption) {
 	benchOp(b, func(g *G.ExprGraph, n []*G.Node) (*G.Node, error) {
-		return GQAttention(n[0], n[1], n[2], benchB, benchT, benchH, benchKV)
+		return GQAttention(n[0], n[1], n[2], benchB, benchT, benchH, benchKV, opts...)
 	}, []int{benchB * benchT, benchH * benchHD}, []int{benchB * benchT, benchKV * benchHD}, []int{benchB * benchT, benchKV * benchHD})
 }
+
+func BenchmarkLlamaGQAttention(b *testing.B)          { benchGQA(b) }
+func BenchmarkLlamaGQAttentionRecompute(b *testing.B) { benchGQA(b, RecomputeProbs) }
 
 // benchSum is Σx with a gradient of ones, as an op of this package: gorgonia's Sum and its broadcast gradient
 // cost more than the ops measured.

@@ -346,15 +346,34 @@ func TestGQAttention(t *testing.T) {
 			attnBlock = block
 			q := randDense(rng, 1, c.b*c.t, c.h*c.hd)
 			k, v := randDense(rng, 1, c.b*c.t, c.kv*c.hd), randDense(rng, 1, c.b*c.t, c.kv*c.hd)
-			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-				return GQAttention(in[0], in[1], in[2], c.b, c.t, c.h, c.kv)
-			}
 			in := []*tensor.Dense{q, k, v}
-			checkForward(t, build, in, naiveGQA(f64s(q), f64s(k), f64s(v), c.b, c.t, c.h, c.kv, c.hd))
-			if c.gradientsChecked {
-				checkGradients(t, build, in, []int{0, 1, 2}, gradTol)
+			want := naiveGQA(f64s(q), f64s(k), f64s(v), c.b, c.t, c.h, c.kv, c.hd)
+			for _, opts := range [][]AttentionOption{nil, {RecomputeProbs}} {
+				build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+					return GQAttention(in[0], in[1], in[2], c.b, c.t, c.h, c.kv, opts...)
+				}
+				checkForward(t, build, in, want)
+				if c.gradientsChecked {
+					checkGradients(t, build, in, []int{0, 1, 2}, gradTol)
+				}
+				checkGrad32(t, build, in, []int{0, 1, 2}, 1e-4)
 			}
-			checkGrad32(t, build, in, []int{0, 1, 2}, 1e-4)
+			// Recomputing the probabilities gives the kept ones bit for bit, so outputs and gradients agree exactly.
+			in32 := []*tensor.Dense{toF32(q), toF32(k), toF32(v)}
+			runs := make([][][]float64, 2)
+			for i, opts := range [][]AttentionOption{nil, {RecomputeProbs}} {
+				build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+					return GQAttention(in[0], in[1], in[2], c.b, c.t, c.h, c.kv, opts...)
+				}
+				runs[i] = append(analyticGrads(t, build, in32, []int{0, 1, 2}), forward(t, build, in32))
+			}
+			for i := range runs[0] {
+				for j, x := range runs[0][i] {
+					if runs[1][i][j] != x {
+						t.Fatalf("%s: RecomputeProbs changed result %d element %d: %v, kept %v", c.name, i, j, runs[1][i][j], x)
+					}
+				}
+			}
 		}
 	}
 
