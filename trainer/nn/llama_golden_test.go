@@ -141,12 +141,9 @@ type golden struct {
 	} `json:"greedy_from_bos"`
 }
 
-// TestStories260KGoldenLogits runs the real pretrained Llama through RMSNorm, LinearT, RoPE, GQAttention,
-// SwiGLU, TokenEmbed and HeadLogProbs and compares with the folder's golden logits (an independent float64 forward that
-// follows transformers' LlamaForCausalLM): within 1e-9 in float64 and 1e-4 in float32. A second row, shorter
-// and padded at the end, must give the same logits on its real positions.
-func TestStories260KGoldenLogits(t *testing.T) {
-	w := loadStories(t)
+// loadGolden reads golden_logits.json (after loadStories has checked that the folder is there).
+func loadGolden(t *testing.T) golden {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(stories260K, "golden_logits.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +152,16 @@ func TestStories260KGoldenLogits(t *testing.T) {
 	if err := json.Unmarshal(raw, &gd); err != nil {
 		t.Fatal(err)
 	}
+	return gd
+}
+
+// TestStories260KGoldenLogits runs the real pretrained Llama through RMSNorm, LinearT, RoPE, GQAttention,
+// SwiGLU, TokenEmbed and HeadLogProbs and compares with the folder's golden logits and prompt log-prob (an
+// independent float64 forward that follows transformers' LlamaForCausalLM): within 1e-9 in float64 and 1e-4
+// in float32. A second row, shorter and padded at the end, must give the same logits on its real positions.
+func TestStories260KGoldenLogits(t *testing.T) {
+	w := loadStories(t)
+	gd := loadGolden(t)
 	const vocab = 512
 	n := len(gd.InputIDs)
 	rows := [][]int{gd.InputIDs, gd.InputIDs[:3]} // the second row is padded with id 0 after 3 tokens
@@ -206,14 +213,7 @@ func TestStories260KGoldenLogits(t *testing.T) {
 // (top two within 1e-4 in float64) may flip; it is reported, not failed.
 func TestStories260KTeacherForcedGreedy(t *testing.T) {
 	w := loadStories(t)
-	raw, err := os.ReadFile(filepath.Join(stories260K, "golden_logits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gd golden
-	if err := json.Unmarshal(raw, &gd); err != nil {
-		t.Fatal(err)
-	}
+	gd := loadGolden(t)
 	const vocab = 512
 	ids := append([]int{1}, gd.Greedy.IDs...)
 	if len(ids) != 201 {

@@ -108,30 +108,9 @@ func TestSwiGLU(t *testing.T) {
 // analyticGrads returns the symbolic gradients of the cost of graphFor with respect to inputs wrt.
 func analyticGrads(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int) [][]float64 {
 	t.Helper()
-	g, nodes, _, cost := graphFor(t, build, inputs, 7, true)
-	wrtNodes := make([]*G.Node, len(wrt))
-	for i, w := range wrt {
-		wrtNodes[i] = nodes[w]
-	}
-	grads, err := G.Grad(cost, wrtNodes...)
-	if err != nil {
-		t.Fatalf("grad: %v", err)
-	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	runOnce(t, vm)
-	out := make([][]float64, len(wrt))
-	for i, gn := range grads {
-		switch d := gn.Value().Data().(type) {
-		case []float32:
-			for _, v := range d {
-				out[i] = append(out[i], float64(v))
-			}
-		case []float64:
-			out[i] = append(out[i], d...)
-		}
-	}
-	return out
+	vm, _, grads := gradRun(t, build, inputs, wrt)
+	vm.Close()
+	return grads
 }
 
 // checkGrad32 compares the float32 gradients (the training path, with its own float32 code) with the float64
