@@ -3,9 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
-	"runtime"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -18,100 +16,198 @@ func Attention(qkv *G.Node, batch, length, heads int) (*G.Node, error) {
 	if batch <= 0 || length <= 0 || heads <= 0 {
 		return nil, fmt.Errorf("nn.Attention: batch %d, length %d and heads %d must be positive", batch, length, heads)
 	}
-	return G.ApplyOp(&attentionOp{base: newBase("Attention"), b: batch, t: length, h: heads}, qkv)
+	a := &attention{b: batch, t: length, h: heads}
+	return apply(spec{
+		name:  "Attention",
+		sig:   []int{2, 2},
+		shape: a.shape,
+		f32:   attentionKernel[float32](a),
+		f64:   attentionKernel[float64](a),
+		grad:  a.grad,
+	}, qkv)
 }
 
-type attentionOp struct {
-	base
+// attention is the op's configuration and state: probs [B, H, T, T] of the last forward run (slot 0, zero
+// above the diagonal) and per-worker T×T scratch for the backward pass's dP.
+type attention struct {
 	b, t, h int
-	out     buffer
-	// probs [B, H, T, T] of the last forward run, zero above the diagonal.
-	probs32 []float32
-	probs64 []float64
+	probs   cache
+	scratch cache
 }
 
-func (op *attentionOp) Arity() int    { return 1 }
-func (op *attentionOp) Type() hm.Type { return hm.NewFnType(tensorOf(2), tensorOf(2)) }
-
-func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if s.Dims() != 2 || s[0] != op.b*op.t || s[1]%(3*op.h) != 0 {
-		return nil, fmt.Errorf("%v: qkv must be [%d, 3·D] with D divisible by %d heads, got %v", op, op.b*op.t, op.h, s)
+func (a *attention) shape(in []tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
+	if s.Dims() != 2 || s[0] != a.b*a.t || s[1]%(3*a.h) != 0 {
+		return nil, fmt.Errorf("qkv must be [%d, 3·D] with D divisible by %d heads, got %v", a.b*a.t, a.h, s)
 	}
 	return tensor.Shape{s[0], s[1] / 3}, nil
 }
 
-func (op *attentionOp) Do(inputs ...G.Value) (G.Value, error) {
-	qkv, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	d := qkv.Shape()[1] / 3
-	y := op.out.get(qkv.Dtype(), op.b*op.t, d)
-	n := op.b * op.h * op.t * op.t
-	switch qkv.Dtype() {
-	case tensor.Float32:
-		if len(op.probs32) != n {
-			op.probs32 = make([]float32, n)
-		}
-		attentionForward(f32s(qkv), f32s(y), op.probs32, op.b, op.t, op.h, d)
-	case tensor.Float64:
-		if len(op.probs64) != n {
-			op.probs64 = make([]float64, n)
-		}
-		attentionForward(f64s(qkv), f64s(y), op.probs64, op.b, op.t, op.h, d)
-	}
-	return y, nil
+// layout places q, k and v in qkv's columns (row stride 3·D) and the heads in the output's (stride D).
+func (a *attention) layout(d int) attnLayout {
+	return attnLayout{b: a.b, t: a.t, h: a.h, kv: a.h, hd: d / a.h, ldq: 3 * d, ldkv: 3 * d, ldo: d}
 }
 
-func (op *attentionOp) DiffWRT(int) []bool { return []bool{true} }
+func attentionKernel[T float](a *attention) func(*call[T]) error {
+	return func(c *call[T]) error {
+		d := c.shapes[0][1] / 3
+		qkv := c.in[0]
+		probs := sized[T](&a.probs, 0, a.b*a.h*a.t*a.t)
+		attnForward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.out, probs, nil, nil)
+		return nil
+	}
+}
 
-func (op *attentionOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dqkv, err := G.ApplyOp(&attentionGradOp{base: newBase("AttentionGrad"), fwd: op}, inputs[0], output, grad)
+// grad returns d qkv from the output gradient and the probabilities the forward op kept. Its second input
+// (the forward output) is there only to order it after the forward run.
+func (a *attention) grad(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dqkv, err := apply(spec{
+		name:  "AttentionGrad",
+		sig:   []int{2, 2, 2, 2},
+		shape: sameShape(0),
+		reads: []int{0, 2},
+		f32:   attentionGradKernel[float32](a),
+		f64:   attentionGradKernel[float64](a),
+	}, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dqkv}, nil
 }
 
+func attentionGradKernel[T float](a *attention) func(*call[T]) error {
+	return func(c *call[T]) error {
+		probs, err := kept[T](&a.probs, 0, a.b*a.h*a.t*a.t)
+		if err != nil {
+			return err
+		}
+		scr := scratches[T](&a.scratch, a.t)
+		d := c.shapes[0][1] / 3
+		qkv, dqkv := c.in[0], c.out
+		attnBackward(a.layout(d), qkv, qkv[d:], qkv[2*d:], c.in[2], dqkv, dqkv[d:], dqkv[2*d:], probs, nil, scr, nil)
+		return nil
+	}
+}
+
+// attnLayout describes where causal attention finds its heads: b rows (sequences) of t positions, h query
+// heads of hd columns each sharing kv key/value heads (query head i reads key/value head i/(h/kv)), and the
+// row strides of q, of k and v, and of the output (and of their gradients: dq like q, dk and dv like k).
+type attnLayout struct {
+	b, t, h, kv, hd int
+	ldq, ldkv, ldo  int
+}
+
 // attnBlock is the number of query rows per block: block i only needs keys before its end, so splitting the
 // T×T products into row blocks skips most of the masked upper triangle (5/8 of the work is left at T = 4 blocks).
 var attnBlock = 32
 
-func attentionForward[T float](qkv, y, probs []T, b, t, h, d int) {
-	hd := d / h
+// attnForward computes, for every sequence and query head, softmax(Q·Kᵀ/√hd, causal)·V into y. q, k, v and
+// y start at head 0 of position 0 of sequence 0; each head's products run on strided views, so heads are never
+// split or merged by copies. It keeps either the probabilities [b, h, t, t] (zero above the diagonal) in
+// probs, or, when stats is not nil, each row's softmax maximum and inverse sum in stats [b, h, t, 2], working
+// in scr (a t×t scratch per worker) instead.
+func attnForward[T float](l attnLayout, q, k, v, y, probs, stats []T, scr [][]T) {
+	t, hd := l.t, l.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
-	ld := 3 * d
-	parallel(b*h, func(_, job int) {
-		bi, hi := job/h, job%h
-		base := bi * t * ld
-		q := qkv[base+hi*hd:]
-		k := qkv[base+d+hi*hd:]
-		v := qkv[base+2*d+hi*hd:]
-		p := probs[job*t*t : (job+1)*t*t]
-		out := y[bi*t*d+hi*hd:]
+	group := l.h / l.kv
+	parallel(l.b*l.h, func(w, job int) {
+		bi, hi := job/l.h, job%l.h
+		kvh := hi / group
+		qh := q[bi*t*l.ldq+hi*hd:]
+		kh := k[bi*t*l.ldkv+kvh*hd:]
+		vh := v[bi*t*l.ldkv+kvh*hd:]
+		var p []T
+		if stats == nil {
+			p = probs[job*t*t : (job+1)*t*t]
+		} else {
+			p = scr[w]
+		}
+		out := y[bi*t*l.ldo+hi*hd:]
 		for r0 := 0; r0 < t; r0 += attnBlock {
 			r1 := min(r0+attnBlock, t) // rows r0..r1-1 see keys 0..r1-1
-			gemm(false, true, r1-r0, r1, hd, scale, q[r0*ld:], ld, k, ld, 0, p[r0*t:], t)
+			gemm(false, true, r1-r0, r1, hd, scale, qh[r0*l.ldq:], l.ldq, kh, l.ldkv, 0, p[r0*t:], t)
 			for i := r0; i < r1; i++ {
 				// Only keys before r1 are ever read; the rest of the row stays at its initial zero.
-				causalSoftmaxRow(p[i*t:i*t+r1], i)
+				m, inv := causalSoftmaxRow(p[i*t:i*t+r1], i)
+				if stats != nil {
+					stats[(job*t+i)*2], stats[(job*t+i)*2+1] = m, inv
+				}
 			}
-			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, v, ld, 0, out[r0*d:], d)
+			gemm(false, false, r1-r0, hd, r1, 1, p[r0*t:], t, vh, l.ldkv, 0, out[r0*l.ldo:], l.ldo)
 		}
 	})
 }
 
-// causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i.
-func causalSoftmaxRow[T float](row []T, i int) {
+// attnBackward computes dq, dk and dv from the output gradient g and the kept probabilities, or, when stats
+// is not nil, from probabilities recomputed block by block (the same products and replayRow give the forward
+// pass's values bit for bit) in pscr, a t×t scratch per worker. Jobs are (sequence, key/value head): each
+// sums its group's query heads into dk and dv in order, so no two goroutines write the same rows. scr holds a
+// t×t scratch per worker.
+func attnBackward[T float](l attnLayout, q, k, v, g, dq, dk, dv, probs, stats []T, scr, pscr [][]T) {
+	t, hd := l.t, l.hd
+	scale := T(1 / math.Sqrt(float64(hd)))
+	group := l.h / l.kv
+	parallel(l.b*l.kv, func(w, job int) {
+		bi, kvh := job/l.kv, job%l.kv
+		kh, vh := k[bi*t*l.ldkv+kvh*hd:], v[bi*t*l.ldkv+kvh*hd:]
+		dkh, dvh := dk[bi*t*l.ldkv+kvh*hd:], dv[bi*t*l.ldkv+kvh*hd:]
+		dp := scr[w]
+		// dK and dV collect contributions from every later row block of every query head of the group.
+		for i := 0; i < t; i++ {
+			clear(dkh[i*l.ldkv : i*l.ldkv+hd])
+			clear(dvh[i*l.ldkv : i*l.ldkv+hd])
+		}
+		for hi := kvh * group; hi < (kvh+1)*group; hi++ {
+			qh, dqh := q[bi*t*l.ldq+hi*hd:], dq[bi*t*l.ldq+hi*hd:]
+			dO := g[bi*t*l.ldo+hi*hd:]
+			head := bi*l.h + hi
+			var p []T
+			if stats == nil {
+				p = probs[head*t*t : (head+1)*t*t]
+			} else {
+				p = pscr[w]
+			}
+			for r0 := 0; r0 < t; r0 += attnBlock {
+				r1 := min(r0+attnBlock, t)
+				m := r1 - r0
+				if stats != nil {
+					gemm(false, true, m, r1, hd, scale, qh[r0*l.ldq:], l.ldq, kh, l.ldkv, 0, p[r0*t:], t)
+					for i := r0; i < r1; i++ {
+						replayRow(p[i*t:i*t+r1], i, stats[(head*t+i)*2], stats[(head*t+i)*2+1])
+					}
+				}
+				// dV += Pᵀ·dO, dP = dO·Vᵀ
+				gemm(true, false, r1, hd, m, 1, p[r0*t:], t, dO[r0*l.ldo:], l.ldo, 1, dvh, l.ldkv)
+				gemm(false, true, m, r1, hd, 1, dO[r0*l.ldo:], l.ldo, vh, l.ldkv, 0, dp[r0*t:], t)
+				// dS = P ∘ (dP − rowsum(P ∘ dP)) on keys ≤ the row, 0 on the other keys of the block.
+				for i := r0; i < r1; i++ {
+					pr, dr := p[i*t:i*t+i+1], dp[i*t:i*t+r1]
+					var dot float64
+					for j, pv := range pr {
+						dot += float64(pv) * float64(dr[j])
+					}
+					dt := T(dot)
+					for j, pv := range pr {
+						dr[j] = pv * (dr[j] - dt)
+					}
+					clear(dr[i+1:])
+				}
+				// dQ = scale·dS·K, dK += scale·dSᵀ·Q
+				gemm(false, false, m, hd, r1, scale, dp[r0*t:], t, kh, l.ldkv, 0, dqh[r0*l.ldq:], l.ldq)
+				gemm(true, false, r1, hd, m, scale, dp[r0*t:], t, qh[r0*l.ldq:], l.ldq, 1, dkh, l.ldkv)
+			}
+		}
+	})
+}
+
+// causalSoftmaxRow softmaxes row[0..i] in place and zeroes the keys after position i. It returns the row's
+// maximum and the inverse of its sum of exponentials, from which replayRow rebuilds the same probabilities.
+func causalSoftmaxRow[T float](row []T, i int) (m, inv T) {
 	if r, ok := any(row).([]float32); ok {
-		causalSoftmaxRow32(r, i)
-		return
+		m32, inv32 := causalSoftmaxRow32(r, i)
+		return T(m32), T(inv32)
 	}
-	m := row[0]
+	m = row[0]
 	for _, s := range row[1 : i+1] {
 		m = max(m, s)
 	}
@@ -121,127 +217,17 @@ func causalSoftmaxRow[T float](row []T, i int) {
 		row[j] = T(e)
 		sum += e
 	}
-	inv := T(1 / sum)
+	inv = T(1 / sum)
 	for j := 0; j <= i; j++ {
 		row[j] *= inv
 	}
 	clear(row[i+1:])
-}
-
-// attentionGradOp returns d qkv from the output gradient and the probabilities its forward op kept. Its
-// second input (the forward output) is there only to order it after the forward run.
-type attentionGradOp struct {
-	base
-	fwd *attentionOp
-	out buffer
-	// per-worker T×T scratch for dP
-	scratch32 [][]float32
-	scratch64 [][]float64
-}
-
-func (op *attentionGradOp) Arity() int { return 3 }
-func (op *attentionGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(2), tensorOf(2))
-}
-func (op *attentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
-}
-
-func (op *attentionGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	qkv, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 2)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, qkv, g); err != nil {
-		return nil, err
-	}
-	f := op.fwd
-	d := qkv.Shape()[1] / 3
-	dqkv := op.out.get(qkv.Dtype(), qkv.Shape()...)
-	workers := runtime.GOMAXPROCS(0)
-	switch qkv.Dtype() {
-	case tensor.Float32:
-		if len(f.probs32) == 0 {
-			return nil, fmt.Errorf("%v: forward pass has not run", op)
-		}
-		op.scratch32 = scratch(op.scratch32, workers, f.t*f.t)
-		attentionBackward(f32s(qkv), f32s(g), f32s(dqkv), f.probs32, op.scratch32, f.b, f.t, f.h, d)
-	case tensor.Float64:
-		if len(f.probs64) == 0 {
-			return nil, fmt.Errorf("%v: forward pass has not run", op)
-		}
-		op.scratch64 = scratch(op.scratch64, workers, f.t*f.t)
-		attentionBackward(f64s(qkv), f64s(g), f64s(dqkv), f.probs64, op.scratch64, f.b, f.t, f.h, d)
-	}
-	return dqkv, nil
-}
-
-func scratch[T float](s [][]T, workers, size int) [][]T {
-	if len(s) < workers {
-		s = make([][]T, workers)
-	}
-	for i := range s {
-		if len(s[i]) != size {
-			s[i] = make([]T, size)
-		}
-	}
-	return s
-}
-
-func attentionBackward[T float](qkv, g, dqkv, probs []T, scr [][]T, b, t, h, d int) {
-	hd := d / h
-	scale := T(1 / math.Sqrt(float64(hd)))
-	ld := 3 * d
-	parallel(b*h, func(w, job int) {
-		bi, hi := job/h, job%h
-		base := bi * t * ld
-		q, k, v := qkv[base+hi*hd:], qkv[base+d+hi*hd:], qkv[base+2*d+hi*hd:]
-		dq, dk, dv := dqkv[base+hi*hd:], dqkv[base+d+hi*hd:], dqkv[base+2*d+hi*hd:]
-		dO := g[bi*t*d+hi*hd:]
-		p := probs[job*t*t : (job+1)*t*t]
-		dp := scr[w]
-		// dK and dV collect contributions from every later row block.
-		for i := 0; i < t; i++ {
-			clear(dk[i*ld : i*ld+hd])
-			clear(dv[i*ld : i*ld+hd])
-		}
-		for r0 := 0; r0 < t; r0 += attnBlock {
-			r1 := min(r0+attnBlock, t)
-			m := r1 - r0
-			// dV += Pᵀ·dO, dP = dO·Vᵀ
-			gemm(true, false, r1, hd, m, 1, p[r0*t:], t, dO[r0*d:], d, 1, dv, ld)
-			gemm(false, true, m, r1, hd, 1, dO[r0*d:], d, v, ld, 0, dp[r0*t:], t)
-			// dS = P ∘ (dP − rowsum(P ∘ dP)) on keys ≤ the row, 0 on the other keys of the block.
-			for i := r0; i < r1; i++ {
-				pr, dr := p[i*t:i*t+i+1], dp[i*t:i*t+r1]
-				var dot float64
-				for j, pv := range pr {
-					dot += float64(pv) * float64(dr[j])
-				}
-				dt := T(dot)
-				for j, pv := range pr {
-					dr[j] = pv * (dr[j] - dt)
-				}
-				clear(dr[i+1:])
-			}
-			// dQ = scale·dS·K, dK += scale·dSᵀ·Q
-			gemm(false, false, m, hd, r1, scale, dp[r0*t:], t, k, ld, 0, dq[r0*ld:], ld)
-			gemm(true, false, r1, hd, m, scale, dp[r0*t:], t, q[r0*ld:], ld, 1, dk, ld)
-		}
-	})
+	return m, inv
 }
 
 // causalSoftmaxRow32 is causalSoftmaxRow on exp32, for training.
-func causalSoftmaxRow32(row []float32, i int) {
-	m := row[0]
+func causalSoftmaxRow32(row []float32, i int) (m, inv float32) {
+	m = row[0]
 	for _, s := range row[1 : i+1] {
 		m = max(m, s)
 	}
@@ -251,9 +237,26 @@ func causalSoftmaxRow32(row []float32, i int) {
 		row[j] = e
 		sum += e
 	}
-	inv := 1 / sum
+	inv = 1 / sum
 	for j := 0; j <= i; j++ {
 		row[j] *= inv
+	}
+	clear(row[i+1:])
+	return m, inv
+}
+
+// replayRow turns a row of the same scores back into causalSoftmaxRow's probabilities, bit for bit, from
+// the maximum and inverse sum it returned.
+func replayRow[T float](row []T, i int, m, inv T) {
+	if r, ok := any(row).([]float32); ok {
+		m32, inv32 := float32(m), float32(inv)
+		for j := 0; j <= i; j++ {
+			r[j] = exp32(r[j]-m32) * inv32
+		}
+	} else {
+		for j := 0; j <= i; j++ {
+			row[j] = T(math.Exp(float64(row[j]-m))) * inv
+		}
 	}
 	clear(row[i+1:])
 }

@@ -1,11 +1,15 @@
-// Package nn holds the fused gorgonia operations the GPT is built from. Each op has a hand-written forward
-// pass and a symbolic gradient (SymDiff) made of further ops of this package, and works in float32 (training)
-// and float64 (gradient checks).
+// Package nn holds the fused gorgonia operations the GPT-2 and Llama-family (Llama 2/3, Mistral, Qwen2, Qwen3)
+// models are built from. Each op has a hand-written forward pass and a symbolic gradient (SymDiff) made of
+// further ops of this package, and works in float32 (training) and float64 (gradient checks).
 //
 // Why fused ops: composing LayerNorm, GELU, attention and cross-entropy from gorgonia's primitives allocates
 // and walks memory once per primitive, and some primitives have wrong gradients (see ../shared/notes). A fused
 // op touches its data once and calls BLAS directly on strided views, so attention needs no head split/merge
 // transposes.
+//
+// Every op runs in one shell (op.go: fusedOp), which implements gorgonia's Op interface, checks and reads the
+// inputs, keeps the output buffer across runs and dispatches on float32/float64; an op supplies a spec with
+// its signature, shape rule, math per element type and gradient.
 //
 // Ops that need token ids read them from a *Tokens the graph's owner fills before each run: ids are not
 // differentiable and do not belong in a float graph.

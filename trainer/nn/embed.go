@@ -3,7 +3,6 @@ package nn
 import (
 	"fmt"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -11,64 +10,46 @@ import (
 // Embed returns wte[input] + wpe[position] for every position of tk: [B·T, D]. wpe may have more rows (the
 // context length) than the graph's T.
 func Embed(wte, wpe *G.Node, tk *Tokens) (*G.Node, error) {
-	return G.ApplyOp(&embedOp{base: newBase("Embed"), tk: tk}, wte, wpe)
+	return apply(spec{
+		name: "Embed",
+		sig:  []int{2, 2, 2},
+		shape: func(in []tensor.Shape) (tensor.Shape, error) {
+			wte, wpe := in[0], in[1]
+			if wte.Dims() != 2 || wpe.Dims() != 2 || wte[1] != wpe[1] {
+				return nil, fmt.Errorf("wte %v and wpe %v must be [V, D] and [T, D]", wte, wpe)
+			}
+			if tk.T > wpe[0] {
+				return nil, fmt.Errorf("graph length %d exceeds the %d positions of wpe", tk.T, wpe[0])
+			}
+			return tensor.Shape{tk.B * tk.T, wte[1]}, nil
+		},
+		f32: embedKernel[float32](tk),
+		f64: embedKernel[float64](tk),
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			dwte, err := embedGrad(inputs[0], grad, tk, false)
+			if err != nil {
+				return nil, err
+			}
+			dwpe, err := embedGrad(inputs[1], grad, tk, true)
+			if err != nil {
+				return nil, err
+			}
+			return G.Nodes{dwte, dwpe}, nil
+		},
+	}, wte, wpe)
 }
 
-type embedOp struct {
-	base
-	tk  *Tokens
-	out buffer
-}
-
-func (op *embedOp) Arity() int { return 2 }
-func (op *embedOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(2))
-}
-
-func (op *embedOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	wte, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	wpe, err := shapeOf(op, in, 1)
-	if err != nil {
-		return nil, err
-	}
-	if wte.Dims() != 2 || wpe.Dims() != 2 || wte[1] != wpe[1] {
-		return nil, fmt.Errorf("%v: wte %v and wpe %v must be [V, D] and [T, D]", op, wte, wpe)
-	}
-	if op.tk.T > wpe[0] {
-		return nil, fmt.Errorf("%v: graph length %d exceeds the %d positions of wpe", op, op.tk.T, wpe[0])
-	}
-	return tensor.Shape{op.tk.B * op.tk.T, wte[1]}, nil
-}
-
-func (op *embedOp) Do(inputs ...G.Value) (G.Value, error) {
-	wte, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	wpe, err := dense(op, inputs, 1)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, wte, wpe); err != nil {
-		return nil, err
-	}
-	v, d := wte.Shape()[0], wte.Shape()[1]
-	for i, id := range op.tk.Inputs {
-		if id < 0 || id >= v {
-			return nil, fmt.Errorf("%v: row %d position %d: id %d outside [0, %d)", op, i/op.tk.T, i%op.tk.T, id, v)
+func embedKernel[T float](tk *Tokens) func(*call[T]) error {
+	return func(c *call[T]) error {
+		v, d := c.shapes[0][0], c.shapes[0][1]
+		for i, id := range tk.Inputs {
+			if id < 0 || id >= v {
+				return fmt.Errorf("row %d position %d: id %d outside [0, %d)", i/tk.T, i%tk.T, id, v)
+			}
 		}
+		embedForward(c.in[0], c.in[1], c.out, tk, d)
+		return nil
 	}
-	x := op.out.get(wte.Dtype(), op.tk.B*op.tk.T, d)
-	switch wte.Dtype() {
-	case tensor.Float32:
-		embedForward(f32s(wte), f32s(wpe), f32s(x), op.tk, d)
-	case tensor.Float64:
-		embedForward(f64s(wte), f64s(wpe), f64s(x), op.tk, d)
-	}
-	return x, nil
 }
 
 func embedForward[T float](wte, wpe, x []T, tk *Tokens, d int) {
@@ -86,58 +67,28 @@ func embedForwardRows[T float](wte, wpe, x []T, tk *Tokens, d, lo, hi int) {
 	}
 }
 
-func (op *embedOp) DiffWRT(int) []bool { return []bool{true, true} }
-
-func (op *embedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dwte, err := G.ApplyOp(&embedGradOp{base: newBase("EmbedGradWTE"), tk: op.tk, positions: false}, inputs[0], grad)
-	if err != nil {
-		return nil, err
+// embedGrad scatters the gradient rows onto the table (token ids, or positions) they were read from; the
+// table w is read only for its shape.
+func embedGrad(w, grad *G.Node, tk *Tokens, positions bool) (*G.Node, error) {
+	name := "EmbedGradWTE"
+	if positions {
+		name = "EmbedGradWPE"
 	}
-	dwpe, err := G.ApplyOp(&embedGradOp{base: newBase("EmbedGradWPE"), tk: op.tk, positions: true}, inputs[1], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dwte, dwpe}, nil
+	return apply(spec{
+		name:  name,
+		sig:   []int{2, 2, 2},
+		shape: sameShape(0),
+		reads: []int{1},
+		f32:   embedGradKernel[float32](tk, positions),
+		f64:   embedGradKernel[float64](tk, positions),
+	}, w, grad)
 }
 
-// embedGradOp scatters the gradient rows onto the table (token ids, or positions) they were read from; its
-// first input is the table, read only for its shape.
-type embedGradOp struct {
-	base
-	tk        *Tokens
-	positions bool
-	out       buffer
-}
-
-func (op *embedGradOp) Arity() int { return 2 }
-func (op *embedGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(2))
-}
-func (op *embedGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	w, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
+func embedGradKernel[T float](tk *Tokens, positions bool) func(*call[T]) error {
+	return func(c *call[T]) error {
+		embedBackward(c.in[1], c.out, tk, c.shapes[0][1], positions)
+		return nil
 	}
-	return w.Clone(), nil
-}
-
-func (op *embedGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	w, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 1)
-	if err != nil {
-		return nil, err
-	}
-	dw := op.out.get(w.Dtype(), w.Shape()...)
-	switch w.Dtype() {
-	case tensor.Float32:
-		embedBackward(f32s(g), f32s(dw), op.tk, w.Shape()[1], op.positions)
-	case tensor.Float64:
-		embedBackward(f64s(g), f64s(dw), op.tk, w.Shape()[1], op.positions)
-	}
-	return dw, nil
 }
 
 func embedBackward[T float](g, dw []T, tk *Tokens, d int, positions bool) {
@@ -151,5 +102,49 @@ func embedBackward[T float](g, dw []T, tk *Tokens, d int, positions bool) {
 		for j, v := range src {
 			dst[j] += v
 		}
+	}
+}
+
+// TokenEmbed returns wte[input] for every position of tk: [B·T, D], for wte [V, D] (Hugging Face's
+// model.embed_tokens.weight). Llama-family models have no position table: RoPE places the positions. An id
+// outside [0, V) fails the run, naming its row and position.
+func TokenEmbed(wte *G.Node, tk *Tokens) (*G.Node, error) {
+	return apply(spec{
+		name: "TokenEmbed",
+		sig:  []int{2, 2},
+		shape: func(in []tensor.Shape) (tensor.Shape, error) {
+			if in[0].Dims() != 2 {
+				return nil, fmt.Errorf("wte must be [V, D], got %v", in[0])
+			}
+			return tensor.Shape{tk.B * tk.T, in[0][1]}, nil
+		},
+		f32: tokenEmbedKernel[float32](tk),
+		f64: tokenEmbedKernel[float64](tk),
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			dwte, err := embedGrad(inputs[0], grad, tk, false)
+			if err != nil {
+				return nil, err
+			}
+			return G.Nodes{dwte}, nil
+		},
+	}, wte)
+}
+
+func tokenEmbedKernel[T float](tk *Tokens) func(*call[T]) error {
+	return func(c *call[T]) error {
+		v, d := c.shapes[0][0], c.shapes[0][1]
+		wte, x := c.in[0], c.out
+		for i, id := range tk.Inputs {
+			if id < 0 || id >= v {
+				return fmt.Errorf("row %d position %d: id %d outside [0, %d)", i/tk.T, i%tk.T, id, v)
+			}
+		}
+		forRange(len(tk.Inputs), d, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				id := tk.Inputs[i]
+				copy(x[i*d:(i+1)*d], wte[id*d:(id+1)*d])
+			}
+		})
+		return nil
 	}
 }

@@ -1,67 +1,59 @@
 package nn
 
 import (
-	"fmt"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // GELU is GPT-2's tanh approximation (gelu_new): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 func GELU(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&geluOp{base: newBase("GELU")}, x)
+	// exps holds e^(−2u) of the last float32 run, so that the backward pass needs no exponential.
+	exps := new(cache)
+	return apply(spec{
+		name:  "GELU",
+		sig:   []int{dimsAny, dimsAny},
+		shape: sameShape(0),
+		f32: func(c *call[float32]) error {
+			geluForward32(c.in[0], c.out, sized[float32](exps, 0, len(c.in[0])))
+			return nil
+		},
+		f64: func(c *call[float64]) error {
+			geluForward(c.in[0], c.out)
+			return nil
+		},
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			// g·gelu'(x). In float32 it reads the exponentials its forward op kept; its second input (the
+			// forward output) orders it after that run.
+			dx, err := apply(spec{
+				name:  "GELUGrad",
+				sig:   []int{dimsAny, dimsAny, dimsAny, dimsAny},
+				shape: sameShape(0),
+				reads: []int{0, 2},
+				f32: func(c *call[float32]) error {
+					e, err := kept[float32](exps, 0, len(c.in[0]))
+					if err != nil {
+						return err
+					}
+					geluBackward32(c.in[0], c.in[2], e, c.out)
+					return nil
+				},
+				f64: func(c *call[float64]) error {
+					geluBackward(c.in[0], c.in[2], c.out)
+					return nil
+				},
+			}, inputs[0], output, grad)
+			if err != nil {
+				return nil, err
+			}
+			return G.Nodes{dx}, nil
+		},
+	}, x)
 }
 
 var geluC = math.Sqrt(2 / math.Pi)
 
 const geluA = 0.044715
-
-type geluOp struct {
-	base
-	out buffer
-	// exps holds e^(−2u) of the last float32 run, so that the backward pass needs no exponential.
-	exps []float32
-}
-
-func (op *geluOp) Arity() int    { return 1 }
-func (op *geluOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
-func (op *geluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return x.Clone(), nil
-}
-
-func (op *geluOp) Do(inputs ...G.Value) (G.Value, error) {
-	x, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	y := op.out.get(x.Dtype(), x.Shape()...)
-	switch x.Dtype() {
-	case tensor.Float32:
-		if len(op.exps) != len(f32s(x)) {
-			op.exps = make([]float32, len(f32s(x)))
-		}
-		geluForward32(f32s(x), f32s(y), op.exps)
-	case tensor.Float64:
-		geluForward(f64s(x), f64s(y))
-	}
-	return y, nil
-}
-
-func (op *geluOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (op *geluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&geluGradOp{base: newBase("GELUGrad"), fwd: op}, inputs[0], output, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
-}
 
 func geluForward[T float](x, y []T) {
 	forRange(len(x), 1, func(lo, hi int) {
@@ -70,49 +62,6 @@ func geluForward[T float](x, y []T) {
 			y[lo+i] = T(0.5 * f * (1 + math.Tanh(geluC*(f+geluA*f*f*f))))
 		}
 	})
-}
-
-// geluGradOp computes g·gelu'(x). In float32 it reads the exponentials its forward op kept; its second input
-// (the forward output) orders it after that run.
-type geluGradOp struct {
-	base
-	fwd *geluOp
-	out buffer
-}
-
-func (op *geluGradOp) Arity() int    { return 3 }
-func (op *geluGradOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a, a) }
-func (op *geluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return x.Clone(), nil
-}
-
-func (op *geluGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	x, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 2)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, x, g); err != nil {
-		return nil, err
-	}
-	dx := op.out.get(x.Dtype(), x.Shape()...)
-	switch x.Dtype() {
-	case tensor.Float32:
-		if len(op.fwd.exps) != len(f32s(x)) {
-			return nil, fmt.Errorf("%v: forward pass has not run", op)
-		}
-		geluBackward32(f32s(x), f32s(g), op.fwd.exps, f32s(dx))
-	case tensor.Float64:
-		geluBackward(f64s(x), f64s(g), f64s(dx))
-	}
-	return dx, nil
 }
 
 func geluBackward[T float](x, g, dx []T) {

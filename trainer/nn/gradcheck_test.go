@@ -76,22 +76,8 @@ func runOnce(t *testing.T, vm G.VM) {
 // differences, in float64. The error measure is |a−n| / max(|a|+|n|, 1e-6).
 func checkGradients(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int, tol float64) {
 	t.Helper()
-	g, nodes, _, cost := graphFor(t, build, inputs, 7, true)
-	wrtNodes := make([]*G.Node, len(wrt))
-	for i, w := range wrt {
-		wrtNodes[i] = nodes[w]
-	}
-	grads, err := G.Grad(cost, wrtNodes...)
-	if err != nil {
-		t.Fatalf("grad: %v", err)
-	}
-	vm := G.NewTapeMachine(g)
+	vm, cost, analytic := gradRun(t, build, inputs, wrt)
 	defer vm.Close()
-	runOnce(t, vm)
-	analytic := make([][]float64, len(wrt))
-	for i, gn := range grads {
-		analytic[i] = append([]float64(nil), f64s(gn.Value().(*tensor.Dense))...)
-	}
 	const eps = 1e-5
 	worst := 0.0
 	for i, w := range wrt {
@@ -115,6 +101,35 @@ func checkGradients(t *testing.T, build builder, inputs []*tensor.Dense, wrt []i
 		}
 	}
 	t.Logf("worst relative error %.3g", worst)
+}
+
+// gradRun builds build(inputs), its cost (see graphFor) and the cost's gradients with respect to inputs wrt,
+// runs it once and returns the machine (for further runs), the cost and the gradients as float64.
+func gradRun(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int) (G.VM, *G.Node, [][]float64) {
+	t.Helper()
+	g, nodes, _, cost := graphFor(t, build, inputs, 7, true)
+	wrtNodes := make([]*G.Node, len(wrt))
+	for i, w := range wrt {
+		wrtNodes[i] = nodes[w]
+	}
+	grads, err := G.Grad(cost, wrtNodes...)
+	if err != nil {
+		t.Fatalf("grad: %v", err)
+	}
+	vm := G.NewTapeMachine(g)
+	runOnce(t, vm)
+	out := make([][]float64, len(wrt))
+	for i, gn := range grads {
+		switch d := gn.Value().Data().(type) {
+		case []float32:
+			for _, v := range d {
+				out[i] = append(out[i], float64(v))
+			}
+		case []float64:
+			out[i] = append(out[i], d...)
+		}
+	}
+	return vm, cost, out
 }
 
 // forward runs build once on inputs and returns the output's values as float64.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -14,75 +13,54 @@ const LayerNormEps = 1e-5
 
 // LayerNorm normalises each row of x [N, D] and applies weight w [D] and bias b [D].
 func LayerNorm(x, w, b *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&layerNormOp{base: newBase("LayerNorm")}, x, w, b)
+	return apply(spec{
+		name: "LayerNorm",
+		sig:  []int{2, 1, 1, 2},
+		shape: func(in []tensor.Shape) (tensor.Shape, error) {
+			x := in[0]
+			if x.Dims() != 2 {
+				return nil, fmt.Errorf("x must be [N, D], got %v", x)
+			}
+			for i := 1; i <= 2; i++ {
+				if in[i].TotalSize() != x[1] {
+					return nil, fmt.Errorf("input %d has shape %v, want [%d]", i, in[i], x[1])
+				}
+			}
+			return x.Clone(), nil
+		},
+		f32:  layerNormKernel[float32],
+		f64:  layerNormKernel[float64],
+		grad: layerNormGrad,
+	}, x, w, b)
 }
 
-type layerNormOp struct {
-	base
-	out buffer
+func layerNormKernel[T float](c *call[T]) error {
+	layerNormForward(c.in[0], c.in[1], c.in[2], c.out, c.shapes[0][1])
+	return nil
 }
 
-func (op *layerNormOp) Arity() int { return 3 }
-func (op *layerNormOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(1), tensorOf(1), tensorOf(2))
-}
-
-func (op *layerNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if x.Dims() != 2 {
-		return nil, fmt.Errorf("%v: x must be [N, D], got %v", op, x)
-	}
-	for i := 1; i <= 2; i++ {
-		s, err := shapeOf(op, in, i)
-		if err != nil {
-			return nil, err
-		}
-		if s.TotalSize() != x[1] {
-			return nil, fmt.Errorf("%v: input %d has shape %v, want [%d]", op, i, s, x[1])
-		}
-	}
-	return x.Clone(), nil
-}
-
-func (op *layerNormOp) Do(inputs ...G.Value) (G.Value, error) {
-	x, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	w, err := dense(op, inputs, 1)
-	if err != nil {
-		return nil, err
-	}
-	b, err := dense(op, inputs, 2)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, x, w, b); err != nil {
-		return nil, err
-	}
-	n, d := x.Shape()[0], x.Shape()[1]
-	y := op.out.get(x.Dtype(), n, d)
-	switch x.Dtype() {
-	case tensor.Float32:
-		layerNormForward(f32s(x), f32s(w), f32s(b), f32s(y), d)
-	case tensor.Float64:
-		layerNormForward(f64s(x), f64s(w), f64s(b), f64s(y), d)
-	}
-	return y, nil
-}
-
-func (op *layerNormOp) DiffWRT(int) []bool { return []bool{true, true, true} }
-
-func (op *layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+func layerNormGrad(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, w := inputs[0], inputs[1]
-	dx, err := G.ApplyOp(&layerNormGradXOp{base: newBase("LayerNormGradX")}, x, w, grad)
+	// dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = g·w. The row statistics are recomputed: that
+	// costs one pass over x and keeps the op stateless.
+	dx, err := apply(spec{
+		name:  "LayerNormGradX",
+		sig:   []int{2, 1, 2, 2},
+		shape: sameShape(0),
+		f32:   layerNormGradXKernel[float32],
+		f64:   layerNormGradXKernel[float64],
+	}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(&layerNormGradWOp{base: newBase("LayerNormGradW")}, x, grad)
+	// dw = Σ_rows g·x̂.
+	dw, err := apply(spec{
+		name:  "LayerNormGradW",
+		sig:   []int{2, 2, 1},
+		shape: func(in []tensor.Shape) (tensor.Shape, error) { return tensor.Shape{in[0][1]}, nil },
+		f32:   layerNormGradWKernel[float32],
+		f64:   layerNormGradWKernel[float64],
+	}, x, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +69,16 @@ func (op *layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 		return nil, err
 	}
 	return G.Nodes{dx, dw, db}, nil
+}
+
+func layerNormGradXKernel[T float](c *call[T]) error {
+	layerNormBackwardX(c.in[0], c.in[1], c.in[2], c.out, c.shapes[0][1])
+	return nil
+}
+
+func layerNormGradWKernel[T float](c *call[T]) error {
+	layerNormBackwardW(c.in[0], c.in[1], c.out, c.shapes[0][1])
+	return nil
 }
 
 // rowStats returns the mean and 1/sqrt(var+ε) of one row, accumulated in float64.
@@ -123,52 +111,6 @@ func layerNormForwardRows[T float](x, w, b, y []T, d int) {
 	}
 }
 
-// layerNormGradXOp: dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = g·w. The row statistics are
-// recomputed: that costs one pass over x and keeps the op stateless.
-type layerNormGradXOp struct {
-	base
-	out buffer
-}
-
-func (op *layerNormGradXOp) Arity() int { return 3 }
-func (op *layerNormGradXOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(1), tensorOf(2), tensorOf(2))
-}
-func (op *layerNormGradXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return x.Clone(), nil
-}
-
-func (op *layerNormGradXOp) Do(inputs ...G.Value) (G.Value, error) {
-	x, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	w, err := dense(op, inputs, 1)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 2)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, x, w, g); err != nil {
-		return nil, err
-	}
-	n, d := x.Shape()[0], x.Shape()[1]
-	dx := op.out.get(x.Dtype(), n, d)
-	switch x.Dtype() {
-	case tensor.Float32:
-		layerNormBackwardX(f32s(x), f32s(w), f32s(g), f32s(dx), d)
-	case tensor.Float64:
-		layerNormBackwardX(f64s(x), f64s(w), f64s(g), f64s(dx), d)
-	}
-	return dx, nil
-}
-
 func layerNormBackwardX[T float](x, w, g, dx []T, d int) {
 	forRange(len(x)/d, d, func(lo, hi int) {
 		layerNormBackwardXRows(x[lo*d:hi*d], w, g[lo*d:hi*d], dx[lo*d:hi*d], d)
@@ -193,47 +135,6 @@ func layerNormBackwardXRows[T float](x, w, g, dx []T, d int) {
 			out[i] = T(rstd * (dh - a - xh*c))
 		}
 	}
-}
-
-// layerNormGradWOp: dw = Σ_rows g·x̂.
-type layerNormGradWOp struct {
-	base
-	out buffer
-}
-
-func (op *layerNormGradWOp) Arity() int { return 2 }
-func (op *layerNormGradWOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(2), tensorOf(2), tensorOf(1))
-}
-func (op *layerNormGradWOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{x[1]}, nil
-}
-
-func (op *layerNormGradWOp) Do(inputs ...G.Value) (G.Value, error) {
-	x, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dense(op, inputs, 1)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameDtype(op, x, g); err != nil {
-		return nil, err
-	}
-	d := x.Shape()[1]
-	dw := op.out.get(x.Dtype(), d)
-	switch x.Dtype() {
-	case tensor.Float32:
-		layerNormBackwardW(f32s(x), f32s(g), f32s(dw), d)
-	case tensor.Float64:
-		layerNormBackwardW(f64s(x), f64s(g), f64s(dw), d)
-	}
-	return dw, nil
 }
 
 func layerNormBackwardW[T float](x, g, dw []T, d int) {

@@ -3,9 +3,7 @@ package nn
 import (
 	"fmt"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/preftune/preftune/trainer/loss"
 )
@@ -13,97 +11,65 @@ import (
 // NLLMean is the SFT loss: the mean over the masked-in positions of tk of −lp, where lp [B·T] holds the masked
 // target log-probs (TargetLogProbs). A batch without masked-in positions has loss 0 and no gradient.
 func NLLMean(lp *G.Node, tk *Tokens) (*G.Node, error) {
-	return G.ApplyOp(&nllMeanOp{base: newBase("NLLMean"), tk: tk}, lp)
+	return apply(spec{
+		name:  "NLLMean",
+		sig:   []int{1, dimsScalar},
+		shape: scalarShape,
+		f32:   nllMeanKernel[float32](tk),
+		f64:   nllMeanKernel[float64](tk),
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			return rowGrad("NLLMeanGrad", tk, func(int) float64 {
+				if n := tk.Count(-1); n > 0 {
+					return -1 / float64(n)
+				}
+				return 0
+			}, inputs[0], output, grad)
+		},
+	}, lp)
 }
 
-type nllMeanOp struct {
-	base
-	tk *Tokens
-}
-
-func (op *nllMeanOp) Arity() int    { return 1 }
-func (op *nllMeanOp) Type() hm.Type { return hm.NewFnType(tensorOf(1), scalarOf()) }
-func (op *nllMeanOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return tensor.ScalarShape(), nil
-}
-
-func (op *nllMeanOp) Do(inputs ...G.Value) (G.Value, error) {
-	lp, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	n := op.tk.Count(-1)
-	if n == 0 {
-		return makeScalar(lp.Dtype(), 0), nil
-	}
-	var s float64
-	switch lp.Dtype() {
-	case tensor.Float32:
-		for _, v := range f32s(lp) {
+func nllMeanKernel[T float](tk *Tokens) func(*call[T]) error {
+	return func(c *call[T]) error {
+		n := tk.Count(-1)
+		if n == 0 {
+			c.scalar = 0
+			return nil
+		}
+		var s float64
+		for _, v := range c.in[0] {
 			s += float64(v)
 		}
-	case tensor.Float64:
-		for _, v := range f64s(lp) {
-			s += v
-		}
+		c.scalar = -s / float64(n)
+		return nil
 	}
-	return makeScalar(lp.Dtype(), -s/float64(n)), nil
 }
 
-func (op *nllMeanOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (op *nllMeanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(&rowGradOp{base: newBase("NLLMeanGrad"), tk: op.tk, perRow: func(int) float64 {
-		if n := op.tk.Count(-1); n > 0 {
-			return -1 / float64(n)
-		}
-		return 0
-	}}, inputs[0], output, grad)
+// rowGrad spreads a scalar loss gradient g onto the positions of lp [B·T]: g·perRow(row). Its second input
+// (the loss) orders it after the loss's forward run.
+func rowGrad(name string, tk *Tokens, perRow func(row int) float64, lp, loss, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(spec{
+		name:  name,
+		sig:   []int{1, dimsScalar, dimsScalar, 1},
+		shape: sameShape(0),
+		reads: []int{0},
+		f32:   rowGradKernel[float32](tk, perRow),
+		f64:   rowGradKernel[float64](tk, perRow),
+	}, lp, loss, grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{d}, nil
 }
 
-// rowGradOp spreads a scalar loss gradient g onto the positions of lp [B·T]: g·perRow(row). Its second input
-// orders it after the loss's forward run.
-type rowGradOp struct {
-	base
-	tk     *Tokens
-	perRow func(row int) float64
-	out    buffer
-}
-
-func (op *rowGradOp) Arity() int { return 3 }
-func (op *rowGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorOf(1), scalarOf(), scalarOf(), tensorOf(1))
-}
-func (op *rowGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, in, 0)
-	if err != nil {
-		return nil, err
+func rowGradKernel[T float](tk *Tokens, perRow func(int) float64) func(*call[T]) error {
+	return func(c *call[T]) error {
+		g, err := c.scalarIn(2)
+		if err != nil {
+			return err
+		}
+		fillRows(c.out, tk.T, func(r int) T { return T(g * perRow(r)) })
+		return nil
 	}
-	return s.Clone(), nil
-}
-
-func (op *rowGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	lp, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := scalar(op, inputs[2])
-	if err != nil {
-		return nil, err
-	}
-	d := op.out.get(lp.Dtype(), lp.Shape()...)
-	t := op.tk.T
-	switch lp.Dtype() {
-	case tensor.Float32:
-		fillRows(f32s(d), t, func(r int) float32 { return float32(g * op.perRow(r)) })
-	case tensor.Float64:
-		fillRows(f64s(d), t, func(r int) float64 { return g * op.perRow(r) })
-	}
-	return d, nil
 }
 
 func fillRows[T float](d []T, t int, val func(int) T) {
@@ -146,97 +112,77 @@ func DPOLoss(lp *G.Node, tk *Tokens, spec *DPOSpec) (*G.Node, error) {
 	if tk.B%2 != 0 {
 		return nil, fmt.Errorf("nn.DPOLoss: a DPO batch needs an even number of rows, got %d", tk.B)
 	}
-	return G.ApplyOp(&dpoLossOp{base: newBase("DPOLoss"), tk: tk, spec: spec}, lp)
+	return apply(dpoSpec(tk, spec), lp)
 }
 
-type dpoLossOp struct {
-	base
-	tk   *Tokens
-	spec *DPOSpec
+func dpoSpec(tk *Tokens, s *DPOSpec) spec {
+	return spec{
+		name:  "DPOLoss",
+		sig:   []int{1, dimsScalar},
+		shape: scalarShape,
+		f32:   dpoLossKernel[float32](tk, s),
+		f64:   dpoLossKernel[float64](tk, s),
+		grad: func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			return rowGrad("DPOLossGrad", tk, func(r int) float64 { return s.dRow[r] }, inputs[0], output, grad)
+		},
+	}
 }
 
-func (op *dpoLossOp) Arity() int    { return 1 }
-func (op *dpoLossOp) Type() hm.Type { return hm.NewFnType(tensorOf(1), scalarOf()) }
-func (op *dpoLossOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return tensor.ScalarShape(), nil
-}
-
-func (op *dpoLossOp) Do(inputs ...G.Value) (G.Value, error) {
-	lp, err := dense(op, inputs, 0)
-	if err != nil {
-		return nil, err
-	}
-	s, tk := op.spec, op.tk
-	half := tk.B / 2
-	if s.Pairs <= 0 || s.Pairs > half {
-		return nil, fmt.Errorf("%v: %d pairs in a batch of %d rows (want 1..%d)", op, s.Pairs, tk.B, half)
-	}
-	if len(s.Ref) != tk.B {
-		return nil, fmt.Errorf("%v: %d reference log-probs for %d rows", op, len(s.Ref), tk.B)
-	}
-	if err := s.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	s.Policy = rowSums(lp, tk.B, tk.T, s.Policy)
-	n := s.Pairs
-	var dC, dR []float64
-	s.Result, dC, dR = loss.DPOBatch(s.Config, s.Policy[:n], s.Policy[half:half+n], s.Ref[:n], s.Ref[half:half+n])
-	if len(s.dRow) != tk.B {
-		s.dRow = make([]float64, tk.B)
-	}
-	clear(s.dRow)
-	copy(s.dRow, dC)
-	copy(s.dRow[half:], dR)
-	s.NLL = 0
-	chosenTokens := make([]int, n)
-	total := 0
-	for i := range chosenTokens {
-		chosenTokens[i] = tk.Count(i)
-		total += chosenTokens[i]
-	}
-	if total > 0 {
-		nll, gN := loss.NLL(s.Policy[:n], chosenTokens)
-		s.NLL = nll
-		if s.RPOAlpha != 0 {
-			for i, g := range gN {
-				s.dRow[i] += s.RPOAlpha * g
+func dpoLossKernel[T float](tk *Tokens, s *DPOSpec) func(*call[T]) error {
+	return func(c *call[T]) error {
+		half := tk.B / 2
+		if s.Pairs <= 0 || s.Pairs > half {
+			return fmt.Errorf("%d pairs in a batch of %d rows (want 1..%d)", s.Pairs, tk.B, half)
+		}
+		if len(s.Ref) != tk.B {
+			return fmt.Errorf("%d reference log-probs for %d rows", len(s.Ref), tk.B)
+		}
+		if err := s.Config.Validate(); err != nil {
+			return err
+		}
+		s.Policy = rowSums(c.in[0], tk.B, tk.T, s.Policy)
+		n := s.Pairs
+		var dC, dR []float64
+		s.Result, dC, dR = loss.DPOBatch(s.Config, s.Policy[:n], s.Policy[half:half+n], s.Ref[:n], s.Ref[half:half+n])
+		if len(s.dRow) != tk.B {
+			s.dRow = make([]float64, tk.B)
+		}
+		clear(s.dRow)
+		copy(s.dRow, dC)
+		copy(s.dRow[half:], dR)
+		s.NLL = 0
+		chosenTokens := make([]int, n)
+		total := 0
+		for i := range chosenTokens {
+			chosenTokens[i] = tk.Count(i)
+			total += chosenTokens[i]
+		}
+		if total > 0 {
+			nll, gN := loss.NLL(s.Policy[:n], chosenTokens)
+			s.NLL = nll
+			if s.RPOAlpha != 0 {
+				for i, g := range gN {
+					s.dRow[i] += s.RPOAlpha * g
+				}
 			}
 		}
+		s.Total = s.Result.Loss + s.RPOAlpha*s.NLL
+		c.scalar = s.Total
+		return nil
 	}
-	s.Total = s.Result.Loss + s.RPOAlpha*s.NLL
-	return makeScalar(lp.Dtype(), s.Total), nil
 }
 
 // rowSums adds lp [B·T] up per row into dst (reused when long enough).
-func rowSums(lp *tensor.Dense, b, t int, dst []float64) []float64 {
+func rowSums[T float](lp []T, b, t int, dst []float64) []float64 {
 	if len(dst) != b {
 		dst = make([]float64, b)
 	}
 	for r := 0; r < b; r++ {
 		var s float64
-		switch lp.Dtype() {
-		case tensor.Float32:
-			for _, v := range f32s(lp)[r*t : (r+1)*t] {
-				s += float64(v)
-			}
-		case tensor.Float64:
-			for _, v := range f64s(lp)[r*t : (r+1)*t] {
-				s += v
-			}
+		for _, v := range lp[r*t : (r+1)*t] {
+			s += float64(v)
 		}
 		dst[r] = s
 	}
 	return dst
-}
-
-func (op *dpoLossOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (op *dpoLossOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(&rowGradOp{base: newBase("DPOLossGrad"), tk: op.tk, perRow: func(r int) float64 {
-		return op.spec.dRow[r]
-	}}, inputs[0], output, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{d}, nil
 }

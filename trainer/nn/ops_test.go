@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -62,9 +63,10 @@ func naiveMatMul(a, b []float64, m, n, k int, at, bt func(i, j int) (int, int)) 
 	return c
 }
 
-func TestMatMul(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	m, n, k := 3, 4, 5
+// checkMatMul checks MatMul's forward for every pair of transpose flags on m×k by k×n products, and its
+// gradients when grads is set.
+func checkMatMul(t *testing.T, rng *rand.Rand, m, n, k int, grads bool) {
+	t.Helper()
 	for _, tA := range []bool{false, true} {
 		for _, tB := range []bool{false, true} {
 			ash, bsh := []int{m, k}, []int{k, n}
@@ -81,9 +83,15 @@ func TestMatMul(t *testing.T) {
 			a, b := randDense(rng, 1, ash...), randDense(rng, 1, bsh...)
 			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return MatMul(in[0], in[1], tA, tB) }
 			checkForward(t, build, []*tensor.Dense{a, b}, naiveMatMul(f64s(a), f64s(b), m, n, k, at, bt))
-			checkGradients(t, build, []*tensor.Dense{a, b}, []int{0, 1}, gradTol)
+			if grads {
+				checkGradients(t, build, []*tensor.Dense{a, b}, []int{0, 1}, gradTol)
+			}
 		}
 	}
+}
+
+func TestMatMul(t *testing.T) {
+	checkMatMul(t, rand.New(rand.NewPCG(5, 6)), 3, 4, 5, true)
 }
 
 func TestLinear(t *testing.T) {
@@ -125,37 +133,16 @@ func TestAddAndColSum(t *testing.T) {
 		[]*tensor.Dense{a}, colWant)
 }
 
-// naiveAttention is causal multi-head attention written out loop by loop.
+// naiveAttention is causal multi-head attention on GPT-2's qkv layout: naiveGQA on its three column blocks.
 func naiveAttention(qkv []float64, b, t, h, d int) []float64 {
-	hd := d / h
-	out := make([]float64, b*t*d)
-	at := func(bi, ti, col int) float64 { return qkv[(bi*t+ti)*3*d+col] }
-	for bi := 0; bi < b; bi++ {
-		for hi := 0; hi < h; hi++ {
-			for i := 0; i < t; i++ {
-				s := make([]float64, i+1)
-				mx := math.Inf(-1)
-				for j := 0; j <= i; j++ {
-					for c := 0; c < hd; c++ {
-						s[j] += at(bi, i, hi*hd+c) * at(bi, j, d+hi*hd+c)
-					}
-					s[j] /= math.Sqrt(float64(hd))
-					mx = math.Max(mx, s[j])
-				}
-				var z float64
-				for j := range s {
-					s[j] = math.Exp(s[j] - mx)
-					z += s[j]
-				}
-				for j := range s {
-					for c := 0; c < hd; c++ {
-						out[(bi*t+i)*d+hi*hd+c] += s[j] / z * at(bi, j, 2*d+hi*hd+c)
-					}
-				}
-			}
-		}
+	n := b * t
+	q, k, v := make([]float64, n*d), make([]float64, n*d), make([]float64, n*d)
+	for r := 0; r < n; r++ {
+		copy(q[r*d:(r+1)*d], qkv[r*3*d:])
+		copy(k[r*d:(r+1)*d], qkv[r*3*d+d:])
+		copy(v[r*d:(r+1)*d], qkv[r*3*d+2*d:])
 	}
-	return out
+	return naiveGQA(q, k, v, b, t, h, h, d/h)
 }
 
 func TestAttention(t *testing.T) {
@@ -242,27 +229,38 @@ func TestNLLMean(t *testing.T) {
 
 // TestMatMulSplitAcrossGoroutines covers products large enough for gemm to split them by rows.
 func TestMatMulSplitAcrossGoroutines(t *testing.T) {
-	rng := rand.New(rand.NewPCG(19, 20))
 	m, n, k := 37, 64, 500
 	if 2*m*n*k < parallelGemmFLOPs {
 		t.Fatal("product too small to be split")
 	}
-	for _, tA := range []bool{false, true} {
-		for _, tB := range []bool{false, true} {
-			ash, bsh := []int{m, k}, []int{k, n}
-			at := func(i, p int) (int, int) { return i*k + p, 0 }
-			bt := func(p, j int) (int, int) { return p*n + j, 0 }
-			if tA {
-				ash = []int{k, m}
-				at = func(i, p int) (int, int) { return p*m + i, 0 }
-			}
-			if tB {
-				bsh = []int{n, k}
-				bt = func(p, j int) (int, int) { return j*k + p, 0 }
-			}
-			a, b := randDense(rng, 1, ash...), randDense(rng, 1, bsh...)
-			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) { return MatMul(in[0], in[1], tA, tB) }
-			checkForward(t, build, []*tensor.Dense{a, b}, naiveMatMul(f64s(a), f64s(b), m, n, k, at, bt))
-		}
+	checkMatMul(t, rand.New(rand.NewPCG(19, 20)), m, n, k, false)
+}
+
+// TestOpShellErrors checks that the shared op shell names the op and the input on bad values.
+func TestOpShellErrors(t *testing.T) {
+	g := G.NewGraph()
+	a := G.NewMatrix(g, tensor.Float64, G.WithShape(2, 3), G.WithName("a"))
+	b := G.NewMatrix(g, tensor.Float64, G.WithShape(2, 3), G.WithName("b"))
+	sum, err := Add(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := sum.Op()
+	x64 := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(2, 3))
+	x32 := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3))
+	if _, err := op.Do(x64, x32); err == nil || !strings.Contains(err.Error(), "Add#") ||
+		!strings.Contains(err.Error(), "input 1 is float32 but input 0 is float64") {
+		t.Errorf("mixed dtypes: got %v", err)
+	}
+	wrong := tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(3, 2))
+	if _, err := op.Do(x64, wrong); err == nil || !strings.Contains(err.Error(), "shapes differ") {
+		t.Errorf("shape mismatch: got %v", err)
+	}
+	ints := tensor.New(tensor.Of(tensor.Int), tensor.WithShape(2, 3))
+	if _, err := op.Do(x64, ints); err == nil || !strings.Contains(err.Error(), "want float32 or float64") {
+		t.Errorf("int input: got %v", err)
+	}
+	if _, err := Linear(a, b, a); err == nil || !strings.Contains(err.Error(), "do not fit x·W + b") {
+		t.Errorf("Linear shapes: got %v", err)
 	}
 }
