@@ -22,8 +22,13 @@
 //     directory. The stories260K checkpoint saved unchanged is byte-identical to the original.
 //   - WeightsDigest is "sha256:<hex>" over the weight files' bytes concatenated in name order (for a single
 //     model.safetensors, that file's sha256, as trainer/checkpoint.Digest).
+//   - EstimateMemory is the peak memory of full fine-tuning with AdamW in float32 (16 bytes per parameter for
+//     weights, gradients and moments, plus activations for batch × context per layer and the vocabulary-sized
+//     logits tensors); ReadMemoryLimit reads the container's limit from cgroup v2 (memory.max) or v1
+//     (memory/memory.limit_in_bytes); CheckMemory fails with a *MemoryError (Reason "InsufficientMemory") naming
+//     the figures and the largest batch size that fits.
 //
 // The safetensors encoding itself is trainer/safetensors, shared with trainer/checkpoint. Errors carry a
-// Reason() (ModelUnsupported, ModelUnreadable) for the run's termination message; all of
+// Reason() (ModelUnsupported, ModelUnreadable, InsufficientMemory) for the run's termination message; all of
 // them are input that will never work (exit code 3).
 package hf
