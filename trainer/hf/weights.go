@@ -162,24 +162,25 @@ func readHeader(path string) (*safetensors.Header, error) {
 type Destination func(t TensorInfo) ([]float32, error)
 
 // Load reads every tensor into the slice dst returns for it, one file at a time and one tensor at a time through
-// a 1 MiB buffer, widening BF16 and F16 to float32 exactly. Peak memory is therefore the destinations (the
+// a single 1 MiB buffer, widening BF16 and F16 to float32 exactly. Peak memory is therefore the destinations (the
 // model's own float32 parameters) plus 1 MiB: no second copy of the weights is ever held, whatever the number or
-// size of the shards, and nothing is memory-mapped. Every value is checked: a NaN or ±Inf fails with an error
+// size of the shards, and nothing is memory-mapped (TestLoadAllocatesOneBuffer measures it). Every value is checked: a NaN or ±Inf fails with an error
 // naming the tensor and file. It returns the names dst skipped.
 func (w *Weights) Load(dst Destination) (skipped []string, err error) {
+	buf := safetensors.NewReadBuffer()
 	byFile := map[string][]TensorInfo{}
 	for _, t := range w.Tensors {
 		byFile[t.File] = append(byFile[t.File], t)
 	}
 	for _, name := range w.Files {
-		if err := w.loadFile(name, byFile[name], dst, &skipped); err != nil {
+		if err := w.loadFile(name, byFile[name], dst, &skipped, buf); err != nil {
 			return skipped, err
 		}
 	}
 	return skipped, nil
 }
 
-func (w *Weights) loadFile(name string, ts []TensorInfo, dst Destination, skipped *[]string) error {
+func (w *Weights) loadFile(name string, ts []TensorInfo, dst Destination, skipped *[]string, buf []byte) error {
 	f, err := os.Open(filepath.Join(w.Dir, name))
 	if err != nil {
 		return &ModelUnreadableError{Dir: w.Dir, Err: err}
@@ -196,7 +197,7 @@ func (w *Weights) loadFile(name string, ts []TensorInfo, dst Destination, skippe
 			*skipped = append(*skipped, t.Name)
 			continue
 		}
-		if err := safetensors.ReadFloat32(f, t.entry, out, true); err != nil {
+		if err := safetensors.ReadFloat32Buf(f, t.entry, out, true, buf); err != nil {
 			return &ModelUnreadableError{Dir: w.Dir, Err: fmt.Errorf("%s: %w", name, err)}
 		}
 	}

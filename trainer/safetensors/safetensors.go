@@ -207,7 +207,17 @@ const chunkSize = 1 << 20
 
 // ReadFloat32 reads the tensor e of the file r into dst (len(dst) must equal e.Elements()), widening BF16 and F16
 // exactly. It returns an error naming the tensor and the element for a NaN or ±Inf value when checkFinite is set.
+// It allocates a read buffer of at most 1 MiB; ReadFloat32Buf reuses the caller's.
 func ReadFloat32(r io.ReaderAt, e Entry, dst []float32, checkFinite bool) error {
+	return ReadFloat32Buf(r, e, dst, checkFinite, make([]byte, min(chunkSize, max(int(e.End-e.Begin), 4))))
+}
+
+// NewReadBuffer is a read buffer for ReadFloat32Buf (1 MiB).
+func NewReadBuffer() []byte { return make([]byte, chunkSize) }
+
+// ReadFloat32Buf is ReadFloat32 reading through buf (at least 4 bytes; its size bounds each read), so that a loop
+// over many tensors allocates nothing.
+func ReadFloat32Buf(r io.ReaderAt, e Entry, dst []float32, checkFinite bool, buf []byte) error {
 	if len(dst) != e.Elements() {
 		return fmt.Errorf("tensor %q has %d elements (shape %v), destination holds %d", e.Name, e.Elements(), e.Shape, len(dst))
 	}
@@ -215,8 +225,10 @@ func ReadFloat32(r io.ReaderAt, e Entry, dst []float32, checkFinite bool) error 
 	if size == 0 {
 		return fmt.Errorf("tensor %q has dtype %q; supported: F32, BF16, F16", e.Name, e.DType)
 	}
-	buf := make([]byte, min(chunkSize, int(e.End-e.Begin)))
-	per := max(len(buf)/size, 1)
+	if len(buf) < 4 {
+		return fmt.Errorf("tensor %q: read buffer of %d bytes is too small", e.Name, len(buf))
+	}
+	per := len(buf) / size
 	for i := 0; i < len(dst); i += per {
 		k := min(per, len(dst)-i)
 		b := buf[:k*size]
