@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -500,5 +501,74 @@ func TestLoadAllocatesOneBuffer(t *testing.T) {
 		if !slices.Equal(tn.Data, dst[tn.Name]) {
 			t.Fatalf("%s differs", tn.Name)
 		}
+	}
+}
+
+// TestGPT2Directory: a GPT-2 file as GPT2Model writes it (no "transformer." prefix, with the causal-mask buffers
+// attn.bias and attn.masked_bias, as openai-community/gpt2 has) loads under GPT2LMHeadModel's names, the buffers
+// skipped and listed; saved, it has the prefix and no buffers, and loads back identical.
+func TestGPT2Directory(t *testing.T) {
+	cfgJSON := `{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2","vocab_size":50,"n_embd":16,"n_layer":2,"n_head":4,
+		"n_positions":32,"n_inner":null,"activation_function":"gelu_new","layer_norm_epsilon":1e-05,"bos_token_id":0,"eos_token_id":0}`
+	cfg := mustParse(t, cfgJSON)
+	dir := filepath.Join(t.TempDir(), "gpt2")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(cfgJSON), 0o644)
+	var ts []safetensors.Tensor
+	v := float32(0)
+	for name, shape := range cfg.ExpectedShapes() {
+		data := make([]float32, numel(shape))
+		for i := range data {
+			v += 0.001
+			data[i] = v
+		}
+		ts = append(ts, safetensors.Tensor{Name: strings.TrimPrefix(name, "transformer."), Shape: shape, Data: data, DType: safetensors.F16})
+	}
+	if len(ts) != 2+2*12+2 {
+		t.Fatalf("%d GPT-2 tensors", len(ts))
+	}
+	if !slices.Equal(cfg.ExpectedShapes()["transformer.h.1.attn.c_attn.weight"], []int{16, 48}) || !slices.Equal(cfg.ExpectedShapes()["transformer.h.0.mlp.c_proj.weight"], []int{64, 16}) {
+		t.Fatal("Conv1D shapes are not [in, out]")
+	}
+	for i := 0; i < 2; i++ {
+		ts = append(ts,
+			safetensors.Tensor{Name: fmt.Sprintf("h.%d.attn.bias", i), Shape: []int{1, 1, 32, 32}, Data: make([]float32, 32*32)},
+			safetensors.Tensor{Name: fmt.Sprintf("h.%d.attn.masked_bias", i), Shape: []int{}, Data: []float32{-1e4}})
+	}
+	f, _ := os.Create(filepath.Join(dir, WeightsFile))
+	if _, err := safetensors.Write(f, ts, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	m, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Tensors) != 28 || len(m.Ignored) != 4 || !strings.HasPrefix(m.Tensors[0].Name, "transformer.") || m.SourceDTypes[safetensors.F16] != 28 {
+		t.Fatalf("%d tensors, ignored %v, first %s", len(m.Tensors), m.Ignored, m.Tensors[0].Name)
+	}
+	out := filepath.Join(t.TempDir(), "saved")
+	if _, err := SaveModel(out, m.Config, m.Tensors, SaveOptions{SourceDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWeights(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range w.Tensors {
+		if !strings.HasPrefix(ti.Name, "transformer.") || strings.HasSuffix(ti.Name, ".attn.bias") || ti.DType != safetensors.F32 {
+			t.Errorf("saved tensor %s %s", ti.Name, ti.DType)
+		}
+	}
+	back, err := LoadModel(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalModels(t, m, back)
+	var got map[string]any
+	raw, _ := os.ReadFile(filepath.Join(out, ConfigFile))
+	json.Unmarshal(raw, &got)
+	if got["architectures"].([]any)[0] != "GPT2LMHeadModel" || got["torch_dtype"] != "float32" || got["n_inner"] != nil || got["n_embd"] != 16.0 {
+		t.Errorf("saved GPT-2 config %s", raw)
 	}
 }
