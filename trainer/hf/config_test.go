@@ -260,6 +260,24 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(back, fresh) {
 		t.Errorf("fresh config: %+v\nwant %+v", back, fresh)
 	}
+	// The same for GPT-2 (a model trained from scratch written as GPT2LMHeadModel).
+	eos := []int{257}
+	g2 := &Config{Architecture: "GPT2LMHeadModel", Family: FamilyGPT2, VocabSize: 259, HiddenSize: 64, IntermediateSize: 256,
+		NumLayers: 2, NumHeads: 4, NumKVHeads: 4, HeadDim: 16, MaxPositionEmbeddings: 128, NormEps: 1e-5, Activation: "gelu_new",
+		QKVBias: true, OutputBias: true, MLPBias: true, TieWordEmbeddings: true, BOSTokenID: &bos, EOSTokenIDs: eos}
+	out, err = g2.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err = ParseConfig(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	back.raw, back.parsed = nil, nil
+	g2.ModelType, g2.TorchDType = "gpt2", "float32"
+	if !reflect.DeepEqual(back, g2) {
+		t.Errorf("fresh GPT-2 config: %+v\nwant %+v", back, g2)
+	}
 }
 
 func TestExpectedShapes(t *testing.T) {

@@ -16,7 +16,9 @@
 //   - OpenWeights reads only the safetensors headers; Weights.Load fills caller-owned float32 slices one file
 //     and one tensor at a time through a 1 MiB buffer, widening BF16 and F16 exactly and failing on the first
 //     NaN or Inf with the tensor's name. Peak memory while loading is the model's own float32 parameters plus
-//     1 MiB: two copies of the weights are never held, however many shards there are. LoadModel does all of it.
+//     1 MiB: two copies of the weights are never held, however many shards there are. OpenModel parses the
+//     config and checks the headers against it; ModelDir.LoadInto then fills the model's own slices by
+//     canonical name; LoadModel does both into new slices.
 //   - SaveModel writes config.json, F32 weights (model.safetensors, or shards of at most 2 GiB with the index;
 //     the size is a parameter) streamed from the caller's slices, and copies the tokenizer files from the source
 //     directory. The stories260K checkpoint saved unchanged is byte-identical to the original.

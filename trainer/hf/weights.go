@@ -215,10 +215,22 @@ type Model struct {
 	SourceDTypes map[safetensors.DType]int
 }
 
-// LoadModel reads config.json and the weights of a model directory, checks every tensor's name and shape against
-// the config (ExpectedShapes, after CanonicalName; Ignorable ones skipped), and loads them as float32 (see
-// Weights.Load for memory). Errors: *UnsupportedError, *ConfigError, *ShapeError, *ModelUnreadableError.
-func LoadModel(dir string) (*Model, error) {
+// ModelDir is a model directory opened for loading: its config and the table of contents of its weights, already
+// checked against each other. No tensor data has been read yet, so a model can size its own parameters from
+// Config and then have LoadInto fill them in place (the model's memory is the only copy).
+type ModelDir struct {
+	Dir     string
+	Config  *Config
+	Weights *Weights
+	// Ignored are the tensors of the files that are skipped (Config.Ignorable), by their names in the file.
+	Ignored []string
+	ignored map[string]bool
+}
+
+// OpenModel reads config.json and the weights' headers of a model directory and checks every tensor's name and
+// shape against the config (ExpectedShapes, after CanonicalName; Ignorable ones skipped). Errors:
+// *UnsupportedError, *ConfigError, *ShapeError, *ModelUnreadableError.
+func OpenModel(dir string) (*ModelDir, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, &ModelUnreadableError{Dir: dir, Err: err}
@@ -240,25 +252,53 @@ func LoadModel(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
-	ignoredSet := map[string]bool{}
+	d := &ModelDir{Dir: dir, Config: cfg, Weights: w, ignored: map[string]bool{}}
 	for _, n := range ignored {
-		ignoredSet[n] = true
+		d.ignored[n] = true
 	}
-	m := &Model{Config: cfg, SourceDTypes: map[safetensors.DType]int{}}
-	skipped, err := w.Load(func(t TensorInfo) ([]float32, error) {
-		name := cfg.CanonicalName(t.Name)
-		if ignoredSet[name] {
+	for _, t := range w.Tensors {
+		if d.ignored[cfg.CanonicalName(t.Name)] {
+			d.Ignored = append(d.Ignored, t.Name)
+		}
+	}
+	return d, nil
+}
+
+// LoadInto reads every parameter into the slice dst returns for its canonical name (ExpectedShapes' names; the
+// slice's length must be the shape's element count), as Weights.Load does: one tensor at a time through one 1 MiB
+// buffer, widened to float32, checked finite. It returns the count of tensors loaded by their dtype in the files.
+func (d *ModelDir) LoadInto(dst func(name string, shape []int) ([]float32, error)) (map[safetensors.DType]int, error) {
+	dtypes := map[safetensors.DType]int{}
+	_, err := d.Weights.Load(func(t TensorInfo) ([]float32, error) {
+		name := d.Config.CanonicalName(t.Name)
+		if d.ignored[name] {
 			return nil, nil
 		}
-		data := make([]float32, numel(t.Shape))
-		m.Tensors = append(m.Tensors, safetensors.Tensor{Name: name, Shape: t.Shape, Data: data})
-		m.SourceDTypes[t.DType]++
+		out, err := dst(name, t.Shape)
+		if err == nil && out == nil {
+			err = fmt.Errorf("no destination for the parameter")
+		}
+		dtypes[t.DType]++
+		return out, err
+	})
+	return dtypes, err
+}
+
+// LoadModel opens a model directory (OpenModel) and loads every parameter into a new slice (LoadInto).
+func LoadModel(dir string) (*Model, error) {
+	d, err := OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: d.Config, Ignored: d.Ignored}
+	m.SourceDTypes, err = d.LoadInto(func(name string, shape []int) ([]float32, error) {
+		data := make([]float32, numel(shape))
+		m.Tensors = append(m.Tensors, safetensors.Tensor{Name: name, Shape: shape, Data: data})
 		return data, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	m.Ignored = skipped
 	sort.Slice(m.Tensors, func(i, j int) bool { return m.Tensors[i].Name < m.Tensors[j].Name })
 	return m, nil
 }

@@ -572,3 +572,42 @@ func TestGPT2Directory(t *testing.T) {
 		t.Errorf("saved GPT-2 config %s", raw)
 	}
 }
+
+// TestLoadIntoCallerMemory: a model sized from OpenModel's config gets its own slices filled; a wrong-sized or
+// missing destination is an error naming the tensor.
+func TestLoadIntoCallerMemory(t *testing.T) {
+	needStories(t)
+	d, err := OpenModel(stories260K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string][]float32{}
+	for name, shape := range d.Config.ExpectedShapes() {
+		params[name] = make([]float32, numel(shape))
+	}
+	dtypes, err := d.LoadInto(func(name string, shape []int) ([]float32, error) { return params[name], nil })
+	if err != nil || dtypes[safetensors.F32] != 47 {
+		t.Fatalf("%v %v", dtypes, err)
+	}
+	if !slices.Equal(params["model.norm.weight"], rawF32(t, filepath.Join(stories260K, WeightsFile), "model.norm.weight")) {
+		t.Error("model.norm.weight not filled with the file's values")
+	}
+	_, err = d.LoadInto(func(name string, shape []int) ([]float32, error) {
+		if name == "model.layers.2.self_attn.v_proj.weight" {
+			return make([]float32, 3), nil
+		}
+		return params[name], nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "model.layers.2.self_attn.v_proj.weight") {
+		t.Errorf("short destination: %v", err)
+	}
+	_, err = d.LoadInto(func(name string, shape []int) ([]float32, error) {
+		if name == "model.embed_tokens.weight" {
+			return nil, nil
+		}
+		return params[name], nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "model.embed_tokens.weight") {
+		t.Errorf("missing destination: %v", err)
+	}
+}
