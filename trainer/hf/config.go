@@ -356,6 +356,9 @@ func (c *Config) parseLlama(r *reader, mt string) {
 	var window int
 	switch mt {
 	case "mistral":
+		if !r.has("sliding_window") {
+			window = 4096 // MistralConfig's default when the key is absent
+		}
 		r.get("sliding_window", &window)
 	case "qwen2", "qwen3":
 		var use bool
@@ -601,10 +604,7 @@ func (c *Config) Marshal() ([]byte, error) {
 			continue
 		}
 		if v == nil || (reflect.ValueOf(v).Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil()) {
-			if c.parsed == nil {
-				continue
-			}
-			out[f.key] = nil
+			out[f.key] = nil // explicit null: an absent key may mean a default (Mistral's sliding_window is 4096)
 			continue
 		}
 		out[f.key] = v

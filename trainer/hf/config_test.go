@@ -183,6 +183,11 @@ func TestCheckContextSlidingWindow(t *testing.T) {
 	if err := m2.CheckContext(32768); err != nil || m2.SlidingWindow != 0 {
 		t.Errorf("null window: %v", err)
 	}
+	// Absent, transformers' MistralConfig defaults it to 4096.
+	m3 := mustParse(t, strings.Replace(mistral, `"sliding_window":4096,`, ``, 1))
+	if m3.SlidingWindow != 4096 {
+		t.Errorf("absent window: %d", m3.SlidingWindow)
+	}
 	// Qwen2 with use_sliding_window true and a short window.
 	q := mustParse(t, strings.NewReplacer(`"use_sliding_window":false`, `"use_sliding_window":true`, `"sliding_window":32768`, `"sliding_window":1024`).Replace(qwen2))
 	if q.SlidingWindow != 1024 || q.CheckContext(2048) == nil || q.CheckContext(1024) != nil {
@@ -259,6 +264,13 @@ func TestMarshalRoundTrip(t *testing.T) {
 	fresh.ModelType, fresh.TorchDType = "llama", "float32"
 	if !reflect.DeepEqual(back, fresh) {
 		t.Errorf("fresh config: %+v\nwant %+v", back, fresh)
+	}
+	// A Mistral built in code without a window keeps none (an absent key would read as 4096).
+	mis := *fresh
+	mis.Architecture, mis.ModelType, mis.BOSTokenID, mis.EOSTokenIDs = "MistralForCausalLM", "", nil, nil
+	out, _ = mis.Marshal()
+	if back, err := ParseConfig(out); err != nil || back.SlidingWindow != 0 || back.Architecture != "MistralForCausalLM" {
+		t.Errorf("mistral without a window: %v %s", err, out)
 	}
 	// The same for GPT-2 (a model trained from scratch written as GPT2LMHeadModel).
 	eos := []int{257}
