@@ -6,7 +6,6 @@ require (
 	github.com/chewxy/hm v1.0.0
 	// In-process S3 for the storage tests: SeaweedFS's weed did not finish building here in 21 minutes (trainer/DESIGN.md).
 	github.com/johannesboyne/gofakes3 v1.2.0
-	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	github.com/open-policy-agent/cert-controller v0.16.0
 	github.com/prometheus/client_golang v1.24.0
 	go.uber.org/zap v1.28.0

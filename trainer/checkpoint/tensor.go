@@ -1,13 +1,14 @@
 package checkpoint
 
-import "fmt"
+import (
+	"fmt"
 
-// Tensor is a named float32 tensor in row-major order.
-type Tensor struct {
-	Name  string
-	Shape []int
-	Data  []float32
-}
+	"github.com/preftune/preftune/trainer/safetensors"
+)
+
+// Tensor is a named float32 tensor in row-major order (trainer/safetensors' type; checkpoints write it as F32
+// whatever its DType).
+type Tensor = safetensors.Tensor
 
 // ByName indexes tensors by name (Load returns them in file order, which is sorted by name).
 func ByName(ts []Tensor) map[string]Tensor {

@@ -10,4 +10,7 @@
 // The trainer works on local directories (trainer/checkpoint). For a remote output it trains in a scratch
 // directory and uploads each checkpoint with UploadDir, COMPLETE last, so a reader never sees a checkpoint whose
 // COMPLETE is present before its files. For file:// the trainer writes in place and nothing is copied.
+//
+// Models on the Hugging Face Hub (hf://org/name[@revision]) are downloaded by HubClient.Download through the
+// Hub's HTTP API ($HF_ENDPOINT, $HF_TOKEN), at the commit the revision resolves to (see hub.go).
 package storage

@@ -13,6 +13,7 @@ var secretEnv = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 	"AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
 	"GOOGLE_APPLICATION_CREDENTIALS_JSON",
+	"HF_TOKEN",
 }
 
 // redactedErr is an error whose message had secrets removed; it still unwraps to the original for errors.Is.

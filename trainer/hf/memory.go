@@ -1,0 +1,199 @@
+package hf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// MemoryPlan is the shape of a full fine-tuning step, for EstimateMemory.
+type MemoryPlan struct {
+	// BatchSize is the number of examples in one micro-batch (the batch that is forwarded at once; gradient
+	// accumulation does not add to it).
+	BatchSize int
+	// SequencesPerExample is 1 for SFT and 2 for DPO (chosen and rejected are forwarded together).
+	SequencesPerExample int
+	// ContextLength is the padded sequence length in tokens (the longest bucket).
+	ContextLength int
+	// ReferenceWeights adds a second float32 copy of the weights (a DPO reference model held during training).
+	ReferenceWeights bool
+}
+
+// MemoryEstimate is the peak memory of full fine-tuning with AdamW in float32, in bytes.
+type MemoryEstimate struct {
+	Parameters int64
+	// Weights, Gradients: 4 bytes per parameter each. OptimizerState: AdamW's two moments, 8 bytes per parameter.
+	Weights, Gradients, OptimizerState int64
+	// Reference: the reference model's weights when MemoryPlan.ReferenceWeights (4 bytes per parameter).
+	Reference int64
+	// Activations kept for the backward pass: per layer and token, the float32 values the block saves (see
+	// EstimateMemory), plus the attention probabilities (heads × context per token), plus one more layer's worth
+	// as the backward pass's workspace.
+	Activations int64
+	// Logits: the vocabulary-sized tensors, tokens × vocab × 3 float32 (logits, log-softmax, their gradient).
+	Logits int64
+	// Overhead: 256 MiB (Go runtime, compiled graphs, data, BLAS buffers) plus 10% of everything above, an
+	// allowance for allocator slack, not a measurement.
+	Overhead int64
+	Total    int64
+}
+
+// BytesPerParameterFullFineTune is the rule of thumb for full fine-tuning with AdamW in float32: weights 4,
+// gradients 4, two moments 8, before activations and logits (which grow with batch × context).
+const BytesPerParameterFullFineTune = 16
+
+// EstimateMemory estimates the peak memory of one training step (the arithmetic follows the usual accounting of
+// e.g. Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", for float32 and
+// no recomputation). With N = sequences × context tokens, D = hidden, q = heads·head_dim, kv = kv_heads·head_dim,
+// I = intermediate, per layer and token the values kept are, for FamilyLlama, 6D (residual input, two RMSNorm
+// outputs, attention output projection, residual sum, MLP output) + 3q + 3kv (q, k, v before and after the
+// rotation, the attention context; q and kv again with Qwen3's q/k norm) + 4I (gate, up, SiLU(gate), product),
+// and for FamilyGPT2 10D + 2I; plus heads × context attention probabilities per token, and 2D per token outside
+// the layers (embedding output, final norm).
+func EstimateMemory(c *Config, p MemoryPlan) MemoryEstimate {
+	e := MemoryEstimate{Parameters: c.NumParameters()}
+	e.Weights = 4 * e.Parameters
+	e.Gradients = 4 * e.Parameters
+	e.OptimizerState = 8 * e.Parameters
+	if p.ReferenceWeights {
+		e.Reference = 4 * e.Parameters
+	}
+	seqs := int64(max(p.BatchSize, 0)) * int64(max(p.SequencesPerExample, 1))
+	tokens := seqs * int64(max(p.ContextLength, 0))
+	D, I := int64(c.HiddenSize), int64(c.IntermediateSize)
+	q, kv := int64(c.NumHeads*c.HeadDim), int64(c.NumKVHeads*c.HeadDim)
+	var perToken int64
+	if c.Family == FamilyGPT2 {
+		perToken = 10*D + 2*I
+	} else {
+		perToken = 6*D + 3*q + 3*kv + 4*I
+		if c.QKNorm {
+			perToken += q + kv
+		}
+	}
+	perToken += int64(c.NumHeads) * int64(p.ContextLength)
+	perLayer := 4 * tokens * perToken
+	e.Activations = perLayer*int64(c.NumLayers+1) + 4*tokens*2*D
+	e.Logits = 3 * 4 * tokens * int64(c.VocabSize)
+	sum := e.Weights + e.Gradients + e.OptimizerState + e.Reference + e.Activations + e.Logits
+	e.Overhead = 256<<20 + sum/10
+	e.Total = sum + e.Overhead
+	return e
+}
+
+// MemoryError is a container memory limit below the estimated peak. Reason is "InsufficientMemory"; a run
+// failing with it must exit with contract.ExitInvalidInput before loading the model.
+type MemoryError struct {
+	Estimate MemoryEstimate
+	Plan     MemoryPlan
+	// Limit in bytes and the file it was read from.
+	Limit       int64
+	LimitSource string
+	// FitsBatchSize is the largest batch size below Plan.BatchSize whose estimate fits (0: none does);
+	// FitsEstimate its estimated peak.
+	FitsBatchSize int
+	FitsEstimate  int64
+}
+
+// ReasonInsufficientMemory is the termination reason of a MemoryError.
+const ReasonInsufficientMemory = "InsufficientMemory"
+
+// Reason is "InsufficientMemory".
+func (e *MemoryError) Reason() string { return ReasonInsufficientMemory }
+
+func (e *MemoryError) Error() string {
+	s := e.Estimate
+	msg := fmt.Sprintf("estimated peak memory %s for full fine-tuning of %s parameters (weights %s, gradients %s, AdamW moments %s",
+		gib(s.Total), millions(s.Parameters), gib(s.Weights), gib(s.Gradients), gib(s.OptimizerState))
+	if s.Reference > 0 {
+		msg += fmt.Sprintf(", reference model %s", gib(s.Reference))
+	}
+	msg += fmt.Sprintf(", activations %s and vocabulary-sized logits %s for batch %d × %d sequence(s) × context %d, overhead %s) exceeds the container's memory limit of %s (%s)",
+		gib(s.Activations), gib(s.Logits), e.Plan.BatchSize, max(e.Plan.SequencesPerExample, 1), e.Plan.ContextLength, gib(s.Overhead), gib(e.Limit), e.LimitSource)
+	if e.FitsBatchSize > 0 {
+		msg += fmt.Sprintf("; batch size %d would fit (estimated %s; gradient accumulation keeps the effective batch)", e.FitsBatchSize, gib(e.FitsEstimate))
+	} else {
+		msg += "; even batch size 1 does not fit: the weights, gradients and optimiser state alone need " +
+			gib(s.Weights+s.Gradients+s.OptimizerState+s.Reference) + " (a parameter-efficient method such as LoRA, or a smaller context, would be needed)"
+	}
+	return msg + fmt.Sprintf("; or raise the memory limit to at least %s", gib(s.Total))
+}
+
+func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+
+func millions(n int64) string {
+	if n >= 1e6 {
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// CheckMemory estimates the plan's peak and compares it with limit (bytes; 0 or less: no limit, nothing to
+// check). Above the limit it returns a *MemoryError naming the figures and the largest batch size that fits.
+func CheckMemory(c *Config, p MemoryPlan, limit int64, limitSource string) (MemoryEstimate, error) {
+	est := EstimateMemory(c, p)
+	if limit <= 0 || est.Total <= limit {
+		return est, nil
+	}
+	e := &MemoryError{Estimate: est, Plan: p, Limit: limit, LimitSource: limitSource}
+	for b := p.BatchSize - 1; b >= 1; b-- {
+		q := p
+		q.BatchSize = b
+		if t := EstimateMemory(c, q).Total; t <= limit {
+			e.FitsBatchSize, e.FitsEstimate = b, t
+			break
+		}
+	}
+	return est, e
+}
+
+// CgroupRoot is where the container's cgroup filesystem is mounted.
+const CgroupRoot = "/sys/fs/cgroup"
+
+// unlimitedV1 is the smallest value cgroup v1 reports for "no limit" (PAGE_COUNTER_MAX pages, rounded: the
+// kernel prints 9223372036854771712 on 4 KiB pages); any value at or above 2^62 is taken as no limit.
+const unlimitedV1 = int64(1) << 62
+
+// ReadMemoryLimit reads the container's memory limit under root (CgroupRoot in production): cgroup v2's
+// root/memory.max ("max" is no limit), else cgroup v1's root/memory/memory.limit_in_bytes (2^62 or more is no
+// limit). It returns the limit in bytes (0 when there is none or no file exists) and the file it came from; a
+// file that exists but cannot be parsed is an error naming it.
+func ReadMemoryLimit(root string) (int64, string, error) {
+	v2 := filepath.Join(root, "memory.max")
+	data, err := os.ReadFile(v2)
+	switch {
+	case err == nil:
+		s := strings.TrimSpace(string(data))
+		if s == "max" {
+			return 0, v2, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, v2, fmt.Errorf("%s: %q is neither \"max\" nor a byte count", v2, s)
+		}
+		return n, v2, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return 0, v2, err
+	}
+	v1 := filepath.Join(root, "memory", "memory.limit_in_bytes")
+	data, err = os.ReadFile(v1)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 0, "", nil
+	case err != nil:
+		return 0, v1, err
+	}
+	s := strings.TrimSpace(string(data))
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		// Values above int64 cannot occur in v1, but "-1" style or garbage must not pass silently.
+		return 0, v1, fmt.Errorf("%s: %q is not a byte count", v1, s)
+	}
+	if n < 0 || n >= unlimitedV1 {
+		return 0, v1, nil
+	}
+	return n, v1, nil
+}

@@ -1,0 +1,332 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/preftune/preftune/trainer/hf"
+)
+
+// Hugging Face Hub sources: hf://org/name[@revision].
+//
+// A model on the Hub is downloaded through the Hub's HTTP API, so any Hub-compatible mirror works:
+//
+//   - the endpoint is $HF_ENDPOINT (default https://huggingface.co) and a token, when $HF_TOKEN is set, goes in
+//     "Authorization: Bearer" (the operator fills HF_TOKEN from the run's secretRef; it is scrubbed from errors);
+//   - GET {endpoint}/api/models/{org}/{name}/revision/{revision}?blobs=true resolves the revision (a branch, tag or
+//     commit; default "main") to its commit sha and lists the repository's files with their sizes and, for LFS
+//     files, their sha256;
+//   - GET {endpoint}/{org}/{name}/resolve/{sha}/{file} downloads each file at that commit, so every file comes
+//     from the same commit even if the branch moves meanwhile.
+//
+// Only what training needs is downloaded: config.json, the safetensors weights (model.safetensors, or
+// model.safetensors.index.json and the shards it names), and the tokenizer and generation files of HubFiles;
+// everything else (pytorch_model.bin, consolidated.safetensors, ONNX, GGUF, README...) is skipped and listed.
+// Each file's size, and the sha256 of LFS files, is checked against the listing.
+
+// HubScheme is the URI scheme of Hugging Face Hub models.
+const HubScheme = "hf"
+
+// DefaultHubEndpoint is used when HF_ENDPOINT is not set.
+const DefaultHubEndpoint = "https://huggingface.co"
+
+// HubFiles are the non-weight files downloaded when the repository has them; config.json is required.
+var HubFiles = []string{
+	hf.ConfigFile, hf.GenerationConfigFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+	"chat_template.jinja", "chat_template.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+}
+
+// IsHub reports whether uri is an hf:// model reference.
+func IsHub(uri string) bool { return strings.HasPrefix(uri, HubScheme+"://") }
+
+// HubRef is a parsed hf:// URI.
+type HubRef struct {
+	// Repo is "org/name" (or a legacy single "name").
+	Repo string
+	// Revision is a branch, tag or commit; "main" when the URI gives none.
+	Revision string
+}
+
+var hubNamePart = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ParseHub parses hf://org/name[@revision]. The revision may hold slashes (refs/pr/1).
+func ParseHub(uri string) (HubRef, error) {
+	if !IsHub(uri) {
+		return HubRef{}, fmt.Errorf("%q is not an hf:// URI", uri)
+	}
+	rest := strings.TrimPrefix(uri, HubScheme+"://")
+	ref := HubRef{Repo: rest, Revision: "main"}
+	if i := strings.Index(rest, "@"); i >= 0 {
+		ref.Repo, ref.Revision = rest[:i], rest[i+1:]
+		if ref.Revision == "" {
+			return HubRef{}, fmt.Errorf("%q: empty revision after @", uri)
+		}
+	}
+	parts := strings.Split(ref.Repo, "/")
+	if len(parts) > 2 {
+		return HubRef{}, fmt.Errorf("%q: the repository must be org/name (a file inside a repository cannot be named)", uri)
+	}
+	for _, p := range parts {
+		if !hubNamePart.MatchString(p) || strings.Contains(p, "..") {
+			return HubRef{}, fmt.Errorf("%q: %q is not a valid repository name part", uri, p)
+		}
+	}
+	return ref, nil
+}
+
+// HubClient downloads models from a Hub-compatible endpoint.
+type HubClient struct {
+	// Endpoint is the Hub's base URL without a trailing slash.
+	Endpoint string
+	// Token is sent as a bearer token when not empty.
+	Token string
+	// HTTP is the client; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+// HubFromEnv is a client for $HF_ENDPOINT (default DefaultHubEndpoint) with $HF_TOKEN.
+func HubFromEnv() HubClient {
+	ep := strings.TrimRight(os.Getenv("HF_ENDPOINT"), "/")
+	if ep == "" {
+		ep = DefaultHubEndpoint
+	}
+	return HubClient{Endpoint: ep, Token: os.Getenv("HF_TOKEN")}
+}
+
+// HubModel is what Download fetched, for the run's status: the resolved commit makes the run reproducible.
+type HubModel struct {
+	Repo     string
+	Revision string
+	// Commit is the 40-hex commit sha the revision resolved to; every file was downloaded at it.
+	Commit string
+	// Files downloaded, in name order; Skipped are the repository's other files, in name order.
+	Files   []string
+	Skipped []string
+	// Bytes downloaded in all.
+	Bytes int64
+	// Digest is hf.WeightsDigest of the downloaded directory: "sha256:<hex>" over the safetensors weight files'
+	// bytes concatenated in name order (model.safetensors alone: its sha256).
+	Digest string
+}
+
+type hubSibling struct {
+	RFilename string `json:"rfilename"`
+	Size      *int64 `json:"size"`
+	LFS       *struct {
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	} `json:"lfs"`
+}
+
+var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Download fetches the model uri (hf://org/name[@revision]) into the local directory dst (created), resolving
+// the revision to a commit first. Errors name the repository and revision; a missing repository, revision or
+// file wraps os.ErrNotExist (IsNotExist); a refused token or a gated repository says to set HF_TOKEN.
+func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, error) {
+	ref, err := ParseHub(uri)
+	if err != nil {
+		return nil, err
+	}
+	info := fmt.Sprintf("%s/api/models/%s/revision/%s?blobs=true", c.Endpoint, ref.Repo, url.PathEscape(ref.Revision))
+	var listing struct {
+		SHA      string       `json:"sha"`
+		Siblings []hubSibling `json:"siblings"`
+	}
+	if err := c.getJSON(ctx, ref, info, &listing); err != nil {
+		return nil, err
+	}
+	if !commitSHA.MatchString(listing.SHA) {
+		return nil, fmt.Errorf("hf://%s@%s: the Hub returned commit %q, not a 40-hex sha", ref.Repo, ref.Revision, listing.SHA)
+	}
+	m := &HubModel{Repo: ref.Repo, Revision: ref.Revision, Commit: listing.SHA}
+	siblings := map[string]hubSibling{}
+	for _, s := range listing.Siblings {
+		siblings[s.RFilename] = s
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	fetch := func(name string) error {
+		s, ok := siblings[name]
+		if !ok {
+			return fmt.Errorf("hf://%s@%s: %s is not in the repository: %w", ref.Repo, m.Commit, name, os.ErrNotExist)
+		}
+		n, err := c.download(ctx, ref, m.Commit, s, filepath.Join(dst, name))
+		m.Bytes += n
+		want[name] = true
+		return err
+	}
+	if _, ok := siblings[hf.ConfigFile]; !ok {
+		return nil, fmt.Errorf("hf://%s@%s: the repository has no %s; it is not a transformers model", ref.Repo, ref.Revision, hf.ConfigFile)
+	}
+	for _, name := range HubFiles {
+		if _, ok := siblings[name]; ok {
+			if err := fetch(name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	switch {
+	case siblings[hf.WeightsIndexFile].RFilename != "":
+		if err := fetch(hf.WeightsIndexFile); err != nil {
+			return nil, err
+		}
+		shards, _, err := hf.WeightFiles(dst)
+		if err != nil {
+			return nil, fmt.Errorf("hf://%s@%s: %w", ref.Repo, m.Commit, err)
+		}
+		for _, name := range shards {
+			if err := fetch(name); err != nil {
+				return nil, err
+			}
+		}
+	case siblings[hf.WeightsFile].RFilename != "":
+		if err := fetch(hf.WeightsFile); err != nil {
+			return nil, err
+		}
+	default:
+		var weights []string
+		for name := range siblings {
+			if strings.HasSuffix(name, ".bin") || strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".gguf") || strings.HasSuffix(name, ".pth") {
+				weights = append(weights, name)
+			}
+		}
+		sort.Strings(weights)
+		return nil, fmt.Errorf("hf://%s@%s: the repository has neither %s nor %s (weight files found: %v); only transformers' safetensors layout is read",
+			ref.Repo, ref.Revision, hf.WeightsFile, hf.WeightsIndexFile, weights)
+	}
+	for name := range siblings {
+		if want[name] {
+			m.Files = append(m.Files, name)
+		} else {
+			m.Skipped = append(m.Skipped, name)
+		}
+	}
+	sort.Strings(m.Files)
+	sort.Strings(m.Skipped)
+	if m.Digest, err = hf.WeightsDigest(dst); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// hubError turns a Hub error response into a message; the Hub answers 401 (not 404) for a repository that does
+// not exist or that the caller may not see, with X-Error-Code RepoNotFound.
+func (c HubClient) hubError(ref HubRef, what string, resp *http.Response) error {
+	code := resp.Header.Get("X-Error-Code")
+	msg := resp.Header.Get("X-Error-Message")
+	where := fmt.Sprintf("hf://%s@%s", ref.Repo, ref.Revision)
+	tokenHint := "set HF_TOKEN (the run's secretRef) to a token with access"
+	if c.Token != "" {
+		tokenHint = "the token in HF_TOKEN was refused or has no access"
+	}
+	switch {
+	case code == "RepoNotFound":
+		return fmt.Errorf("%s: repository %s not found on %s (a private repository also reads so: %s): %w", where, ref.Repo, c.Endpoint, tokenHint, os.ErrNotExist)
+	case code == "RevisionNotFound":
+		return fmt.Errorf("%s: revision %q not found: %w", where, ref.Revision, os.ErrNotExist)
+	case code == "EntryNotFound":
+		return fmt.Errorf("%s: %s not found: %w", where, what, os.ErrNotExist)
+	case code == "GatedRepo":
+		return fmt.Errorf("%s: the repository is gated: accept its conditions on the Hub and %s", where, tokenHint)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%s: %s: %s; %s", where, what, resp.Status, tokenHint)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%s: %s: %s: %w", where, what, resp.Status, os.ErrNotExist)
+	}
+	if msg != "" {
+		return fmt.Errorf("%s: %s: %s: %s", where, what, resp.Status, msg)
+	}
+	return fmt.Errorf("%s: %s: %s", where, what, resp.Status)
+}
+
+func (c HubClient) do(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", Redact(u), stripURL(err))
+	}
+	if c.Token != "" {
+		// net/http drops Authorization on a redirect to another host (the Hub's CDN), as huggingface_hub does.
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	client := c.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("fetching %s: %v", Redact(u), stripURL(err)))
+	}
+	return resp, nil
+}
+
+func (c HubClient) getJSON(ctx context.Context, ref HubRef, u string, dst any) error {
+	resp, err := c.do(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return scrub(c.hubError(ref, "model info", resp))
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(dst); err != nil {
+		return fmt.Errorf("hf://%s@%s: model info from %s: %v", ref.Repo, ref.Revision, c.Endpoint, err)
+	}
+	return nil
+}
+
+// download fetches one file at commit into dst (through a temporary file renamed into place), checking its size
+// and, for an LFS file, its sha256 against the listing.
+func (c HubClient) download(ctx context.Context, ref HubRef, commit string, s hubSibling, dst string) (int64, error) {
+	u := fmt.Sprintf("%s/%s/resolve/%s/%s", c.Endpoint, ref.Repo, commit, (&url.URL{Path: s.RFilename}).EscapedPath())
+	resp, err := c.do(ctx, u)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, scrub(c.hubError(HubRef{Repo: ref.Repo, Revision: commit}, s.RFilename, resp))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	where := fmt.Sprintf("hf://%s@%s: %s", ref.Repo, commit, s.RFilename)
+	if err != nil {
+		return n, scrub(fmt.Errorf("%s: %v", where, err))
+	}
+	if s.Size != nil && *s.Size != n {
+		return n, fmt.Errorf("%s: %d bytes received, the listing says %d", where, n, *s.Size)
+	}
+	if s.LFS != nil {
+		if s.LFS.Size != n {
+			return n, fmt.Errorf("%s: %d bytes received, the LFS pointer says %d", where, n, s.LFS.Size)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); s.LFS.SHA256 != "" && got != s.LFS.SHA256 {
+			return n, fmt.Errorf("%s: sha256 %s, the LFS pointer says %s", where, got, s.LFS.SHA256)
+		}
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return n, err
+	}
+	return n, nil
+}
