@@ -186,4 +186,6 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
 
+require github.com/ardanlabs/jinja v1.8.0
+
 tool sigs.k8s.io/controller-tools/cmd/controller-gen
