@@ -91,16 +91,32 @@ func scanSource(src string) []span {
 	return out
 }
 
-// renameFilters rewrites `| name` filter applications inside tags (outside string literals) to `| renamed[name]`.
-// The engine looks up its built-in filters before the template's variables, so this is how a filter of ours (a
-// variable holding a callable) replaces a built-in one. It returns the new source and how many it renamed.
-func renameFilters(src string, renamed map[string]string) (string, int) {
+// rewriteSource adapts a template to the engine before it is compiled, so that it renders as Python's Jinja2 does:
+//   - each `| name` filter application inside a tag (outside string literals) whose name is a key of renamed becomes
+//     `| renamed[name]`: the engine looks its built-in filters up before the template's variables, so this is how a
+//     filter of ours (a variable holding a callable) replaces a built-in one;
+//   - each output tag {{ expr }} becomes {{ (expr) | printer }}, so values print as Python's str() prints them
+//     (21.0, None, ['a'], {'k': 1}) rather than as the engine does (21, "", ...).
+//
+// Whitespace control (`{{-`, `-}}`) is kept. It returns the new source.
+func rewriteSource(src string, renamed map[string]string, printer string) string {
 	var b strings.Builder
-	n := 0
 	last := 0
 	for _, sp := range scanSource(src) {
 		if sp.kind != spanTag {
 			continue
+		}
+		isOutput := src[sp.start+1] == '{'
+		closed := sp.end-sp.start >= 4 && src[sp.end-2:sp.end] == "}}"
+		if isOutput && closed && printer != "" {
+			// Open the parenthesis after `{{` or `{{-`.
+			at := sp.start + 2
+			if at < sp.end-2 && src[at] == '-' {
+				at++
+			}
+			b.WriteString(src[last:at])
+			b.WriteString("(")
+			last = at
 		}
 		// Walk the tag's code between its string literals.
 		pos := sp.start + 2
@@ -123,14 +139,23 @@ func renameFilters(src string, renamed map[string]string) (string, int) {
 					b.WriteString(src[last : pos+m])
 					b.WriteString(to)
 					last = pos + e
-					n++
 				}
 			}
 			pos = s[1]
 		}
+		if isOutput && closed && printer != "" {
+			// Close it before `}}` or `-}}`.
+			at := sp.end - 2
+			if at > sp.start+2 && src[at-1] == '-' {
+				at--
+			}
+			b.WriteString(src[last:at])
+			b.WriteString(") | " + printer + " ")
+			last = at
+		}
 	}
 	b.WriteString(src[last:])
-	return b.String(), n
+	return b.String()
 }
 
 func isIdentByte(c byte) bool {

@@ -45,6 +45,7 @@ type Template struct {
 	source        string
 	tmpl          *jinja.Template
 	specialTokens map[string]string
+	markers       []string
 }
 
 // Special-token variables that transformers passes to every chat template (the tokenizer's special_tokens_map).
@@ -55,15 +56,19 @@ const (
 	UNKToken = "unk_token"
 )
 
-// tojsonName is the variable our tojson filter is bound to; Compile renames the template's `| tojson` to it.
-const tojsonName = "preftune_tojson"
+// Names of our filters (variables holding callables): Compile renames the template's `| tojson` to tojsonName and
+// pipes every {{ output }} through printerName (see rewriteSource).
+const (
+	tojsonName  = "preftune_tojson"
+	printerName = "preftune_str"
+)
 
 // Compile parses a chat template (the `chat_template` string of a model's tokenizer_config.json). specialTokens is the
 // tokenizer's special_tokens_map: keys such as "bos_token" and "eos_token" and the tokens' text; a token the tokenizer
 // lacks is left out (the template then sees it undefined, as with transformers). A template the engine cannot parse is
 // an error carrying the engine's message.
 func Compile(source string, specialTokens map[string]string) (*Template, error) {
-	rewritten, _ := renameFilters(source, map[string]string{"tojson": tojsonName})
+	rewritten := rewriteSource(source, map[string]string{"tojson": tojsonName}, printerName)
 	var tmpl *jinja.Template
 	err := catchPanic("compiling", func() error {
 		var err error
@@ -77,7 +82,7 @@ func Compile(source string, specialTokens map[string]string) (*Template, error) 
 	for k, v := range specialTokens {
 		st[k] = v
 	}
-	return &Template{source: source, tmpl: tmpl, specialTokens: st}, nil
+	return &Template{source: source, tmpl: tmpl, specialTokens: st, markers: controlMarkers(source, st)}, nil
 }
 
 // Source returns the template's text as given to Compile.
@@ -176,6 +181,7 @@ func (t *Template) Render(messages []Message, opts RenderOptions) (string, error
 		return jinja.NewString(strftime(now(), args[0].AsString())), nil
 	})
 	data[tojsonName] = jinja.NewCallable("tojson", filterToJSON)
+	data[printerName] = jinja.NewCallable("str", filterPrint)
 
 	var out string
 	err := catchPanic("rendering", func() error {
@@ -254,20 +260,10 @@ func filterToJSON(args []jinja.Value, kwargs map[string]jinja.Value) (jinja.Valu
 	return jinja.NewString(b.String()), nil
 }
 
-// pyStr is Python's str() of a template value, as raise_exception's message shows it.
-func pyStr(v jinja.Value) string {
-	switch {
-	case v.IsString():
-		return v.AsString()
-	case v.IsNone():
-		return "None"
-	case v.IsUndefined():
-		return ""
-	case v.IsFloat():
-		return pyFloatRepr(v.AsFloat())
+// filterPrint prints a value as Jinja2 does: Python's str() of it, "" for an undefined one.
+func filterPrint(args []jinja.Value, _ map[string]jinja.Value) (jinja.Value, error) {
+	if len(args) == 0 {
+		return jinja.NewString(""), nil
 	}
-	return v.String()
+	return jinja.NewString(pyStr(args[0])), nil
 }
-
-// asRaise reports whether err is (or wraps) a *RaiseError, setting *target.
-func asRaise(err error, target **RaiseError) bool { return errors.As(err, target) }

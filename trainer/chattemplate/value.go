@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf16"
 
 	"github.com/ardanlabs/jinja"
@@ -408,4 +409,112 @@ func pyFloatRepr(f float64) string {
 		p += ".0"
 	}
 	return p
+}
+
+// pyStr is Python's str() of a template value (how Jinja2 prints it): strings as they are, None as "None",
+// booleans as True/False, floats in repr (21.0, 1e-05), lists and dicts as their repr (['a', 1], {'k': None}), and
+// an undefined value as "".
+func pyStr(v jinja.Value) string {
+	if v.IsString() {
+		return v.AsString()
+	}
+	if v.IsUndefined() {
+		return ""
+	}
+	var b strings.Builder
+	pyRepr(&b, v)
+	return b.String()
+}
+
+// pyRepr writes Python's repr() of v.
+func pyRepr(b *strings.Builder, v jinja.Value) {
+	switch {
+	case v.IsUndefined():
+		// Jinja2's Undefined inside a container prints as "Undefined"; alone it prints "".
+		b.WriteString("Undefined")
+	case v.IsNone():
+		b.WriteString("None")
+	case v.IsBool():
+		if v.AsBool() {
+			b.WriteString("True")
+		} else {
+			b.WriteString("False")
+		}
+	case v.IsInt():
+		b.WriteString(strconv.FormatInt(v.AsInt(), 10))
+	case v.IsFloat():
+		f := v.AsFloat()
+		switch {
+		case math.IsNaN(f):
+			b.WriteString("nan")
+		case math.IsInf(f, 1):
+			b.WriteString("inf")
+		case math.IsInf(f, -1):
+			b.WriteString("-inf")
+		default:
+			b.WriteString(pyFloatRepr(f))
+		}
+	case v.IsString():
+		pyStringRepr(b, v.AsString())
+	case v.IsList():
+		b.WriteByte('[')
+		for i, item := range v.AsList().Items {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			pyRepr(b, item)
+		}
+		b.WriteByte(']')
+	case v.IsDict():
+		d := v.AsDict()
+		b.WriteByte('{')
+		for i, k := range d.Keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			pyStringRepr(b, k)
+			b.WriteString(": ")
+			pyRepr(b, d.Data[k])
+		}
+		b.WriteByte('}')
+	default:
+		b.WriteString(v.String())
+	}
+}
+
+// pyStringRepr writes Python's repr() of a str: single quotes unless the text holds a single quote and no double
+// one; backslash escapes for the quote, \\, \n, \r, \t and the characters Python does not print (controls, format
+// characters, separators other than the space); other non-ASCII as is.
+func pyStringRepr(b *strings.Builder, s string) {
+	q := byte('\'')
+	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
+		q = '"'
+	}
+	b.WriteByte(q)
+	for _, r := range s {
+		switch {
+		case r == rune(q) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r != ' ' && (!unicode.IsGraphic(r) || unicode.Is(unicode.Zs, r)):
+			// Python's str.isprintable() is false: escaped as \xhh, \uhhhh or \Uhhhhhhhh.
+			switch {
+			case r < 0x100:
+				fmt.Fprintf(b, `\x%02x`, r)
+			case r < 0x10000:
+				fmt.Fprintf(b, `\u%04x`, r)
+			default:
+				fmt.Fprintf(b, `\U%08x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte(q)
 }
