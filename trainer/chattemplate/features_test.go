@@ -95,6 +95,10 @@ func featureCases(t *testing.T) []goCase {
 		{name: "raise_after_output", template: `partial {{ raise_exception("stop here") }} never`},
 		{name: "strftime_now", template: `{{ strftime_now("%d %b %Y") }}|{{ strftime_now("%Y-%m-%d") }}|{{ strftime_now("%B %%") }}`},
 		{name: "strftime_more", template: `{{ strftime_now("%A %a %y %j") }}`},
+		{name: "percent_format", template: `{{ '%s-%d' % ('a', 3) }}|{{ "%s" % messages[0].content | upper }}|{% set x = 'Hi %s!' % messages[0]['role'] %}{{ x }}|{{ '%s' % ('%d' % 4) }}|{{ '%d items' % messages | length }}|{{ 7 % 3 }}|{{ '%s' % none }}|{{ '%s' % [1, 'a'] }}`, messages: conv},
+		{name: "percent_format_specs", template: `{{ '%5s|%-5s|%05d|%+d|%x|%#x|%o|%e|%g|%.3g|%c|%r|%%|%.2f|%*d|%.*f' % ('ab', 'cd', 42, 5, 255, 255, 8, 12345.678, 0.00001, 3.14159, 65, 'q', 2.675, 4, 7, 2, 1.5) }}`},
+		{name: "percent_format_mapping", template: `{{ '%(a)s=%(b)05.1f' % {'a': 'k', 'b': 2.25} }}`},
+		{name: "percent_format_too_few", template: `{{ '%s %s' % 'x' }}`},
 		{name: "generation_prompt_only", template: `{% for m in messages %}{{ m.role }}{% endfor %}{% if add_generation_prompt %}+gen{% endif %}`, messages: conv, opts: RenderOptions{AddGenerationPrompt: true}},
 	}
 	return cs
@@ -114,6 +118,9 @@ var featureDifferences = map[string]string{
 	"huggingface-jinja/power":                         "@huggingface/jinja's ** gives 1024 like Python; ardanlabs/jinja gives 1024.0 (see python-jinja2/power)",
 	"python-jinja2/string_literal_unicode_escape":     engineOnly + ": string literals in the template keep \\u and \\x escapes as written (Python decodes them); no real template we know writes them",
 	"huggingface-jinja/string_literal_unicode_escape": "@huggingface/jinja decodes \\u escapes like Python (see python-jinja2/string_literal_unicode_escape)",
+	"huggingface-jinja/percent_format":                jsNoPercent,
+	"huggingface-jinja/percent_format_specs":          jsNoPercent,
+	"huggingface-jinja/percent_format_mapping":        jsNoPercent,
 	"huggingface-jinja/strftime_more":                 "@huggingface/jinja's strftime_now knows only %Y %m %d %b %B %H %M %%",
 	"python-jinja2/title_method":                      engineOnly + ": str.title() upper-cases each word's first letter but leaves the others as they are (Python lower-cases them); no real template we know calls it",
 	"python-jinja2/tests_python_types":                engineOnly + ": a string and a dict are not `sequence`s and true is not a `number` (Python's are); real templates test `is string` and `is mapping`, which agree",
@@ -122,8 +129,9 @@ var featureDifferences = map[string]string{
 }
 
 const (
-	jsNumbers  = "@huggingface/jinja writes floats as JavaScript does (2.0 as 2, 1e-05 as 0.00001); Python's json.dumps, which transformers runs, writes 2.0 and 1e-05 as we do"
-	engineOnly = "ardanlabs/jinja v1.8.0 evaluates this itself and we cannot replace it without forking"
+	jsNoPercent = "@huggingface/jinja has no printf-style `string % values`; Python's Jinja2 has it, and we rewrite it into our formatter"
+	jsNumbers   = "@huggingface/jinja writes floats as JavaScript does (2.0 as 2, 1e-05 as 0.00001); Python's json.dumps, which transformers runs, writes 2.0 and 1e-05 as we do"
+	engineOnly  = "ardanlabs/jinja v1.8.0 evaluates this itself and we cannot replace it without forking"
 )
 
 // TestFeaturesMatchReferences compares small templates exercising each feature real chat templates use with

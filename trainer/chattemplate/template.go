@@ -68,9 +68,13 @@ const (
 // lacks is left out (the template then sees it undefined, as with transformers). A template the engine cannot parse is
 // an error carrying the engine's message.
 func Compile(source string, specialTokens map[string]string) (*Template, error) {
-	rewritten := rewriteSource(source, map[string]string{"tojson": tojsonName}, printerName)
+	rewritten, err := rewritePercent(source)
+	if err != nil {
+		return nil, fmt.Errorf("chattemplate: %w", err)
+	}
+	rewritten = rewriteSource(rewritten, map[string]string{"tojson": tojsonName}, printerName)
 	var tmpl *jinja.Template
-	err := catchPanic("compiling", func() error {
+	err = catchPanic("compiling", func() error {
 		var err error
 		tmpl, err = jinja.Compile(rewritten)
 		return err
@@ -182,6 +186,7 @@ func (t *Template) Render(messages []Message, opts RenderOptions) (string, error
 	})
 	data[tojsonName] = jinja.NewCallable("tojson", filterToJSON)
 	data[printerName] = jinja.NewCallable("str", filterPrint)
+	data[formatName] = jinja.NewCallable("format", filterFormat)
 
 	var out string
 	err := catchPanic("rendering", func() error {

@@ -359,3 +359,35 @@ func TestControlMarkers(t *testing.T) {
 }
 
 func jsonNumber(s string) any { return json.Number(s) }
+
+// TestPercentFormat: `'...' % values` renders as Python's printf-style formatting (expected strings from Python 3.11);
+// the engine alone renders 0.
+func TestPercentFormat(t *testing.T) {
+	msgs := []Message{NewMessage("user", "hi")}
+	for src, want := range map[string]string{
+		`{{ '%s-%d' % ('a', 3) }}`:                                                             "a-3",
+		`{{ "<%s>" % messages[0].content | upper }}`:                                           "<HI>",
+		`{% set x = 'Hi %s!' % messages[0]['role'] %}{{ x }}`:                                  "Hi user!",
+		`{{ '%s' % ('%d' % 4) }} {{ 7 % 3 }}`:                                                  "4 1",
+		`{{ '%(a)s=%(b)05.1f' % {'a': 'k', 'b': 2.25} }}`:                                      "k=002.2",
+		`{{ '%5s|%-5s|%+d|%#x|%e|%g|%r|%%' % ('ab', 'cd', 5, 255, 12345.678, 0.00001, 'q') }}`: "   ab|cd   |+5|0xff|1.234568e+04|1e-05|'q'|%",
+	} {
+		out, err := mustCompile(t, src, nil).Render(msgs, RenderOptions{})
+		if err != nil || out != want {
+			t.Errorf("%s: got %q, %v; want %q", src, out, err, want)
+		}
+	}
+	for src, wantErr := range map[string]string{
+		`{{ '%s %s' % 'x' }}`: "not enough arguments",
+		`{{ '%s' % (1, 2) }}`: "not all arguments converted",
+		`{{ '%d' % 'x' }}`:    "a real number is required, not str",
+	} {
+		_, err := mustCompile(t, src, nil).Render(msgs, RenderOptions{})
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: err = %v, want %q", src, err, wantErr)
+		}
+	}
+	if _, err := Compile("a\n{{ 'x' % }}", nil); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("err = %v, want one naming line 2", err)
+	}
+}
