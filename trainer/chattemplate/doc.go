@@ -25,14 +25,16 @@
 //     (",", ": " with indent), indent=N laid out as Python does, floats as Python writes them (21.0, 1e-05). The
 //     engine's own ignored key order under indent and wrote 21.0 as 21;
 //   - every {{ expression }} prints Python's str() of its value (21.0, None, True, ['a'], {'k': 1}); the engine
-//     printed 21, "" and JSON-like forms;
+//     printed 21, "" and JSON-like forms. The string and join filters print items the same way;
+//   - abs keeps ints as ints and makes -2 positive (the engine's returned -2), round is Python's round (2.5 gives
+//     2.0; the engine's rounded halves up);
 //   - `'literal' % values` (printf-style formatting, with a tuple, a single value or a dict) calls our formatter;
 //     the engine evaluated it as 0 without an error;
 //   - a panic inside the engine comes back as an error.
 //
 // # Verified against
 //
-// The tests render the 11 real templates × 9 conversations of ../shared/testdata/chat-templates and 46 small
+// The tests render the 11 real templates × 9 conversations of ../shared/testdata/chat-templates and 50 small
 // templates that exercise one feature each, and compare every rendering and every raised message with
 // @huggingface/jinja 0.5.11 (npm; installed pinned into bin/jinjaref by hack/install-jinja-ref.sh, skipped only
 // without npm or node) and, when a python3 on PATH imports jinja2, with Python's Jinja2 configured as transformers
@@ -40,8 +42,8 @@
 // feature cases are listed in the tests with their reasons:
 //   - with Python's Jinja2 (the engine evaluates these itself): str.title() leaves the rest of each word as it is;
 //     a string and a dict are not `sequence`s and true is not a `number`; ** always gives a float (1024.0);
-//     `~ none` writes "" (Python: None); string literals keep \u and \x escapes undecoded. No real template we know
-//     relies on these;
+//     `~ none` writes "" (Python: None); string literals keep \u and \x escapes undecoded; a filter binds tighter
+//     than a unary minus (-2|abs is -2). No real template we know relies on these;
 //   - with @huggingface/jinja, where it departs from Python's Jinja2 and we follow Python: printing booleans, lists,
 //     dicts and None; floats in tojson (2.0 as 2); no `%` formatting, no `float` test, fewer strftime directives.
 //

@@ -99,6 +99,10 @@ func featureCases(t *testing.T) []goCase {
 		{name: "percent_format_specs", template: `{{ '%5s|%-5s|%05d|%+d|%x|%#x|%o|%e|%g|%.3g|%c|%r|%%|%.2f|%*d|%.*f' % ('ab', 'cd', 42, 5, 255, 255, 8, 12345.678, 0.00001, 3.14159, 65, 'q', 2.675, 4, 7, 2, 1.5) }}`},
 		{name: "percent_format_mapping", template: `{{ '%(a)s=%(b)05.1f' % {'a': 'k', 'b': 2.25} }}`},
 		{name: "percent_format_too_few", template: `{{ '%s %s' % 'x' }}`},
+		{name: "string_filter", template: `{{ 21.0 | string }}|{{ none | string }}|{{ [1, 2.0] | string }}|{{ (2.0 | string) + 'x' }}`},
+		{name: "number_filters", template: `{{ 2.5 | round }}|{{ 2.567 | round(2) }}|{{ 3.7 | int }}|{{ "4" | int }}|{{ 3 | float }}|{{ (-2) | abs }}|{{ -2.5 | round }}|{{ [1, 2.5] | sum }}|{{ [3, 1] | max }}|{{ [3, 1] | min }}`},
+		{name: "unary_minus_filter", template: `{{ -2 | abs }}`},
+		{name: "join_numbers", template: `{{ [1, 2.0, none, true] | join(",") }}`},
 		{name: "generation_prompt_only", template: `{% for m in messages %}{{ m.role }}{% endfor %}{% if add_generation_prompt %}+gen{% endif %}`, messages: conv, opts: RenderOptions{AddGenerationPrompt: true}},
 	}
 	return cs
@@ -121,9 +125,14 @@ var featureDifferences = map[string]string{
 	"huggingface-jinja/percent_format":                jsNoPercent,
 	"huggingface-jinja/percent_format_specs":          jsNoPercent,
 	"huggingface-jinja/percent_format_mapping":        jsNoPercent,
+	"huggingface-jinja/string_filter":                 "@huggingface/jinja's string filter rejects None",
+	"huggingface-jinja/number_filters":                "@huggingface/jinja has no round filter for numbers",
+	"huggingface-jinja/join_numbers":                  "@huggingface/jinja joins true as JavaScript writes it (true); Python writes True",
+	"huggingface-jinja/unary_minus_filter":            "@huggingface/jinja applies the filter to -2 like Python (see python-jinja2/unary_minus_filter)",
 	"huggingface-jinja/strftime_more":                 "@huggingface/jinja's strftime_now knows only %Y %m %d %b %B %H %M %%",
 	"python-jinja2/title_method":                      engineOnly + ": str.title() upper-cases each word's first letter but leaves the others as they are (Python lower-cases them); no real template we know calls it",
 	"python-jinja2/tests_python_types":                engineOnly + ": a string and a dict are not `sequence`s and true is not a `number` (Python's are); real templates test `is string` and `is mapping`, which agree",
+	"python-jinja2/unary_minus_filter":                engineOnly + ": a filter binds tighter than a unary minus (-(2|abs) = -2; Jinja2 applies it to -2); write (-2)|abs",
 	"python-jinja2/power":                             engineOnly + ": ** always gives a float (1024.0; Python 1024)",
 	"python-jinja2/concat_none":                       engineOnly + ": `~` writes none as \"\" (Python writes None)",
 }

@@ -56,12 +56,8 @@ const (
 	UNKToken = "unk_token"
 )
 
-// Names of our filters (variables holding callables): Compile renames the template's `| tojson` to tojsonName and
-// pipes every {{ output }} through printerName (see rewriteSource).
-const (
-	tojsonName  = "preftune_tojson"
-	printerName = "preftune_str"
-)
+// printerName is the variable of the filter every {{ output }} is piped through (see rewriteSource).
+const printerName = "preftune_print"
 
 // Compile parses a chat template (the `chat_template` string of a model's tokenizer_config.json). specialTokens is the
 // tokenizer's special_tokens_map: keys such as "bos_token" and "eos_token" and the tokens' text; a token the tokenizer
@@ -72,7 +68,11 @@ func Compile(source string, specialTokens map[string]string) (*Template, error) 
 	if err != nil {
 		return nil, fmt.Errorf("chattemplate: %w", err)
 	}
-	rewritten = rewriteSource(rewritten, map[string]string{"tojson": tojsonName}, printerName)
+	renamed := make(map[string]string, len(ourFilters))
+	for name := range ourFilters {
+		renamed[name] = ourFilterVar(name)
+	}
+	rewritten = rewriteSource(rewritten, renamed, printerName)
 	var tmpl *jinja.Template
 	err = catchPanic("compiling", func() error {
 		var err error
@@ -184,7 +184,9 @@ func (t *Template) Render(messages []Message, opts RenderOptions) (string, error
 		}
 		return jinja.NewString(strftime(now(), args[0].AsString())), nil
 	})
-	data[tojsonName] = jinja.NewCallable("tojson", filterToJSON)
+	for name, f := range ourFilters {
+		data[ourFilterVar(name)] = jinja.NewCallable(name, f)
+	}
 	data[printerName] = jinja.NewCallable("str", filterPrint)
 	data[formatName] = jinja.NewCallable("format", filterFormat)
 
