@@ -26,8 +26,7 @@
 //     engine's own ignored key order under indent and wrote 21.0 as 21;
 //   - every {{ expression }} prints Python's str() of its value (21.0, None, True, ['a'], {'k': 1}); the engine
 //     printed 21, "" and JSON-like forms. The string and join filters print items the same way;
-//   - abs keeps ints as ints and makes -2 positive (the engine's returned -2), round is Python's round (2.5 gives
-//     2.0; the engine's rounded halves up);
+//   - round is Python's round (2.5 gives 2.0; the engine's gave 3);
 //   - `'literal' % values` (printf-style formatting, with a tuple, a single value or a dict) calls our formatter;
 //     the engine evaluated it as 0 without an error;
 //   - a panic inside the engine comes back as an error.
