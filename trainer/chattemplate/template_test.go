@@ -3,10 +3,13 @@ package chattemplate
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -389,5 +392,72 @@ func TestPercentFormat(t *testing.T) {
 	}
 	if _, err := Compile("a\n{{ 'x' % }}", nil); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("err = %v, want one naming line 2", err)
+	}
+}
+
+func TestSelectTemplate(t *testing.T) {
+	list := mustJSON(t, `[{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}, {"name": "rag", "template": "R"}]`)
+	for _, c := range []struct {
+		value     any
+		name      string
+		withTools bool
+		want      string
+		wantErr   string
+	}{
+		{"S", "", false, "S", ""},
+		{"S", "rag", false, "", `not a list with one named "rag"`},
+		{list, "", false, "D", ""},
+		{list, "", true, "T", ""},
+		{list, "rag", true, "R", ""},
+		{list, "nope", false, "", `no template named "nope" (it has ["default" "rag" "tool_use"])`},
+		{mustJSON(t, `[{"name": "tool_use", "template": "T"}]`), "", false, "", `no template named "default"`},
+		{nil, "", false, "", "no chat_template"},
+		{mustJSON(t, `[{"name": 1, "template": "T"}]`), "", false, "", "chat_template[0]: want string fields"},
+		{[]any{map[string]any{"name": "default", "template": "M"}}, "", false, "M", ""},
+		{mustJSON(t, `{"default": "x"}`), "", false, "", "got an object"},
+	} {
+		got, err := SelectTemplate(c.value, c.name, c.withTools)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("SelectTemplate(%v, %q, %v) = %q, %v; want error %q", c.value, c.name, c.withTools, got, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("SelectTemplate(%v, %q, %v) = %q, %v; want %q", c.value, c.name, c.withTools, got, err, c.want)
+		}
+	}
+}
+
+// TestConcurrentRender: one compiled template renders from many goroutines; each render's raise_exception and
+// clock are its own.
+func TestConcurrentRender(t *testing.T) {
+	tmpl := mustCompile(t, `{% for m in messages %}{% if m.role == 'bad' %}{{ raise_exception('bad ' ~ m.content) }}{% endif %}{{ m.content }}{% endfor %}@{{ strftime_now("%Y") }}`, nil)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			year := 2000 + i
+			now := func() time.Time { return time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC) }
+			role := "user"
+			if i%2 == 1 {
+				role = "bad"
+			}
+			out, err := tmpl.Render([]Message{NewMessage(role, strconv.Itoa(i))}, RenderOptions{Now: now})
+			var re *RaiseError
+			switch {
+			case role == "bad" && (!errors.As(err, &re) || re.Message != "bad "+strconv.Itoa(i)):
+				errs <- fmt.Sprintf("%d: %q, %v", i, out, err)
+			case role == "user" && (err != nil || out != fmt.Sprintf("%d@%d", i, year)):
+				errs <- fmt.Sprintf("%d: %q, %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
