@@ -110,8 +110,8 @@ type RenderOptions struct {
 	// Documents for retrieval-augmented templates; nil renders `documents` as None.
 	Documents []any
 	// Vars are further template variables, as transformers' **kwargs to apply_chat_template (e.g.
-	// {"enable_thinking": false}). They may override the special tokens but not messages, tools, documents or
-	// add_generation_prompt.
+	// {"enable_thinking": false}). They may override the special tokens; messages, tools, documents,
+	// add_generation_prompt, raise_exception, strftime_now and our filters' names are an error.
 	Vars Object
 	// Now is strftime_now's clock; nil means time.Now (local time, as Python's datetime.now()).
 	Now func() time.Time
@@ -134,6 +134,9 @@ func (t *Template) Render(messages []Message, opts RenderOptions) (string, error
 		data[k] = jinja.NewString(v)
 	}
 	for _, f := range opts.Vars {
+		if reservedVar(f.Key) {
+			return "", fmt.Errorf("chattemplate: variable %q is set by Render itself, not through RenderOptions.Vars", f.Key)
+		}
 		v, err := toValue(f.Value, f.Key)
 		if err != nil {
 			return "", fmt.Errorf("chattemplate: variable %w", err)
@@ -273,4 +276,18 @@ func filterPrint(args []jinja.Value, _ map[string]jinja.Value) (jinja.Value, err
 		return jinja.NewString(""), nil
 	}
 	return jinja.NewString(pyStr(args[0])), nil
+}
+
+// reservedVar reports whether name is a variable Render sets itself.
+func reservedVar(name string) bool {
+	switch name {
+	case "messages", "tools", "documents", "add_generation_prompt", "raise_exception", "strftime_now", printerName, formatName:
+		return true
+	}
+	for f := range ourFilters {
+		if name == ourFilterVar(f) {
+			return true
+		}
+	}
+	return false
 }

@@ -221,6 +221,10 @@ func TestValuesKeepTypesAndOrder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "messages[0].role") {
 		t.Errorf("err = %v, want one naming messages[0].role", err)
 	}
+	_, err = tmpl.Render(nil, RenderOptions{Vars: Object{{"add_generation_prompt", true}}})
+	if err == nil || !strings.Contains(err.Error(), `variable "add_generation_prompt" is set by Render`) {
+		t.Errorf("err = %v, want one refusing add_generation_prompt in Vars", err)
+	}
 	_, err = tmpl.Render(nil, RenderOptions{Tools: []any{Object{{"function", Object{{"x", []int{1}}}}}}})
 	if err == nil || !strings.Contains(err.Error(), "tools[0].function.x") {
 		t.Errorf("err = %v, want one naming tools[0].function.x", err)
