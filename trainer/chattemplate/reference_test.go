@@ -91,10 +91,29 @@ var references = []reference{
 	}},
 }
 
-// runReference renders every case with one run of a reference script.
+// runReference renders every case with one run of a reference script. Its input is {"templates": [...], "cases":
+// [{"template": index, "context": {...}}]}, each distinct template sent once.
 func runReference(t *testing.T, cases []refCase, command string, args ...string) []refResult {
 	t.Helper()
-	in, err := json.Marshal(cases)
+	type wireCase struct {
+		Template int    `json:"template"`
+		Context  Object `json:"context"`
+	}
+	var input struct {
+		Templates []string   `json:"templates"`
+		Cases     []wireCase `json:"cases"`
+	}
+	index := map[string]int{}
+	for _, c := range cases {
+		i, ok := index[c.Template]
+		if !ok {
+			i = len(input.Templates)
+			index[c.Template] = i
+			input.Templates = append(input.Templates, c.Template)
+		}
+		input.Cases = append(input.Cases, wireCase{Template: i, Context: c.Context})
+	}
+	in, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
 """render_ref.py renders chat templates with Python's Jinja2 configured as transformers' apply_chat_template
 configures it, the second reference of the Go tests (the first is @huggingface/jinja, render_ref.mjs).
 
-Usage: python3 render_ref.py < cases.json > results.json
-  cases.json: [{"template": "...", "context": {...}}, ...] (the template's variables, JSON key order kept).
+Usage: python3 render_ref.py < input.json > results.json
+  input.json: {"templates": ["...", ...], "cases": [{"template": index, "context": {...}}, ...]}; a context holds
+  the template's variables, JSON key order kept.
   results.json: one entry per case, in order: {"output": "..."} or {"error": "the message"}; a raise_exception
   error's message is the template's own, any other is prefixed with the exception's class name.
 
@@ -41,12 +42,13 @@ env.filters["tojson"] = tojson
 env.globals["raise_exception"] = raise_exception
 env.globals["strftime_now"] = strftime_now
 
+data = json.load(sys.stdin)
 compiled = {}
 results = []
-for case in json.load(sys.stdin):
+for case in data["cases"]:
     try:
         if case["template"] not in compiled:
-            compiled[case["template"]] = env.from_string(case["template"])
+            compiled[case["template"]] = env.from_string(data["templates"][case["template"]])
         results.append({"output": compiled[case["template"]].render(**case["context"])})
     except Raised as e:
         results.append({"error": str(e)})
