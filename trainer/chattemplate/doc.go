@@ -33,12 +33,13 @@
 //
 // # Verified against
 //
-// The tests render the 11 real templates × 9 conversations of ../shared/testdata/chat-templates and 50 small
-// templates that exercise one feature each, and compare every rendering and every raised message with
+// The tests render the 11 real templates × 9 conversations of ../shared/testdata/chat-templates, 56 small templates
+// that exercise one feature each, and 1,760 prompts and conversations of real preference pairs (../shared/data, the
+// first 40 pairs of two files through the 11 templates), and compare every rendering and every raised message with
 // @huggingface/jinja 0.5.11 (npm; installed pinned into bin/jinjaref by hack/install-jinja-ref.sh, skipped only
 // without npm or node) and, when a python3 on PATH imports jinja2, with Python's Jinja2 configured as transformers
-// configures it (testdata/render_ref.py). All 99 real cases are identical with both. The differences left on the
-// feature cases are listed in the tests with their reasons:
+// configures it (testdata/render_ref.py). All the real cases (99 and 1,760) are identical with both. The
+// differences left on the feature cases are listed in the tests with their reasons:
 //   - with Python's Jinja2 (the engine evaluates these itself): str.title() leaves the rest of each word as it is;
 //     a string and a dict are not `sequence`s and true is not a `number`; ** always gives a float (1024.0);
 //     `~ none` writes "" (Python: None); string literals keep \u and \x escapes undecoded; a filter binds tighter

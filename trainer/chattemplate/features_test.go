@@ -103,6 +103,12 @@ func featureCases(t *testing.T) []goCase {
 		{name: "number_filters", template: `{{ 2.5 | round }}|{{ 2.567 | round(2) }}|{{ 3.7 | int }}|{{ "4" | int }}|{{ 3 | float }}|{{ (-2) | abs }}|{{ -2.5 | round }}|{{ [1, 2.5] | sum }}|{{ [3, 1] | max }}|{{ [3, 1] | min }}`},
 		{name: "unary_minus_filter", template: `{{ -2 | abs }}`},
 		{name: "join_numbers", template: `{{ [1, 2.0, none, true] | join(",") }}`},
+		{name: "dict_iteration", template: b + `{% set d = {'b': 1, 'a': 2} %}{% for k in d %}{{ k }}{% endfor %}|{% for k, v in d | items %}{{ k }}={{ v }}{% endfor %}|{{ d | length }}|{{ b('a' in d) }}`},
+		{name: "loop_neighbours", template: `{% for m in messages %}{% if not loop.first %}{{ loop.previtem.role }}>{% endif %}{{ m.role }}{% if not loop.last %}>{{ loop.nextitem.role }},{% endif %}{% endfor %}`, messages: conv},
+		{name: "reverse_range", template: `{% for i in range(messages | length - 1, -1, -1) %}{{ i }}{{ messages[i].role[0] }}{% endfor %}|{{ range(2, 8, 3) | join(',') }}`, messages: conv},
+		{name: "think_split", template: `{% for m in messages %}{% set c = m.content %}{% if '</think>' in c %}{{ c.split('</think>')[-1].lstrip('\n') }}|{{ c.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') }}{% endif %}{% endfor %}`, messages: mustMessages(t, `[{"role": "assistant", "content": "<think>\nreason here\n</think>\n\nanswer"}]`)},
+		{name: "list_concat_set", template: `{% set ns = namespace(parts=[]) %}{% for m in messages %}{% set ns.parts = ns.parts + [m.role] %}{% endfor %}{{ ns.parts | join('+') }}|{{ (messages | selectattr('role', 'equalto', 'system') | first).content }}`, messages: conv},
+		{name: "undefined_checks", template: `{{ 'a' if messages[0].x is not defined else 'b' }}{{ 'c' if messages[0].tool_calls is defined and messages[0].tool_calls else 'd' }}{{ messages[0].x | default('e', true) }}{{ '' | default('f', true) }}{{ none | default('g') }}`, messages: conv},
 		{name: "generation_prompt_only", template: `{% for m in messages %}{{ m.role }}{% endfor %}{% if add_generation_prompt %}+gen{% endif %}`, messages: conv, opts: RenderOptions{AddGenerationPrompt: true}},
 	}
 	return cs
@@ -129,6 +135,7 @@ var featureDifferences = map[string]string{
 	"huggingface-jinja/number_filters":                "@huggingface/jinja has no round filter for numbers",
 	"huggingface-jinja/join_numbers":                  "@huggingface/jinja joins true as JavaScript writes it (true); Python writes True",
 	"huggingface-jinja/unary_minus_filter":            "@huggingface/jinja applies the filter to -2 like Python (see python-jinja2/unary_minus_filter)",
+	"huggingface-jinja/undefined_checks":              "@huggingface/jinja prints None as an empty string; Python's Jinja2 prints None",
 	"huggingface-jinja/strftime_more":                 "@huggingface/jinja's strftime_now knows only %Y %m %d %b %B %H %M %%",
 	"python-jinja2/title_method":                      engineOnly + ": str.title() upper-cases each word's first letter but leaves the others as they are (Python lower-cases them); no real template we know calls it",
 	"python-jinja2/tests_python_types":                engineOnly + ": a string and a dict are not `sequence`s and true is not a `number` (Python's are); real templates test `is string` and `is mapping`, which agree",
