@@ -3,6 +3,7 @@ package chattemplate
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -290,4 +291,40 @@ func reservedVar(name string) bool {
 		}
 	}
 	return false
+}
+
+// ToMessages converts a decoded JSON list of messages (ParseJSON's []any of Object, or encoding/json's []any of
+// map[string]any, whose keys are then sorted) to Messages. Each must be an object with a string "role"; errors name
+// the index, e.g. "messages[2]: no string role".
+func ToMessages(v any) ([]Message, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("messages: want a list of messages, got %s", jsonKind(v))
+	}
+	out := make([]Message, len(list))
+	for i, e := range list {
+		var obj Object
+		switch m := e.(type) {
+		case Object:
+			obj = m
+		case Message:
+			obj = Object(m)
+		case map[string]any:
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				obj = append(obj, Field{Key: k, Value: m[k]})
+			}
+		default:
+			return nil, fmt.Errorf("messages[%d]: want an object, got %s", i, jsonKind(e))
+		}
+		if _, ok := Message(obj).Get("role"); !ok || Message(obj).Role() == "" {
+			return nil, fmt.Errorf("messages[%d]: no string role", i)
+		}
+		out[i] = Message(obj)
+	}
+	return out, nil
 }

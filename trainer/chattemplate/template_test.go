@@ -465,3 +465,26 @@ func TestConcurrentRender(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+func TestToMessages(t *testing.T) {
+	msgs, err := ToMessages(mustJSON(t, `[{"role": "user", "content": "a", "name": "n"}, {"content": "b", "role": "assistant"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[1].Role() != "assistant" || msgs[1][0].Key != "content" {
+		t.Errorf("got %v", msgs)
+	}
+	if msgs, err := ToMessages([]any{map[string]any{"role": "user", "content": "x"}}); err != nil || msgs[0][0].Key != "content" {
+		t.Errorf("from a Go map: %v, %v (want keys sorted)", msgs, err)
+	}
+	for src, want := range map[string]string{
+		`{"role": "user"}`:                     "want a list of messages, got an object",
+		`[{"role": "user"}, "hi"]`:             "messages[1]: want an object, got a string",
+		`[{"role": "user"}, {"content": "x"}]`: "messages[1]: no string role",
+		`[{"role": 3, "content": "x"}]`:        "messages[0]: no string role",
+	} {
+		if _, err := ToMessages(mustJSON(t, src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ToMessages(%s): err = %v, want %q", src, err, want)
+		}
+	}
+}
