@@ -3,6 +3,8 @@ module github.com/preftune/preftune
 go 1.26.8
 
 require (
+	// Chat templates (trainer/chattemplate). v1.9.0 and newer need Go 1.27.
+	github.com/ardanlabs/jinja v1.8.0
 	github.com/chewxy/hm v1.0.0
 	// In-process S3 for the storage tests: SeaweedFS's weed did not finish building here in 21 minutes (trainer/DESIGN.md).
 	github.com/johannesboyne/gofakes3 v1.2.0
