@@ -28,7 +28,7 @@ func writeTinyModel(t *testing.T) string {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, name := range p.Names {
 		std := 0.1
-		if strings.HasPrefix(name, "wte") || strings.HasPrefix(name, "wpe") {
+		if strings.HasPrefix(name, "transformer.wte") || strings.HasPrefix(name, "transformer.wpe") {
 			std = 0.3
 		}
 		vals, _ := p.Float32s(name)

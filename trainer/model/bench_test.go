@@ -9,7 +9,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/loss"
 	"github.com/preftune/preftune/trainer/nn"
 )
@@ -69,9 +68,9 @@ func stepFLOPs(c Config, rows, length int) float64 {
 	return 3 * fwd
 }
 
-func benchBatch(rows, length, vocab int, pairs bool) data.Batch {
+func benchBatch(rows, length, vocab int, pairs bool) Batch {
 	rng := rand.New(rand.NewPCG(1, 2))
-	b := data.Batch{B: rows, T: length, N: rows, Inputs: make([]int, rows*length), Targets: make([]int, rows*length),
+	b := Batch{B: rows, T: length, N: rows, Inputs: make([]int, rows*length), Targets: make([]int, rows*length),
 		Mask: make([]float32, rows*length)}
 	if pairs {
 		b.N = rows / 2
