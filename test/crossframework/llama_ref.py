@@ -109,6 +109,8 @@ class Config:
         self.o_bias = attn_bias and mt in ("llama", "qwen3")
         self.mlp_bias = mt == "llama" and bool(c.get("mlp_bias", False))
         self.qk_norm = mt == "qwen3"
+        # A sliding window only changes attention when it is shorter than the rows; this reference refuses that.
+        self.window = c.get("sliding_window") if mt == "mistral" or c.get("use_sliding_window") else None
         self.theta = c.get("rope_theta", 10000.0)
         self.scaling = c.get("rope_scaling")
         if c.get("hidden_act", "silu") != "silu":
@@ -149,6 +151,8 @@ def rotate(x, cos, sin):
 
 def forward(cfg, P, ids):
     B, T = ids.shape
+    if cfg.window is not None and cfg.window < T:
+        raise InputError(f"sliding_window {cfg.window} is shorter than the {T} positions of the rows")
     H, K, hd = cfg.heads, cfg.kv, cfg.hd
     dtype = P["model.embed_tokens.weight"].dtype
     ang = torch.arange(T, dtype=dtype)[:, None] * cfg.inv_freq(dtype)[None, :]

@@ -26,9 +26,11 @@ type llamaCase struct {
 	name string
 	cfg  model.Config
 	arch string
-	// shard > 0 saves in shards of at most that many bytes; bf16 rewrites the weights as BF16.
-	shard int64
-	bf16  bool
+	// shard > 0 saves in shards of at most that many bytes; bf16 rewrites the weights as BF16; config, when
+	// set, rewrites config.json (to make an architecture HFConfig does not choose).
+	shard  int64
+	bf16   bool
+	config func(string) string
 }
 
 var llama3Rope = &nn.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 64}
@@ -45,6 +47,13 @@ var llamaCases = []llamaCase{
 	{name: "qwen2-tied-linear-rope-bf16", arch: "Qwen2ForCausalLM", bf16: true, cfg: model.Config{Family: model.Llama,
 		VocabSize: 50, ContextLength: 32, Layers: 2, DModel: 32, Heads: 4, KVHeads: 2, Intermediate: 40, NormEps: 1e-6,
 		RopeTheta: 1000, RopeScaling: &nn.RopeScaling{Type: "linear", Factor: 2}, QKVBias: true}},
+	// Mistral with a sliding window longer than the context: attention is fully causal, as here.
+	{name: "mistral-gqa-window-at-least-context", arch: "MistralForCausalLM", cfg: model.Config{Family: model.Llama,
+		VocabSize: 50, ContextLength: 32, Layers: 2, DModel: 32, Heads: 4, KVHeads: 2, Intermediate: 40, NormEps: 1e-5,
+		RopeTheta: 1000000}, config: func(s string) string {
+		s = strings.Replace(s, `"LlamaForCausalLM"`, `"MistralForCausalLM"`, 1)
+		return strings.Replace(s, `"model_type": "llama"`, `"model_type": "mistral", "sliding_window": 32`, 1)
+	}},
 }
 
 // writeLlama saves a random, perturbed model of the case with model.Params.Save (BF16 cases then have their
@@ -70,6 +79,16 @@ func writeLlama(t *testing.T, c llamaCase) string {
 	}
 	if c.shard > 0 && len(res.WeightFiles) < 2 {
 		t.Fatalf("%s: %d weight files, want shards", c.name, len(res.WeightFiles))
+	}
+	if c.config != nil {
+		path := filepath.Join(dir, hf.ConfigFile)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(c.config(string(raw))), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if c.bf16 {
 		var st []safetensors.Tensor
@@ -157,7 +176,7 @@ func llamaBatch(vocab int) model.Batch {
 
 // TestLlamaFamilyMatchesPyTorch writes Llama-family checkpoints with the trainer (random weights; GQA and MQA,
 // untied and tied heads, q/k/v, o_proj and MLP biases, q/k norm, llama3 and linear rope scaling; one sharded,
-// one BF16), evaluates a padded batch with llama_ref.py in float64, and holds the model loaded from the same
+// one BF16; a Mistral whose window covers the context), evaluates a padded batch with llama_ref.py in float64, and holds the model loaded from the same
 // directory, in float64 (1e-9) and float32 (1e-4), to its logits, per-sequence log-probs, SFT loss and SFT
 // gradients.
 func TestLlamaFamilyMatchesPyTorch(t *testing.T) {
