@@ -129,7 +129,7 @@ func (p *Params) accumulate(gr *graph) error {
 		if !ok || v.Dtype() != p.Dtype {
 			return fmt.Errorf("model: gradient of %s is %T", n, gr.grads[i].Value())
 		}
-		switch dst := p.Grads[n].Data().(type) {
+		switch dst := p.Gradients()[n].Data().(type) {
 		case []float32:
 			addTo(dst, v.Data().([]float32))
 		case []float64:

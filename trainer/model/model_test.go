@@ -40,7 +40,7 @@ func flat(p *Params, grads bool) []float64 {
 	var out []float64
 	src := p.Values
 	if grads {
-		src = p.Grads
+		src = p.Gradients()
 	}
 	for _, n := range p.Names {
 		v := src[n]

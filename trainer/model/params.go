@@ -17,7 +17,9 @@ type Params struct {
 	// Names lists the weights in Config.Shapes order.
 	Names  []string
 	Values map[string]*tensor.Dense
-	Grads  map[string]*tensor.Dense
+	// Grads are allocated on first need (a training step, Float32s or Gradients), so a model that only runs
+	// forward (generation, reference log-probs) holds its weights once.
+	Grads map[string]*tensor.Dense
 
 	graphs map[graphKey]*graph
 	fam    family
@@ -45,12 +47,11 @@ func newParams(cfg Config, dt tensor.Dtype) (*Params, error) {
 	if dt != tensor.Float32 && dt != tensor.Float64 {
 		return nil, fmt.Errorf("model: dtype %v, want float32 or float64", dt)
 	}
-	p := &Params{Config: cfg, Dtype: dt, Values: map[string]*tensor.Dense{}, Grads: map[string]*tensor.Dense{},
+	p := &Params{Config: cfg, Dtype: dt, Values: map[string]*tensor.Dense{},
 		graphs: map[graphKey]*graph{}, fam: fam}
 	for _, s := range cfg.Shapes() {
 		p.Names = append(p.Names, s.Name)
 		p.Values[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
-		p.Grads[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
 	}
 	return p, nil
 }
@@ -182,7 +183,19 @@ func (p *Params) Float32s(name string) (values, grads []float32) {
 	if p.Dtype != tensor.Float32 {
 		panic(fmt.Sprintf("model: Float32s on a %v model", p.Dtype))
 	}
-	return v.Data().([]float32), p.Grads[name].Data().([]float32)
+	return v.Data().([]float32), p.Gradients()[name].Data().([]float32)
+}
+
+// Gradients returns Grads, allocating zero gradients for every weight the first time.
+func (p *Params) Gradients() map[string]*tensor.Dense {
+	if p.Grads == nil {
+		p.Grads = make(map[string]*tensor.Dense, len(p.Names))
+		for _, n := range p.Names {
+			v := p.Values[n]
+			p.Grads[n] = tensor.New(tensor.Of(p.Dtype), tensor.WithShape(v.Shape()...))
+		}
+	}
+	return p.Grads
 }
 
 // ZeroGrads sets every gradient to 0.

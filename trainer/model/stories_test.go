@@ -96,6 +96,9 @@ func TestStories260KGoldenLogits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if p.Grads != nil {
+			t.Errorf("forward-only use allocated %d gradients", len(p.Grads))
+		}
 		if d := math.Abs(sums[0] - gd.LogProbSum); d > c.tol {
 			t.Errorf("%v: prompt log-prob sum %.10g, golden %.10g", c.dt, sums[0], gd.LogProbSum)
 		}
