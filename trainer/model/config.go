@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	G "gorgonia.org/gorgonia"
 
@@ -51,7 +53,8 @@ type Config struct {
 	// token embedding.
 	Untied bool
 	// RecomputeAttention keeps two numbers per query row instead of the attention probabilities between the
-	// forward and backward passes (nn.RecomputeProbs); Llama family only. Same results, less memory.
+	// forward and backward passes (nn.RecomputeProbs); Llama family only. Same results, less memory. Graphs
+	// read it when they are built, so on a loaded model set it before the first step (or after ReleaseGraphs).
 	RecomputeAttention bool
 	// Tokens are the special token ids config.json names (bos_token_id, eos_token_id, pad_token_id).
 	Tokens TokenIDs
@@ -167,7 +170,12 @@ func familyOf(f Family) (family, error) {
 	}
 	fam, ok := families[f]
 	if !ok {
-		return nil, fmt.Errorf("model: family %q is not supported (supported: %s, %s)", f, GPT2, Llama)
+		var names []string
+		for name := range families {
+			names = append(names, string(name))
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("model: family %q is not supported (supported: %s)", f, strings.Join(names, ", "))
 	}
 	return fam, nil
 }
