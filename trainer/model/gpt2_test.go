@@ -126,8 +126,16 @@ func TestGPT2UnsupportedVariantsRefused(t *testing.T) {
 			t.Errorf("%s: error %v, want ModelUnsupported naming it", field, err)
 		}
 	}
+	// Token id 0 for BOS and PAD, no EOS: kept as given, not taken for "none set".
+	hc, err := hf.ParseConfig([]byte(base + `, "bos_token_id": 0, "pad_token_id": 0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := FromHF(hc, 0); err != nil || c.Tokens.BOS != 0 || c.Tokens.PAD != 0 || len(c.Tokens.EOS) != 0 {
+		t.Fatalf("tokens %+v, %v; want BOS 0, PAD 0, no EOS", c.Tokens, err)
+	}
 	// An untied GPT-2 (tie_word_embeddings false) has lm_head.weight and uses it.
-	hc, err := hf.ParseConfig([]byte(base + `, "tie_word_embeddings": false}`))
+	hc, err = hf.ParseConfig([]byte(base + `, "tie_word_embeddings": false}`))
 	if err != nil {
 		t.Fatal(err)
 	}

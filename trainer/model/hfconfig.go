@@ -26,7 +26,8 @@ func FromHF(hc *hf.Config, contextLength int) (Config, error) {
 		VocabSize: hc.VocabSize, ContextLength: contextLength, MaxPositions: hc.MaxPositionEmbeddings,
 		Layers: hc.NumLayers, DModel: hc.HiddenSize, Heads: hc.NumHeads, KVHeads: hc.NumKVHeads, HeadDim: hc.HeadDim,
 		Intermediate: hc.IntermediateSize, NormEps: hc.NormEps, Untied: !hc.TieWordEmbeddings,
-		Tokens: TokenIDs{BOS: -1, PAD: -1, EOS: append([]int(nil), hc.EOSTokenIDs...)},
+		// EOS is never nil here, so that Normalized does not read ids 0 as "none set".
+		Tokens: TokenIDs{BOS: -1, PAD: -1, EOS: append([]int{}, hc.EOSTokenIDs...)},
 	}
 	if hc.BOSTokenID != nil {
 		c.Tokens.BOS = *hc.BOSTokenID
