@@ -51,7 +51,7 @@ func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 	pad := r.tok.PAD()
 	for _, examples := range [][]data.Example{trainEx, evalEx} {
 		for _, b := range data.EvalBatches(r.tok, examples, contract.KindDPO, r.cfg.Training.BatchSize, r.policy.ContextLength) {
-			sums, _, err := r.policy.LogProbs(b)
+			sums, _, err := r.policy.LogProbs(b.Model())
 			if err != nil {
 				return failed(ReasonTrainingFailed, "reference log-probs: %v", err)
 			}

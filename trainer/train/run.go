@@ -206,7 +206,8 @@ func (r *runner) loadModel() error {
 		if err != nil {
 			return &FieldError{Field: "model.architecture.tokenizer", Reason: err.Error()}
 		}
-		mc := model.Config{VocabSize: tok.VocabSize(), ContextLength: a.ContextLength, Layers: a.Layers, DModel: a.DModel, Heads: a.Heads}
+		mc := model.Config{Family: model.GPT2, VocabSize: tok.VocabSize(), ContextLength: a.ContextLength, Layers: a.Layers, DModel: a.DModel,
+			Heads: a.Heads, Tokens: model.TokenIDs{BOS: tok.BOS(), EOS: []int{tok.EOS()}, PAD: tok.PAD()}}
 		if err := mc.Validate(); err != nil {
 			return &FieldError{Field: "model.architecture", Reason: err.Error()}
 		}
