@@ -41,9 +41,10 @@ type HF struct {
 	added      []AddedToken
 	addedByID  map[int]*AddedToken
 	addedByStr map[string]*AddedToken
-	special    map[int]bool // ids of special added tokens
-	rawTrie    *addedTrie   // added tokens with normalized false
-	normTrie   *addedTrie   // added tokens with normalized true, matched on normalised text
+	special    map[string]bool // contents of special added tokens
+	decodeAs   map[int]string  // normalised content of normalized added tokens, which decoding uses
+	rawTrie    *addedTrie      // added tokens with normalized false
+	normTrie   *addedTrie      // added tokens with normalized true, matched on normalised text
 	idToToken  map[int]string
 	vocabSize  int
 }
@@ -110,8 +111,8 @@ func ParseHF(data []byte) (*HF, error) {
 	if !isNull(j.Padding) {
 		return nil, wrap(fmt.Errorf("field padding is set; the trainer pads itself, remove it"))
 	}
-	t := &HF{addedByID: map[int]*AddedToken{}, addedByStr: map[string]*AddedToken{}, special: map[int]bool{},
-		idToToken: map[int]string{}}
+	t := &HF{addedByID: map[int]*AddedToken{}, addedByStr: map[string]*AddedToken{}, special: map[string]bool{},
+		decodeAs: map[int]string{}, idToToken: map[int]string{}}
 	var err error
 	if t.model, err = buildBPE(j.Model); err != nil {
 		return nil, wrap(err)
@@ -140,21 +141,41 @@ func ParseHF(data []byte) (*HF, error) {
 	}
 	t.added = j.AddedTokens
 	var raw, normed []*AddedToken
+	maxAdded := -1
 	for i := range t.added {
 		a := &t.added[i]
 		if a.Content == "" {
 			return nil, wrap(fmt.Errorf("added_tokens[%d]: empty content", i))
 		}
-		if a.ID < 0 {
-			return nil, wrap(fmt.Errorf("added_tokens[%d] %q: negative id %d", i, a.Content, a.ID))
+		// The Rust crate does not take an added token's id from the file: a token in the model's vocabulary gets
+		// that id, any other the next id after the vocabulary and the added tokens before it. A file whose ids
+		// differ (edited by hand) would give other ids there than here, so it is an error.
+		want, inVocab := t.model.vocab[a.Content]
+		if !inVocab {
+			want = len(t.model.vocab)
+			if maxAdded >= len(t.model.vocab) {
+				want = maxAdded + 1
+			}
 		}
+		if a.ID != want {
+			return nil, wrap(fmt.Errorf("added_tokens[%d] %q: id %d, but Hugging Face tokenizers assigns it id %d "+
+				"(its vocabulary id, or the next id after the vocabulary and the added tokens before it)", i, a.Content, a.ID, want))
+		}
+		maxAdded = max(maxAdded, a.ID)
 		if prev, dup := t.addedByID[a.ID]; dup {
 			return nil, wrap(fmt.Errorf("added_tokens[%d] %q: id %d is already %q", i, a.Content, a.ID, prev.Content))
 		}
 		t.addedByID[a.ID] = a
 		t.addedByStr[a.Content] = a
 		if a.Special {
-			t.special[a.ID] = true
+			t.special[a.Content] = true
+		}
+		// Like the Rust crate, a normalized token decodes as its normalised content (Gemma-style Prepend or
+		// Replace normalizers turn "<tool>" into "▁<tool>", which the decoder turns back).
+		if a.Normalized && t.normalize != nil {
+			if n := t.normalize(a.Content); n != a.Content {
+				t.decodeAs[a.ID] = n
+			}
 		}
 		t.vocabSize = max(t.vocabSize, a.ID+1)
 		if a.Normalized {
@@ -192,7 +213,10 @@ func (t *HF) Token(id int) (string, bool) {
 }
 
 // IsSpecial reports whether id is a special added token (those Decode skips).
-func (t *HF) IsSpecial(id int) bool { return t.special[id] }
+func (t *HF) IsSpecial(id int) bool {
+	a, ok := t.addedByID[id]
+	return ok && a.Special
+}
 
 // AddedTokens returns tokenizer.json's added tokens, in file order.
 func (t *HF) AddedTokens() []AddedToken { return append([]AddedToken(nil), t.added...) }
@@ -224,12 +248,17 @@ func (t *HF) DecodeWithSpecial(ids []int) string { return t.decodeIDs(ids, false
 func (t *HF) decodeIDs(ids []int, skipSpecial bool) string {
 	toks := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if skipSpecial && t.special[id] {
+		s, ok := t.decodeAs[id]
+		if !ok {
+			if s, ok = t.Token(id); !ok {
+				continue
+			}
+		}
+		// As in the Rust crate, a token is skipped when its decoding string is a special token's content.
+		if skipSpecial && t.special[s] {
 			continue
 		}
-		if s, ok := t.Token(id); ok {
-			toks = append(toks, s)
-		}
+		toks = append(toks, s)
 	}
 	if t.decode == nil {
 		return strings.Join(toks, " ")
@@ -388,7 +417,11 @@ func (tr *addedTrie) split(s string, first bool) []segment {
 	return segs
 }
 
-func isWordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) || r == '_' }
+// isWordChar is Rust regex's Unicode \w (Alphabetic, marks, decimal digits, connector punctuation, join controls),
+// which the crate's single_word check uses.
+func isWordChar(r rune) bool {
+	return unicode.In(r, unicode.L, unicode.M, unicode.Nd, unicode.Nl, unicode.Pc, unicode.Other_Alphabetic, unicode.Join_Control)
+}
 
 func endsWithWordChar(s string) bool {
 	r, n := utf8.DecodeLastRuneInString(s)
