@@ -67,7 +67,7 @@ type hfJSON struct {
 	AddedTokens   []AddedToken    `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
-	Model         json.RawMessage `json:"model"`
+	Model         *modelJSON      `json:"model"`
 	PostProcessor json.RawMessage `json:"post_processor"`
 	Decoder       json.RawMessage `json:"decoder"`
 }
@@ -102,7 +102,7 @@ func ParseHF(data []byte) (*HF, error) {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
 	wrap := func(err error) error { return fmt.Errorf("tokenizer.json: %w", err) }
-	if isNull(j.Model) {
+	if j.Model == nil {
 		return nil, wrap(fmt.Errorf("field model is missing"))
 	}
 	if !isNull(j.Truncation) {

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"container/heap"
 	"encoding/json"
 	"fmt"
@@ -52,17 +53,20 @@ type bpeJSON struct {
 	Merges                  json.RawMessage `json:"merges"`
 }
 
-func buildBPE(raw json.RawMessage) (*bpe, error) {
-	typ, err := typed(raw)
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+// modelJSON reads tokenizer.json's model in one pass (the files are up to 33 MB): the BPE fields, and the vocab
+// kept raw because other model types write it as a list.
+type modelJSON struct {
+	bpeJSON
+	Vocab json.RawMessage `json:"vocab"`
+}
+
+func buildBPE(mj *modelJSON) (*bpe, error) {
+	if mj.Type != "" && mj.Type != "BPE" {
+		return nil, componentError("model", mj.Type, []string{"BPE"})
 	}
-	if typ != "" && typ != "BPE" {
-		return nil, componentError("model", typ, []string{"BPE"})
-	}
-	var j bpeJSON
-	if err := json.Unmarshal(raw, &j); err != nil {
-		return nil, fmt.Errorf("model BPE: %w", err)
+	j := mj.bpeJSON
+	if err := json.Unmarshal(mj.Vocab, &j.Vocab); err != nil {
+		return nil, fmt.Errorf("model BPE: field vocab: %w", err)
 	}
 	if j.Dropout != nil && *j.Dropout != 0 {
 		return nil, fmt.Errorf("model BPE: dropout %g is not supported (tokenization must be deterministic)", *j.Dropout)
@@ -121,8 +125,13 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
+	// The first element's opening character tells the two forms apart without a failed full parse.
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
 	var strs []string
-	if err := json.Unmarshal(raw, &strs); err == nil {
+	if len(trimmed) > 0 && trimmed[0] == '[' && !bytes.HasPrefix(bytes.TrimLeft(trimmed[1:], " \t\r\n"), []byte("[")) {
+		if err := json.Unmarshal(raw, &strs); err != nil {
+			return nil, fmt.Errorf("merges: %w", err)
+		}
 		out := make([][2]string, len(strs))
 		for i, s := range strs {
 			a, b, ok := strings.Cut(s, " ")
