@@ -304,3 +304,59 @@ func TestGPT2MatchesGPT3Encoder(t *testing.T) {
 		t.Fatalf("%d of %d strings differ from gpt-3-encoder", bad, len(strs))
 	}
 }
+
+// TestDroppedCharsCounted checks that characters a model cannot represent (no unk_token, no byte fallback) are
+// dropped as in Hugging Face and counted.
+func TestDroppedCharsCounted(t *testing.T) {
+	tok, err := ParseHF([]byte(`{"added_tokens": [], "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a pre-tokenizer the text is one word: "x" is dropped, then a b a b merge into ab ab.
+	if got := tok.Encode("abxab"); !equalIDs(got, []int{2, 2}) {
+		t.Fatalf("Encode(abxab) = %v, want [2 2]", got)
+	}
+	if tok.DroppedChars() != 1 {
+		t.Fatalf("DroppedChars = %d, want 1", tok.DroppedChars())
+	}
+	tok.Encode("ééa")
+	tok.Encode("abxab") // again: a cached word must still count
+	if tok.DroppedChars() != 4 {
+		t.Fatalf("DroppedChars = %d, want 4", tok.DroppedChars())
+	}
+}
+
+// TestHFConcurrentEncode checks that one HF serves goroutines at once (the word cache is shared) with the same ids
+// as sequential calls.
+func TestHFConcurrentEncode(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteByteHF(dir, 64); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strs := generateStrings(11, 200, nil)
+	want := make([][]int, len(strs))
+	for i, s := range strs {
+		want[i] = p.Encode(s)
+	}
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := len(strs) - 1; i >= 0; i-- {
+				if got := p.Encode(strs[i]); !equalIDs(got, want[i]) {
+					errs <- strs[i]
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if s := <-errs; s != "" {
+			t.Fatalf("concurrent Encode(%q) differs", s)
+		}
+	}
+}

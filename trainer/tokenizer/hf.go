@@ -218,6 +218,11 @@ func (t *HF) IsSpecial(id int) bool {
 	return ok && a.Special
 }
 
+// DroppedChars is how many characters Encode has dropped since load because the model had no token for them: not
+// in the vocabulary, no byte fallback and no unk_token (the Rust crate drops them silently; byte-level and
+// byte-fallback models never drop any). Callers that encode a dataset report it.
+func (t *HF) DroppedChars() int64 { return t.model.dropped.Load() }
+
 // AddedTokens returns tokenizer.json's added tokens, in file order.
 func (t *HF) AddedTokens() []AddedToken { return append([]AddedToken(nil), t.added...) }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,8 @@ type bpe struct {
 
 	cacheMu sync.RWMutex
 	cache   map[string][]int
+
+	dropped atomic.Int64 // characters dropped: not in the vocabulary, no byte fallback, no unk_token
 }
 
 type mergeInfo struct {
@@ -206,7 +209,11 @@ func (m *bpe) tokenize(w string, out []int) []int {
 			return append(out, ids...)
 		}
 	}
-	ids := m.merge(w)
+	ids, dropped := m.merge(w)
+	if dropped > 0 {
+		m.dropped.Add(int64(dropped)) // not cached, so that every encode counts its drops
+		return append(out, ids...)
+	}
 	if cacheable {
 		m.cacheMu.Lock()
 		if len(m.cache) < bpeCacheEntries {
@@ -217,13 +224,14 @@ func (m *bpe) tokenize(w string, out []int) []int {
 	return append(out, ids...)
 }
 
-func (m *bpe) merge(w string) []int {
+// merge returns the ids of a word and how many of its characters had no token.
+func (m *bpe) merge(w string) ([]int, int) {
 	syms := make([]symbol, 0, len(w))
 	add := func(id, n int) {
 		i := int32(len(syms))
 		syms = append(syms, symbol{id: int32(id), prev: i - 1, next: i + 1, len: int32(n)})
 	}
-	unkID, unkLen := -1, 0
+	unkID, unkLen, dropped := -1, 0, 0
 	for i, r := range w {
 		n := utf8.RuneLen(r)
 		s := w[i : i+n]
@@ -267,13 +275,17 @@ func (m *bpe) merge(w string) []int {
 				unkID, unkLen = m.unk, n
 			}
 		}
-		// Without unk_token the Rust crate drops the character; so does this (the tests compare against it).
+		// Without unk_token the Rust crate drops the character; so does this (the tests compare against it), and
+		// counts it (HF.DroppedChars).
+		if m.unk < 0 {
+			dropped++
+		}
 	}
 	if unkID >= 0 {
 		add(unkID, unkLen)
 	}
 	if len(syms) == 0 {
-		return nil
+		return nil, dropped
 	}
 	syms[len(syms)-1].next = -1
 
@@ -319,7 +331,7 @@ func (m *bpe) merge(w string) []int {
 			ids = append(ids, int(s.id))
 		}
 	}
-	return ids
+	return ids, dropped
 }
 
 func (m *bpe) pair(a, b int32) (mergeInfo, bool) {
