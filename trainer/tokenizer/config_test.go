@@ -157,7 +157,6 @@ func TestLoadRejectsUnsupportedComponents(t *testing.T) {
 		{"model", `{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["ab"]}`, `merges[0] "ab" is not two tokens`},
 		{"model", `{"type": "BPE", "dropout": 0.1, "vocab": {"a": 0}}`, `dropout`},
 		{"model", `{"type": "BPE", "unk_token": "<unk>", "vocab": {"a": 0}}`, `unk_token "<unk>" is not in the vocab`},
-		{"truncation", `{"max_length": 5}`, `field truncation is set`},
 		{"pre_tokenizer", `{"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated"}`, `pre_tokenizer Split: pattern: Regex`},
 		{"pre_tokenizer", `{"type": "Split", "pattern": {"String": "a"}, "behavior": "Sideways"}`, `behavior "Sideways"`},
 		{"pre_tokenizer", `{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "sometimes"}`, `prepend_scheme "sometimes"`},
@@ -167,6 +166,13 @@ func TestLoadRejectsUnsupportedComponents(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "tokenizer.json: ") {
 			t.Errorf("%s %s: error %v, want one starting with tokenizer.json: and containing %q", c.field, c.value, err, c.want)
 		}
+	}
+	tr, err := ParseHF([]byte(base("truncation", `{"max_length": 5}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(tr.IgnoredSettings(), []string{"truncation"}) || len(tr.Encode("abababab")) != 4 {
+		t.Errorf("truncation: ignored %v, want it reported and not applied", tr.IgnoredSettings())
 	}
 	bad := `{"added_tokens": [{"id": 7, "content": "<x>", "special": true}], "model": {"type": "BPE", "vocab": {"a": 0}}}`
 	if _, err := ParseHF([]byte(bad)); err == nil || !strings.Contains(err.Error(), `added_tokens[0] "<x>": id 7, but Hugging Face tokenizers assigns it id 1`) {
@@ -229,6 +235,7 @@ func TestRealConfigs(t *testing.T) {
 		template      bool
 	}{
 		"llama3":      {"<|begin_of_text|>", "<|end_of_text|>", "", true},
+		"llama3_1":    {"<|begin_of_text|>", "<|eot_id|>", "", true},
 		"qwen3":       {"", "<|im_end|>", "<|endoftext|>", true},
 		"gemma3":      {"<bos>", "<end_of_turn>", "<pad>", true},
 		"deepseek_v3": {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜end▁of▁sentence｜>", true},

@@ -26,7 +26,9 @@ import (
 // ByteLevel, Metaspace, Digits, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
 // RobertaProcessing, BertProcessing; decoders Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace.
 //
-// Known differences from the Rust crate: Metaspace's prepend_scheme "first" treats a word as first when it starts at byte 0 of the input
+// Known differences from the Rust crate: character classes (\p{L}, \p{N}, \s in split patterns, NFC) come from Go's
+// Unicode 15.0 tables, so characters first assigned in Unicode 15.1 or 16.0 (CJK Extension I, Egyptian hieroglyphs
+// extended, Garay, ...) can split differently; Metaspace's prepend_scheme "first" treats a word as first when it starts at byte 0 of the input
 // before normalisation changed offsets. Text that is not valid UTF-8 has each invalid byte replaced by U+FFFD before
 // encoding (the Rust crate accepts only valid UTF-8).
 //
@@ -47,6 +49,7 @@ type HF struct {
 	normTrie   *addedTrie      // added tokens with normalized true, matched on normalised text
 	idToToken  map[int]string
 	vocabSize  int
+	ignored    []string
 }
 
 // AddedToken is an entry of tokenizer.json's added_tokens (Hugging Face's AddedToken).
@@ -94,8 +97,9 @@ func LoadHFFile(path string) (*HF, error) {
 	return t, nil
 }
 
-// ParseHF builds a tokenizer from the content of a tokenizer.json. Truncation and padding settings are rejected
-// (the trainer truncates and pads itself, once per pair).
+// ParseHF builds a tokenizer from the content of a tokenizer.json. Its truncation and padding settings are not
+// applied (the trainer truncates and pads itself, once per pair; transformers also resets them on every call):
+// IgnoredSettings names them so callers can say so.
 func ParseHF(data []byte) (*HF, error) {
 	var j hfJSON
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -105,13 +109,14 @@ func ParseHF(data []byte) (*HF, error) {
 	if j.Model == nil {
 		return nil, wrap(fmt.Errorf("field model is missing"))
 	}
+	var ignored []string
 	if !isNull(j.Truncation) {
-		return nil, wrap(fmt.Errorf("field truncation is set; the trainer truncates itself, remove it"))
+		ignored = append(ignored, "truncation")
 	}
 	if !isNull(j.Padding) {
-		return nil, wrap(fmt.Errorf("field padding is set; the trainer pads itself, remove it"))
+		ignored = append(ignored, "padding")
 	}
-	t := &HF{addedByID: map[int]*AddedToken{}, addedByStr: map[string]*AddedToken{}, special: map[string]bool{},
+	t := &HF{ignored: ignored, addedByID: map[int]*AddedToken{}, addedByStr: map[string]*AddedToken{}, special: map[string]bool{},
 		decodeAs: map[int]string{}, idToToken: map[int]string{}}
 	var err error
 	if t.model, err = buildBPE(j.Model); err != nil {
@@ -188,6 +193,10 @@ func ParseHF(data []byte) (*HF, error) {
 	t.normTrie = newAddedTrie(normed, t.normalize)
 	return t, nil
 }
+
+// IgnoredSettings names the tokenizer.json settings present in the file that encoding does not apply
+// ("truncation", "padding").
+func (t *HF) IgnoredSettings() []string { return append([]string(nil), t.ignored...) }
 
 // VocabSize is the number of ids the tokenizer can produce: its highest id (model vocabulary or added token) + 1.
 // A model's embedding can be larger (Gemma-3's config.json says 262,208; its tokenizer 262,145).

