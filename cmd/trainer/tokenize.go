@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/preftune/preftune/trainer/contract"
@@ -70,6 +71,14 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	piece := func(id int) string { return bytePiece(id) }
 	decodeOne := func(id int) string { return tok.Decode([]int{id}) }
 	if p, ok := tok.(*tokenizer.Pretrained); ok {
+		for _, s := range p.IgnoredSettings() {
+			fmt.Fprintf(stderr, "preftune-trainer tokenize: note: tokenizer.json's %s setting is not applied (the trainer truncates and pads itself)\n", s)
+		}
+		defer func() {
+			if n := p.DroppedChars(); n > 0 {
+				fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: %d characters have no token (no unk_token, no byte fallback) and were dropped\n", n)
+			}
+		}()
 		if *special {
 			ids = p.EncodeWithSpecial(text)
 		}
@@ -93,12 +102,24 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return contract.ExitOK
 	}
 	fmt.Fprintf(stdout, "%6s %8s  %-24s %s\n", "index", "id", "piece", "text")
+	// A token's text is what it adds to the decoded prefix (decoders such as Llama-2's strip a leading space only at
+	// the start, so a token decoded alone can differ); for long inputs, or where the prefix changes, it is the
+	// token decoded alone.
+	prev := ""
 	for i, id := range ids {
-		fmt.Fprintf(stdout, "%6d %8d  %-24s %s\n", i, id, strconv.Quote(out.Pieces[i]), strconv.Quote(decodeOne(id)))
+		one := decodeOne(id)
+		if len(ids) <= 4096 {
+			cur := decodeAll(ids[:i+1])
+			if strings.HasPrefix(cur, prev) {
+				one = cur[len(prev):]
+			}
+			prev = cur
+		}
+		fmt.Fprintf(stdout, "%6d %8d  %-24s %s\n", i, id, strconv.Quote(out.Pieces[i]), strconv.Quote(one))
 	}
-	same := "decodes back to the input"
-	if out.Decoded != text {
-		same = fmt.Sprintf("decodes to %s, not the input", strconv.Quote(out.Decoded))
+	same := "decodes back to the input (special tokens skipped)"
+	if back := tok.Decode(ids); back != text {
+		same = fmt.Sprintf("decodes to %s (special tokens skipped), not the input", strconv.Quote(back))
 	}
 	fmt.Fprintf(stdout, "%d tokens for %d bytes (%s, vocabulary %d); %s\n", len(ids), len(b), tok.Name(), tok.VocabSize(), same)
 	return contract.ExitOK

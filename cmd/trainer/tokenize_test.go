@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,6 +41,7 @@ func TestTokenizeStories260K(t *testing.T) {
 	}
 	code, stdout, _ = tokenizeRun(t, "Once upon", "--model", dir)
 	if code != contract.ExitOK || !strings.Contains(stdout, `"▁Once"`) || strings.Contains(stdout, `"<s>"`) ||
+		!regexp.MustCompile(`"▁upon"\s+" upon"\n`).MatchString(stdout) ||
 		!strings.Contains(stdout, "2 tokens for 9 bytes (huggingface, vocabulary 512); decodes back to the input") {
 		t.Fatalf("table output:\n%s", stdout)
 	}
