@@ -144,7 +144,7 @@ func TestLoadRejectsUnsupportedComponents(t *testing.T) {
 		return b.String()
 	}
 	cases := []struct{ field, value, want string }{
-		{"pre_tokenizer", `{"type": "X"}`, `pre_tokenizer type "X" is not supported (supported: Sequence, Split, ByteLevel, Metaspace, Digits, WhitespaceSplit)`},
+		{"pre_tokenizer", `{"type": "X"}`, `pre_tokenizer type "X" is not supported (supported: Sequence, Split, ByteLevel, Metaspace, Digits, Punctuation, WhitespaceSplit)`},
 		{"pre_tokenizer", `{"type": "Sequence", "pretokenizers": [{"type": "BertPreTokenizer"}]}`, `pre_tokenizer Sequence[0]: pre_tokenizer type "BertPreTokenizer" is not supported`},
 		{"normalizer", `{"type": "BertNormalizer"}`, `normalizer type "BertNormalizer" is not supported`},
 		{"normalizer", `{"type": "Lowercase"}`, `normalizer type "Lowercase" is not supported`},

@@ -23,7 +23,7 @@ import (
 // Supported components (anything else fails at load, naming the component): model BPE (byte_fallback, fuse_unk,
 // ignore_merges, continuing_subword_prefix, end_of_word_suffix; merges as "a b" strings or [a, b] pairs);
 // normalizers Sequence, NFC, NFD, NFKC, NFKD, Prepend, Replace, Strip; pre-tokenizers Sequence, Split,
-// ByteLevel, Metaspace, Digits, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
+// ByteLevel, Metaspace, Digits, Punctuation, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
 // RobertaProcessing, BertProcessing; decoders Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace.
 //
 // Known differences from the Rust crate: character classes (\p{L}, \p{N}, \s in split patterns, NFC) come from Go's

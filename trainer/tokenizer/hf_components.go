@@ -15,7 +15,7 @@ import (
 // `tokenizers` (v0.23; its npm build is the reference the tests compare against). A type not listed fails at load.
 var (
 	supportedNormalizers   = []string{"Sequence", "NFC", "NFD", "NFKC", "NFKD", "Prepend", "Replace", "Strip"}
-	supportedPreTokenizers = []string{"Sequence", "Split", "ByteLevel", "Metaspace", "Digits", "WhitespaceSplit"}
+	supportedPreTokenizers = []string{"Sequence", "Split", "ByteLevel", "Metaspace", "Digits", "Punctuation", "WhitespaceSplit"}
 	supportedDecoders      = []string{"Sequence", "ByteLevel", "Metaspace", "ByteFallback", "Fuse", "Strip", "Replace"}
 	supportedProcessors    = []string{"Sequence", "ByteLevel", "TemplateProcessing", "RobertaProcessing", "BertProcessing"}
 )
@@ -337,6 +337,29 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		}
 		return func(ws []word) []word {
 			return splitWords(ws, func(x string) [][2]int { return splitBy(x, runeClass(unicode.IsNumber), b, false) })
+		}, nil
+	case "Punctuation":
+		var s struct {
+			Behavior *string `json:"behavior"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("pre_tokenizer Punctuation: %w", err)
+		}
+		b := splitIsolated // the Rust default
+		if s.Behavior != nil {
+			var ok bool
+			if b, ok = splitBehaviors[*s.Behavior]; !ok {
+				return nil, fmt.Errorf("pre_tokenizer Punctuation: behavior %q is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous", *s.Behavior)
+			}
+		}
+		// Rust: char::is_ascii_punctuation (which counts ASCII symbols such as $ + < = > ^ ` | ~) or a Unicode P
+		// category.
+		isPunct := func(r rune) bool {
+			return r < 0x80 && (r >= '!' && r <= '/' || r >= ':' && r <= '@' || r >= '[' && r <= '`' || r >= '{' && r <= '~') ||
+				unicode.IsPunct(r)
+		}
+		return func(ws []word) []word {
+			return splitWords(ws, func(x string) [][2]int { return splitBy(x, runeClass(isPunct), b, false) })
 		}, nil
 	case "WhitespaceSplit":
 		return func(ws []word) []word {

@@ -120,6 +120,9 @@ var synthVariants = []struct {
 		`null`,
 		`{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}`,
 		false, `, "ignore_merges": true`},
+	{"punctuation", `null`,
+		`{"type": "Sequence", "pretokenizers": [{"type": "Punctuation", "behavior": "Contiguous"}, {"type": "Punctuation"}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}`,
+		`null`, `{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}`, false, ""},
 	{"unk-no-fuse", `null`, `{"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}`,
 		`null`, `null`, false, `, "fuse_unk": false`},
 }
