@@ -11,7 +11,7 @@ import (
 
 // synthModel returns a small BPE model block: "<unk>" 0, "<s>" 1, "</s>" 2, the 256 byte-fallback tokens, the
 // byte-level alphabet, "▁", ASCII letters, digits and punctuation, and merges that build a few words left to right.
-func synthModel(byteFallback bool, extra string) string {
+func synthModel(byteFallback bool, extra string) (string, int) {
 	vocab := map[string]int{}
 	add := func(s string) {
 		if _, ok := vocab[s]; !ok {
@@ -33,7 +33,9 @@ func synthModel(byteFallback bool, extra string) string {
 	var merges [][2]string
 	seen := map[[2]string]bool{}
 	for _, w := range []string{"▁the", "▁a", "▁hello", "▁world", "he", "ll", "▁once", "▁upon", "▁time", "ing", "▁to",
-		"12", "▁▁", "▁▁▁▁", "Ġthe", "Ġhello", "ĠĠ", "the", "hello", "world", " the", "  ", "AB", "▁AB"} {
+		"12", "▁▁", "▁▁▁▁", "Ġthe", "Ġhello", "ĠĠ", "the", "hello", "world", " the", "  ", "AB", "▁AB",
+		// merges across punctuation (ASCII and Unicode), so that where a pre-tokenizer splits shows in the ids
+		"a,b", "a.b", byteLevelEncode("the«"), byteLevelEncode("«the"), byteLevelEncode("a。b"), byteLevelEncode("x—y")} {
 		rs := []rune(w)
 		cur := string(rs[0])
 		for _, r := range rs[1:] {
@@ -50,21 +52,22 @@ func synthModel(byteFallback bool, extra string) string {
 	m, _ := json.Marshal(merges)
 	return fmt.Sprintf(`{"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
 		"end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": %t, "ignore_merges": false %s, "vocab": %s, "merges": %s}`,
-		byteFallback, extra, v, m)
+		byteFallback, extra, v, m), len(vocab)
 }
 
-// synthAdded is an added_tokens list that uses every flag: lstrip, rstrip, single_word, normalized.
+// synthAdded is an added_tokens list that uses every flag: lstrip, rstrip, single_word, normalized. "@k" stands
+// for the id vocabulary size + k, which Hugging Face assigns to the k-th token missing from the vocabulary.
 const synthAdded = `[
 	{"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
 	{"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
 	{"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
-	{"id": 576, "content": "[MASK]", "single_word": false, "lstrip": true, "rstrip": true, "normalized": false, "special": true},
-	{"id": 577, "content": "word", "single_word": true, "lstrip": false, "rstrip": false, "normalized": false, "special": false},
-	{"id": 578, "content": "ＡＢ", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
-	{"id": 579, "content": "<tool>", "single_word": false, "lstrip": true, "rstrip": false, "normalized": true, "special": false},
-	{"id": 580, "content": "</tool>", "single_word": false, "lstrip": false, "rstrip": true, "normalized": false, "special": true},
-	{"id": 581, "content": "<tool> x", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false},
-	{"id": 582, "content": "hello world", "single_word": true, "lstrip": true, "rstrip": false, "normalized": true, "special": false}
+	{"id": @0, "content": "[MASK]", "single_word": false, "lstrip": true, "rstrip": true, "normalized": false, "special": true},
+	{"id": @1, "content": "word", "single_word": true, "lstrip": false, "rstrip": false, "normalized": false, "special": false},
+	{"id": @2, "content": "ＡＢ", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+	{"id": @3, "content": "<tool>", "single_word": false, "lstrip": true, "rstrip": false, "normalized": true, "special": false},
+	{"id": @4, "content": "</tool>", "single_word": false, "lstrip": false, "rstrip": true, "normalized": false, "special": true},
+	{"id": @5, "content": "<tool> x", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false},
+	{"id": @6, "content": "hello world", "single_word": true, "lstrip": true, "rstrip": false, "normalized": true, "special": false}
 ]`
 
 // synthVariants are tokenizer.json pipelines that the real files do not use, each compared with the reference.
@@ -132,7 +135,11 @@ func synthFile(t *testing.T, name string) string {
 		if v.name != name {
 			continue
 		}
-		model := synthModel(v.byteFallback, v.modelExtra)
+		model, size := synthModel(v.byteFallback, v.modelExtra)
+		added := synthAdded
+		for k := 0; k < 7; k++ {
+			added = strings.ReplaceAll(added, fmt.Sprintf(`"id": @%d,`, k), fmt.Sprintf(`"id": %d,`, size+k))
+		}
 		if strings.Contains(v.modelExtra, "fuse_unk") {
 			model = strings.Replace(model, `"fuse_unk": true, `, "", 1)
 		}
@@ -141,7 +148,7 @@ func synthFile(t *testing.T, name string) string {
 		}
 		js := fmt.Sprintf(`{"version": "1.0", "truncation": null, "padding": null, "added_tokens": %s, "normalizer": %s,
 			"pre_tokenizer": %s, "post_processor": %s, "decoder": %s, "model": %s}`,
-			synthAdded, v.normalizer, v.preTokenizer, v.post, v.decoder, model)
+			added, v.normalizer, v.preTokenizer, v.post, v.decoder, model)
 		var check any
 		if err := json.Unmarshal([]byte(js), &check); err != nil {
 			t.Fatalf("variant %s is not JSON: %v", name, err)
@@ -164,7 +171,8 @@ func TestHFSyntheticComponentsMatchReference(t *testing.T) {
 	dir := tokref(t)
 	extra := []string{"", " ", "a [MASK] b", "a[MASK]b", "  [MASK]  [MASK]  ", "word", "a word b", "awordb", "word_x",
 		"_word", "ＡＢ", "AB", "x ＡＢ y", " <tool> x", "<tool> x", "a  <tool>", "</tool>   z", "hello world", "ahello world",
-		"hello worlds", " hello world", "Hello, world! 123 4567", "▁▁x", "é e\u0301", "ﬁ ①②", "\u3000x\u00a0y"}
+		"hello worlds", " hello world", "Hello, world! 123 4567", "▁▁x", "é e\u0301", "ﬁ ①②", "\u3000x\u00a0y",
+		"a,b a.b", "«the» the«", "a。b x—y", "a,,b x——y"}
 	for _, v := range synthVariants {
 		t.Run(v.name, func(t *testing.T) {
 			file := synthFile(t, v.name)
