@@ -331,3 +331,77 @@ func equalIDs(a, b []int) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// TestHFDecodeRandomIDs compares decoding of random id sequences (which, unlike encoded text, hold invalid UTF-8 byte
+// runs, lone special tokens, byte-fallback tokens between pieces and ids past the vocabulary) with Hugging Face's.
+func TestHFDecodeRandomIDs(t *testing.T) {
+	dir := tokref(t)
+	for _, m := range refModels {
+		t.Run(m.name, func(t *testing.T) {
+			file := m.file(t, dir)
+			tok, err := LoadHFFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(generatedSeed, 0xdec))
+			var special []int
+			for _, a := range tok.AddedTokens() {
+				special = append(special, a.ID)
+			}
+			var byteIDs []int
+			for b := 0; b < 256; b++ {
+				if id, ok := tok.TokenID(fmt.Sprintf("<0x%02X>", b)); ok {
+					byteIDs = append(byteIDs, id)
+				}
+			}
+			lists := make([][]int, 400)
+			for i := range lists {
+				n := rng.IntN(24)
+				for j := 0; j < n; j++ {
+					var id int
+					switch r := rng.IntN(10); {
+					case r < 3 && len(byteIDs) > 0:
+						id = byteIDs[rng.IntN(len(byteIDs))]
+					case r < 4 && len(special) > 0:
+						id = special[rng.IntN(len(special))]
+					case r < 5:
+						id = rng.IntN(256) // single characters and bytes of most vocabularies
+					default:
+						id = rng.IntN(tok.VocabSize() + 2) // past the vocabulary too: skipped by both
+					}
+					lists[i] = append(lists[i], id)
+				}
+				if lists[i] == nil {
+					lists[i] = []int{}
+				}
+			}
+			tmp := t.TempDir()
+			in, out := filepath.Join(tmp, "ids.json"), filepath.Join(tmp, "out.json")
+			b, _ := json.Marshal(lists)
+			if err := os.WriteFile(in, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if msg, err := exec.Command("node", "testdata/hfref.js", dir, "decode", file, in, out).CombinedOutput(); err != nil {
+				t.Fatalf("hfref.js decode: %v\n%s", err, msg)
+			}
+			var ref []struct{ Kept, Skipped string }
+			if b, err = os.ReadFile(out); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &ref); err != nil {
+				t.Fatal(err)
+			}
+			bad := 0
+			for i, ids := range lists {
+				if got, got2 := tok.DecodeWithSpecial(ids), tok.Decode(ids); got != ref[i].Kept || got2 != ref[i].Skipped {
+					if bad++; bad <= 5 {
+						t.Errorf("decode %v:\n kept %q\nwant %q\n skipped %q\nwant %q", ids, got, ref[i].Kept, got2, ref[i].Skipped)
+					}
+				}
+			}
+			if bad > 0 {
+				t.Fatalf("%d of %d id lists decode differently", bad, len(lists))
+			}
+		})
+	}
+}

