@@ -26,9 +26,13 @@ import (
 // ByteLevel, Metaspace, Digits, Punctuation, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
 // RobertaProcessing, BertProcessing; decoders Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace.
 //
-// Known differences from the Rust crate: character classes (\p{L}, \p{N}, \s in split patterns, NFC) come from Go's
-// Unicode 15.0 tables, so characters first assigned in Unicode 15.1 or 16.0 (CJK Extension I, Egyptian hieroglyphs
-// extended, Garay, ...) can split differently; Metaspace's prepend_scheme "first" treats a word as first when it starts at byte 0 of the input
+// Character classes: regexp2 and Go's unicode package use Unicode 15.0 tables, older than the Rust crate's (16.0);
+// unicode_extra.go, generated from the reference's own regex engine, adds the characters of Unicode 15.1 and 16.0
+// (CJK Extension I, Egyptian hieroglyphs extended, Garay, new emoji, ...) to \p{L}, \p{M}, \p{N}, \p{P}, \p{S} in
+// split patterns, Digits, Punctuation and single_word.
+//
+// Known differences from the Rust crate: NFC and the other normalisation forms use golang.org/x/text's Unicode 15.0
+// data (a Unicode 16.0 character with a canonical decomposition can normalise differently); Metaspace's prepend_scheme "first" treats a word as first when it starts at byte 0 of the input
 // before normalisation changed offsets. Text that is not valid UTF-8 has each invalid byte replaced by U+FFFD before
 // encoding (the Rust crate accepts only valid UTF-8).
 //
@@ -434,7 +438,8 @@ func (tr *addedTrie) split(s string, first bool) []segment {
 // isWordChar is Rust regex's Unicode \w (Alphabetic, marks, decimal digits, connector punctuation, join controls),
 // which the crate's single_word check uses.
 func isWordChar(r rune) bool {
-	return unicode.In(r, unicode.L, unicode.M, unicode.Nd, unicode.Nl, unicode.Pc, unicode.Other_Alphabetic, unicode.Join_Control)
+	return unicode.In(r, unicode.L, unicode.M, unicode.Nd, unicode.Nl, unicode.Pc, unicode.Other_Alphabetic, unicode.Join_Control) ||
+		isCategory(r, "L", unicode.L) || isCategory(r, "M", unicode.M) || isCategory(r, "Nd", unicode.Nd)
 }
 
 func endsWithWordChar(s string) bool {

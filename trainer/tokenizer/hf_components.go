@@ -336,7 +336,8 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			b = splitIsolated
 		}
 		return func(ws []word) []word {
-			return splitWords(ws, func(x string) [][2]int { return splitBy(x, runeClass(unicode.IsNumber), b, false) })
+			isNumber := func(r rune) bool { return isCategory(r, "N", unicode.N) }
+			return splitWords(ws, func(x string) [][2]int { return splitBy(x, runeClass(isNumber), b, false) })
 		}, nil
 	case "Punctuation":
 		var s struct {
@@ -356,7 +357,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		// category.
 		isPunct := func(r rune) bool {
 			return r < 0x80 && (r >= '!' && r <= '/' || r >= ':' && r <= '@' || r >= '[' && r <= '`' || r >= '{' && r <= '~') ||
-				unicode.IsPunct(r)
+				isCategory(r, "P", unicode.P)
 		}
 		return func(ws []word) []word {
 			return splitWords(ws, func(x string) [][2]int { return splitBy(x, runeClass(isPunct), b, false) })

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -57,7 +58,7 @@ type regex struct {
 }
 
 func compileRegex(pattern string) (regex, error) {
-	re, err := regexp2.Compile(pattern, regexp2.None)
+	re, err := regexp2.Compile(extendClasses(pattern), regexp2.None)
 	if err != nil {
 		return regex{}, err
 	}
@@ -183,4 +184,87 @@ func splitBy(s string, m matcher, behavior splitBehavior, invert bool) [][2]int 
 		}
 	}
 	return out
+}
+
+// extendClasses adds to every \p{X} of an Oniguruma pattern the characters of category X that Hugging Face's
+// Oniguruma knows but Go's older Unicode tables (which regexp2 uses) leave unassigned (unicodeExtra), so that
+// \p{L}, \p{N}, \p{P}, \p{S}, \p{M} match the same characters as in Hugging Face. \P{X} outside a bracket becomes
+// [^\p{X}...]; \P{X} inside a bracket is left as it is (no tokenizer.json in use writes it).
+func extendClasses(pattern string) string {
+	rs := []rune(pattern)
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(rs); i++ {
+		c := rs[i]
+		if c == '\\' && i+1 < len(rs) {
+			if (rs[i+1] == 'p' || rs[i+1] == 'P') && i+2 < len(rs) && rs[i+2] == '{' {
+				end := -1
+				for j := i + 3; j < len(rs); j++ {
+					if rs[j] == '}' {
+						end = j
+						break
+					}
+				}
+				if end > 0 {
+					name := string(rs[i+3 : end])
+					if tbl, ok := unicodeExtra[name]; ok {
+						extra := rangeChars(tbl)
+						neg := rs[i+1] == 'P'
+						switch {
+						case depth > 0 && !neg:
+							b.WriteString(`\p{` + name + `}` + extra)
+						case depth == 0 && !neg:
+							b.WriteString(`[\p{` + name + `}` + extra + `]`)
+						case depth == 0 && neg:
+							b.WriteString(`[^\p{` + name + `}` + extra + `]`)
+						default:
+							b.WriteString(string(rs[i : end+1]))
+						}
+						i = end
+						continue
+					}
+				}
+			}
+			b.WriteRune(c)
+			b.WriteRune(rs[i+1])
+			i++
+			continue
+		}
+		switch {
+		case c == '[':
+			depth++
+		case c == ']' && depth > 0:
+			depth--
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// rangeChars writes a range table's characters as character-class ranges ("a-z").
+func rangeChars(t *unicode.RangeTable) string {
+	var b strings.Builder
+	add := func(lo, hi rune) {
+		b.WriteRune(lo)
+		if hi > lo {
+			b.WriteByte('-')
+			b.WriteRune(hi)
+		}
+	}
+	for _, r := range t.R16 {
+		add(rune(r.Lo), rune(r.Hi))
+	}
+	for _, r := range t.R32 {
+		add(rune(r.Lo), rune(r.Hi))
+	}
+	return b.String()
+}
+
+// isCategory reports whether r is in Go's table of a general category or in unicodeExtra's.
+func isCategory(r rune, name string, goTable *unicode.RangeTable) bool {
+	if unicode.Is(goTable, r) {
+		return true
+	}
+	t, ok := unicodeExtra[name]
+	return ok && unicode.Is(t, r)
 }

