@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // File names beside tokenizer.json in a Hugging Face model directory.
@@ -303,3 +304,12 @@ func (c Config) ChatTemplateNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// cleanUpReplacer is transformers' clean_up_tokenization (PreTrainedTokenizerBase), in its order.
+var cleanUpReplacer = strings.NewReplacer(" .", ".", " ?", "?", " !", "!", " ,", ",", " ' ", "'", " n't", "n't",
+	" 'm", "'m", " 's", "'s", " 've", "'ve", " 're", "'re")
+
+// CleanUpTokenizationSpaces applies transformers' clean_up_tokenization to decoded text: it removes the space
+// before . ? ! , and English contractions. HF.Decode follows Hugging Face's Rust crate and never applies it;
+// callers that must reproduce transformers' decode(...) apply it when Config.CleanUpTokenizationSpaces is true.
+func CleanUpTokenizationSpaces(text string) string { return cleanUpReplacer.Replace(text) }

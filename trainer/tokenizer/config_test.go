@@ -367,3 +367,11 @@ func TestHFConcurrentEncode(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanUpTokenizationSpaces(t *testing.T) {
+	in := "Hello , world ! Is it ? I do n't know . He 's here ; we 're , they 've , I 'm ' quoted ' ."
+	want := "Hello, world! Is it? I don't know. He's here ; we're, they've, I'm'quoted'."
+	if got := CleanUpTokenizationSpaces(in); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
