@@ -120,6 +120,9 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	same := "decodes back to the input (special tokens skipped)"
 	if back := tok.Decode(ids); back != text {
 		same = fmt.Sprintf("decodes to %s (special tokens skipped), not the input", strconv.Quote(back))
+		if out.Decoded == text {
+			same = "decodes back to the input (special tokens kept)"
+		}
 	}
 	fmt.Fprintf(stdout, "%d tokens for %d bytes (%s, vocabulary %d); %s\n", len(ids), len(b), tok.Name(), tok.VocabSize(), same)
 	return contract.ExitOK

@@ -89,3 +89,15 @@ func TestTokenizeErrors(t *testing.T) {
 		t.Fatal("tokenize is not registered")
 	}
 }
+
+func TestTokenizeSpecialTokenText(t *testing.T) {
+	dir := t.TempDir()
+	if err := tokenizer.WriteByteHF(dir, 64); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := tokenizeRun(t, "a<|eos|>", "--model", dir)
+	if code != contract.ExitOK || !strings.Contains(stdout, "2 tokens for 8 bytes") ||
+		!strings.Contains(stdout, "decodes back to the input (special tokens kept)") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+}
