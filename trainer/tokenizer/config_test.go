@@ -351,6 +351,15 @@ func TestHFConcurrentEncode(t *testing.T) {
 	for i, s := range strs {
 		want[i] = p.Encode(s)
 	}
+	batch := p.EncodeBatch(strs)
+	for i := range strs {
+		if !equalIDs(batch[i], want[i]) {
+			t.Fatalf("EncodeBatch[%d] (%q) = %v, Encode gives %v", i, strs[i], batch[i], want[i])
+		}
+	}
+	if got := p.EncodeBatch(nil); len(got) != 0 {
+		t.Fatalf("EncodeBatch(nil) = %v", got)
+	}
 	errs := make(chan string, 4)
 	for g := 0; g < 4; g++ {
 		go func() {

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -243,6 +246,30 @@ func (t *HF) AddedTokens() []AddedToken { return append([]AddedToken(nil), t.add
 // encode(text, add_special_tokens=False)). Special-token text inside text (for example "<|im_start|>") does become
 // its special id, as in Hugging Face.
 func (t *HF) Encode(text string) []int { return t.encode(text) }
+
+// EncodeBatch encodes texts on up to GOMAXPROCS goroutines (Hugging Face's encode_batch without special tokens);
+// ids[i] is Encode(texts[i]).
+func (t *HF) EncodeBatch(texts []string) [][]int {
+	out := make([][]int, len(texts))
+	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(texts) {
+					return
+				}
+				out[i] = t.encode(texts[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
 
 // EncodeWithSpecial returns the ids of text with the special tokens tokenizer.json's post-processor adds (Hugging
 // Face's encode(text, add_special_tokens=True)): Llama-2, Gemma-3 and stories260K add BOS; GPT-2, Llama-3 (its file
