@@ -207,6 +207,8 @@ type Pretrained struct {
 	stop     []int
 }
 
+var _ Tokenizer = (*Pretrained)(nil)
+
 // HFName is the Name of tokenizers read from a Hugging Face tokenizer.json.
 const HFName = "huggingface"
 
