@@ -29,6 +29,10 @@ import (
 // ByteLevel, Metaspace, Digits, Punctuation, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
 // RobertaProcessing, BertProcessing; decoders Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace.
 //
+// Split patterns run on regexp2 (Oniguruma syntax with lookahead), except GPT-2's, Llama-3's and Qwen's, which have
+// hand-written matchers (hf_fastsplit.go: several times faster, and right where regexp2 is not: Oniguruma's (?i)
+// folds ſ to s, so "'ſ" is a contraction).
+//
 // Character classes: regexp2 and Go's unicode package use Unicode 15.0 tables, older than the Rust crate's (16.0);
 // unicode_extra.go, generated from the reference's own regex engine, adds the characters of Unicode 15.1 and 16.0
 // (CJK Extension I, Egyptian hieroglyphs extended, Garay, new emoji, ...) to \p{L}, \p{M}, \p{N}, \p{P}, \p{S} in

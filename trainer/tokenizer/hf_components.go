@@ -56,6 +56,9 @@ func (p patternJSON) matcher() (matcher, error) {
 		}
 		return literal(*p.String), nil
 	case p.Regex != nil && p.String == nil:
+		if f := fastSplitFor(*p.Regex); f != nil {
+			return f, nil
+		}
 		r, err := compileRegex(*p.Regex)
 		if err != nil {
 			return nil, fmt.Errorf("pattern: Regex %q: %w", *p.Regex, err)
@@ -267,11 +270,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		useRegex := s.UseRegex == nil || *s.UseRegex // the Rust default is true
 		var re matcher
 		if useRegex {
-			r, err := compileRegex(gpt2Pattern)
-			if err != nil {
-				return nil, err
-			}
-			re = r
+			re = fastSplitFor(gpt2Pattern)
 		}
 		return func(ws []word) []word {
 			if s.AddPrefixSpace {
