@@ -25,8 +25,8 @@ import (
 //
 // Supported components (anything else fails at load, naming the component): model BPE (byte_fallback, fuse_unk,
 // ignore_merges, continuing_subword_prefix, end_of_word_suffix; merges as "a b" strings or [a, b] pairs);
-// normalizers Sequence, NFC, NFD, NFKC, NFKD, Prepend, Replace, Strip; pre-tokenizers Sequence, Split,
-// ByteLevel, Metaspace, Digits, Punctuation, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
+// normalizers Sequence, NFC, NFD, NFKC, NFKD, Prepend, Replace, Strip; pre-tokenizers Sequence, Split, ByteLevel,
+// Metaspace, Digits, Punctuation, WhitespaceSplit; post-processors Sequence, ByteLevel, TemplateProcessing (single),
 // RobertaProcessing, BertProcessing; decoders Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace.
 //
 // Split patterns run on regexp2 (Oniguruma syntax with lookahead), except GPT-2's, Llama-3's and Qwen's, which have
@@ -38,10 +38,12 @@ import (
 // (CJK Extension I, Egyptian hieroglyphs extended, Garay, new emoji, ...) to \p{L}, \p{M}, \p{N}, \p{P}, \p{S} in
 // split patterns, Digits, Punctuation and single_word.
 //
-// Known differences from the Rust crate: NFC and the other normalisation forms use golang.org/x/text's Unicode 15.0
-// data (a Unicode 16.0 character with a canonical decomposition can normalise differently); Metaspace's prepend_scheme "first" treats a word as first when it starts at byte 0 of the input
-// before normalisation changed offsets. Text that is not valid UTF-8 has each invalid byte replaced by U+FFFD before
-// encoding (the Rust crate accepts only valid UTF-8).
+// Known differences from the Rust crate: in other regex patterns (run by regexp2), (?i) does not fold ſ to s nor K
+// (Kelvin) to k, and subcategories such as \p{Lu} miss the Unicode 15.1/16.0 additions; NFC and the other
+// normalisation forms use golang.org/x/text's Unicode 15.0 data (a Unicode 16.0 character with a canonical
+// decomposition can normalise differently); Metaspace's prepend_scheme "first" treats a word as first when it starts
+// at byte 0 of the input before normalisation changed offsets. Text that is not valid UTF-8 has each invalid byte
+// replaced by U+FFFD before encoding (the Rust crate accepts only valid UTF-8).
 //
 // An HF is safe for concurrent use.
 type HF struct {
