@@ -83,12 +83,20 @@ func TestLearnsDemoData(t *testing.T) {
 	acc := dpo.Metrics["eval_rewards/accuracies"]
 
 	// Every level-1 prompt, and the held-out ones alone.
+	split, err := data.Split(rows, sftCfg.Dataset.EvalFraction, sftCfg.Dataset.Seed)
+	if err != nil || split.By != data.SplitByPrompt {
+		t.Fatalf("split by %q: %v", split.By, err)
+	}
+	evalPrompts := map[string]bool{}
+	for _, r := range split.Eval {
+		evalPrompts[r.Prompt] = true
+	}
 	var all, heldOut []string
 	for a := range 10 {
 		for b := range 10 {
 			p := demodata.Prompt(a, b)
 			all = append(all, p)
-			if data.IsEval(p, sftCfg.Dataset.EvalFraction, sftCfg.Dataset.Seed) {
+			if evalPrompts[p] {
 				heldOut = append(heldOut, p)
 			}
 		}
