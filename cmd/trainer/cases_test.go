@@ -110,8 +110,8 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 	data := caseFile(t, "10-nan-reference.jsonl")
 	out := t.TempDir()
 	rc := contract.RunConfig{APIVersion: contract.APIVersion, Kind: contract.KindSFT,
-		Dataset: contract.DatasetConfig{URI: data},
-		Model:   contract.ModelConfig{Architecture: &contract.Architecture{Layers: 1, DModel: 16, Heads: 2, ContextLength: 32}},
+		Dataset:  contract.DatasetConfig{URI: data},
+		Model:    contract.ModelConfig{Architecture: &contract.Architecture{Layers: 1, DModel: 16, Heads: 2, ContextLength: 32}},
 		Training: contract.TrainingConfig{MaxSteps: 1, BatchSize: 4, LearningRate: 1e-3},
 		Output:   contract.OutputConfig{URI: out}}
 	if code := runTraining(rc, ""); code != 0 {
