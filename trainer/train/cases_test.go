@@ -259,3 +259,20 @@ func TestMinLearningRateRatio(t *testing.T) {
 		t.Fatalf("ratio 1.5: %v", err)
 	}
 }
+
+// TestCaseChatShapes: case 02 (conversational implicit prompt) trains with DPO; case 03 (tool calls) fails before
+// training, naming the row and the field, instead of training on turns with their calls dropped.
+func TestCaseChatShapes(t *testing.T) {
+	path := caseFile(t, "02-implicit-conversational.jsonl")
+	ref := referenceFor(t, path, 64)
+	rc := tinyDPO(path, ref, filepath.Join(t.TempDir(), "dpo"), 1)
+	rc.Dataset.EvalFraction = 0
+	if _, e := runCase(t, rc, nil); e != nil {
+		t.Fatalf("dpo on 02: %+v", e)
+	}
+	rc = tinyDPO(caseFile(t, "03-tool-role.jsonl"), ref, filepath.Join(t.TempDir(), "dpo"), 1)
+	_, e := runCase(t, rc, nil)
+	if e == nil || e.Reason != ReasonInvalidDataset || !strings.Contains(e.Message, "line 1, field prompt[1].tool_calls: tool calls are not supported") {
+		t.Fatalf("dpo on 03: %+v", e)
+	}
+}
