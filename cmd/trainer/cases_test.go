@@ -139,6 +139,26 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 	if !strings.Contains(stderr, `tensor "ln_f.weight"`) || !strings.Contains(stderr, "non-finite") {
 		t.Errorf("stderr %q does not name the tensor", stderr)
 	}
+	// Finite weights that overflow: refused at the first token, not printed.
+	for i := range m.Tensors {
+		if m.Tensors[i].Name == "ln_f.weight" {
+			for j := range m.Tensors[i].Data {
+				m.Tensors[i].Data[j] = 3e38
+			}
+		}
+	}
+	huge := filepath.Join(t.TempDir(), "model")
+	if _, err := checkpoint.SaveModel(huge, m); err != nil {
+		t.Fatal(err)
+	}
+	stderr = captureStderr(t, func() {
+		if code := runGenerate([]string{"--model", huge, "--prompt", "76+9="}); code == 0 {
+			t.Error("generate on an overflowing model exited 0")
+		}
+	})
+	if !strings.Contains(stderr, "non-finite") {
+		t.Errorf("stderr %q", stderr)
+	}
 	// The untouched model still generates.
 	if code := runGenerate([]string{"--model", dir, "--prompt", "76+9=", "--max-new", "2"}); code != 0 {
 		t.Errorf("generate on the good model: exit %d", code)

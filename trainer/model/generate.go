@@ -12,7 +12,8 @@ import (
 
 // Generate continues prompt by up to maxNew tokens and returns the new tokens, ending before stop when the
 // model emits it. Temperature 0 is greedy (rng unused); otherwise tokens are sampled from softmax(logits/T).
-// When the sequence outgrows the context length the model sees its last ContextLength tokens.
+// When the sequence outgrows the context length the model sees its last ContextLength tokens. A non-finite logit
+// is an error (the model overflows), not a token.
 func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *rand.Rand, stop int) ([]int, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("model: generate needs a non-empty prompt")
@@ -48,6 +49,11 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 		logits := gr.logits.Value().(*tensor.Dense)
 		for j := range probs {
 			probs[j] = at(logits, row*p.VocabSize+j)
+			if math.IsNaN(probs[j]) || math.IsInf(probs[j], 0) {
+				// Finite weights can still overflow; a NaN logit would make pick return an arbitrary token.
+				return out, fmt.Errorf("model: logit of token %d is %v after %d generated tokens: the model computes "+
+					"non-finite values", j, probs[j], len(out))
+			}
 		}
 		next := pick(probs, temperature, rng)
 		if next == stop {
