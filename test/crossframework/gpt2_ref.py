@@ -321,6 +321,11 @@ def dpo_loss(d, seq_logp, tok_logp, mask):
     """The mean DPO loss of trainer/DESIGN.md's "Losses" over the batch's pairs, with per-pair values."""
     pc, pr = seq_logp[d["chosen"]], seq_logp[d["rejected"]]
     ref_c, ref_r = d["ref_c"].to(pc.dtype), d["ref_r"].to(pc.dtype)
+    if d["type"] == "ipo":
+        # TRL feeds IPO per-token means: each sequence's summed log-prob (policy and reference) over its count of
+        # loss-masked tokens.
+        n_c, n_r = mask[d["chosen"]].sum(-1).to(pc.dtype), mask[d["rejected"]].sum(-1).to(pc.dtype)
+        pc, pr, ref_c, ref_r = pc / n_c, pr / n_r, ref_c / n_c, ref_r / n_r
     beta, eps = d["beta"], d["eps"]
     h = (pc - pr) - (ref_c - ref_r)
     if d["type"] == "sigmoid":

@@ -14,7 +14,8 @@ import (
 // vocabulary never match). The prompt usually starts with the model's BOS (Config.Tokens.BOS) when it has one.
 // Temperature 0 is greedy (rng unused; ties go to the lowest id); otherwise tokens are sampled from
 // softmax(logits/T). Each step runs the forward graph of the smallest bucket holding the sequence (no key/value
-// cache); when the sequence outgrows the context length the model sees its last ContextLength tokens.
+// cache); when the sequence outgrows the context length the model sees its last ContextLength tokens. A
+// non-finite logit is an error (the model overflows), not a token.
 func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *rand.Rand, stop ...int) ([]int, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("model: generate needs a non-empty prompt")
@@ -50,6 +51,11 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 		logits := gr.logits.Value().(*tensor.Dense)
 		for j := range probs {
 			probs[j] = at(logits, row*p.VocabSize+j)
+			if math.IsNaN(probs[j]) || math.IsInf(probs[j], 0) {
+				// Finite weights can still overflow; a NaN logit would make pick return an arbitrary token.
+				return out, fmt.Errorf("model: logit of token %d is %v after %d generated tokens: the model computes "+
+					"non-finite values", j, probs[j], len(out))
+			}
 		}
 		next := pick(probs, temperature, rng)
 		if slices.Contains(stop, next) {

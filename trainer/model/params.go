@@ -91,7 +91,7 @@ func setAll(t *tensor.Dense, f func() float64) {
 }
 
 // FromTensors builds Params of dtype dt from float32 weights (a loaded checkpoint): every weight of cfg must be
-// there with its shape, and nothing else.
+// there with its shape, and nothing else, and every value must be finite (CheckFinite).
 func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 	p, err := newParams(cfg, dt)
 	if err != nil {
@@ -112,6 +112,9 @@ func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 		}
 		if len(t.Data) != v.Shape().TotalSize() {
 			return nil, fmt.Errorf("model: tensor %q has %d values for shape %v", t.Name, len(t.Data), t.Shape)
+		}
+		if err := CheckFinite(t.Name, t.Data); err != nil {
+			return nil, err
 		}
 		i := 0
 		setAll(v, func() float64 { i++; return float64(t.Data[i-1]) })

@@ -162,7 +162,7 @@ func (r *runner) evalDPO() (Metrics, error) {
 			return nil, err
 		}
 		half, n := b.B/2, b.N
-		res, _, _ := loss.DPOBatch(r.lossC, pol[:n], pol[half:half+n], ref[:n], ref[half:half+n])
+		res, _, _ := loss.DPOBatchTokens(r.lossC, pol[:n], pol[half:half+n], ref[:n], ref[half:half+n], counts[:n], counts[half:half+n])
 		for k, v := range res.Metrics("eval_") {
 			sum[k] += v * float64(n)
 		}
