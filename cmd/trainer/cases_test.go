@@ -123,7 +123,7 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range m.Tensors {
-		if m.Tensors[i].Name == "ln_f.weight" {
+		if m.Tensors[i].Name == "transformer.ln_f.weight" {
 			m.Tensors[i].Data[3] = float32(math.NaN())
 		}
 	}
@@ -136,12 +136,12 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 			t.Errorf("generate exit %d, want %d", code, contract.ExitInvalidInput)
 		}
 	})
-	if !strings.Contains(stderr, `tensor "ln_f.weight"`) || !strings.Contains(stderr, "non-finite") {
+	if !strings.Contains(stderr, `tensor "transformer.ln_f.weight"`) || !strings.Contains(stderr, "non-finite") {
 		t.Errorf("stderr %q does not name the tensor", stderr)
 	}
 	// Finite weights that overflow: refused at the first token, not printed.
 	for i := range m.Tensors {
-		if m.Tensors[i].Name == "ln_f.weight" {
+		if m.Tensors[i].Name == "transformer.ln_f.weight" {
 			for j := range m.Tensors[i].Data {
 				m.Tensors[i].Data[j] = 3e38
 			}

@@ -64,6 +64,9 @@ func corruptCopy(t *testing.T, dir, tensor string, edit func([]float32)) string 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := p.Values[tensor]; !ok {
+		t.Fatalf("the model has no tensor %q to corrupt", tensor)
+	}
 	v, _ := p.Float32s(tensor)
 	edit(v)
 	out := filepath.Join(t.TempDir(), "model")
@@ -81,7 +84,7 @@ func TestCaseNonFiniteWeights(t *testing.T) {
 	for _, c := range []struct {
 		tensor string
 		value  float32
-	}{{"ln_f.weight", float32(math.NaN())}, {"h.1.mlp.c_fc.bias", float32(math.Inf(1))}, {"wte.weight", float32(math.Inf(-1))}} {
+	}{{"transformer.ln_f.weight", float32(math.NaN())}, {"transformer.h.1.mlp.c_fc.bias", float32(math.Inf(1))}, {"transformer.wte.weight", float32(math.Inf(-1))}} {
 		t.Run(c.tensor, func(t *testing.T) {
 			bad := corruptCopy(t, ref, c.tensor, func(v []float32) { v[len(v)/2] = c.value })
 			if _, _, _, err := LoadModelDir(bad); err == nil || !strings.Contains(err.Error(), `tensor "`+c.tensor+`"`) {
@@ -99,7 +102,7 @@ func TestCaseNonFiniteWeights(t *testing.T) {
 		})
 	}
 	// Finite weights that overflow: the reference's log-probs are non-finite, found before the first step.
-	huge := corruptCopy(t, ref, "ln_f.weight", func(v []float32) {
+	huge := corruptCopy(t, ref, "transformer.ln_f.weight", func(v []float32) {
 		for i := range v {
 			v[i] = 3e38
 		}
