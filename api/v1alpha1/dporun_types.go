@@ -39,6 +39,8 @@ type DPORunSpec struct {
 	Beta string `json:"beta,omitempty"`
 
 	// lossType is the preference loss: sigmoid (DPO; cDPO with labelSmoothing), ipo, hinge (SLiC) or robust.
+	// ipo is fed per-token averaged log-probabilities of the responses (as TRL does), the others their sums, so
+	// beta means the same as in TRL for each.
 	// +kubebuilder:default=sigmoid
 	// +optional
 	LossType DPOLossType `json:"lossType,omitempty"`

@@ -193,7 +193,8 @@ func (r *runner) readData() (train, eval []data.Row, err error) {
 	r.warnings = append(r.warnings, data.SplitWarnings(split, cfg.Dataset.EvalFraction)...)
 	r.splitBy = split.By
 	r.progress.Event("dataset", map[string]any{"format": ds.Format, "digest": ds.Digest, "rows": ds.Total,
-		"valid": len(ds.Rows), "skipped": len(ds.Invalid), "train": len(split.Train), "eval": len(split.Eval), "splitBy": split.By})
+		"valid": len(ds.Rows), "skipped": len(ds.Invalid), "train": len(split.Train), "eval": len(split.Eval), "splitBy": split.By,
+		"warnings": r.warnings})
 	return split.Train, split.Eval, nil
 }
 
@@ -268,7 +269,8 @@ func (r *runner) finish() (*contract.Result, error) {
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "%v", err)
 	}
-	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest})
+	// The warnings are in the result (the run's status) and here too, for a run on the command line.
+	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest, "warnings": res.Warnings})
 	return res, nil
 }
 
