@@ -46,10 +46,24 @@ func TestApplyReportDPO(t *testing.T) {
 func TestMergeCheckpointsKeepsTheNewest(t *testing.T) {
 	var have []v1alpha1.CheckpointStatus
 	for step := 1; step <= 8; step++ {
-		have = mergeCheckpoints(have, []contract.Checkpoint{{Step: step * 10, URI: "file:///x"}, {Step: step * 10, URI: "file:///x"}})
+		have = mergeCheckpoints(have, []contract.Checkpoint{{Step: step * 10, URI: "file:///x"}, {Step: step * 10, URI: "file:///x"}}, 0)
 	}
 	if len(have) != maxStatusCheckpoints || have[0].Step != 40 || have[4].Step != 80 {
 		t.Errorf("checkpoints = %+v", have)
+	}
+}
+
+// Checkpoints that training.checkpointsToKeep deleted (steps before the report's oldestKeptStep) leave status, also
+// those an earlier attempt reported; the reported ones stay.
+func TestMergeCheckpointsDropsPruned(t *testing.T) {
+	have := []v1alpha1.CheckpointStatus{{Step: 10, URI: "file:///c/10"}, {Step: 20, URI: "file:///c/20"}}
+	got := mergeCheckpoints(have, []contract.Checkpoint{{Step: 30, URI: "file:///c/30"}}, 20)
+	if len(got) != 2 || got[0].Step != 20 || got[1].Step != 30 {
+		t.Errorf("checkpoints = %+v, want steps 20 and 30", got)
+	}
+	got = mergeCheckpoints(got, []contract.Checkpoint{{Step: 30, URI: "file:///c/30"}, {Step: 40, URI: "file:///c/40"}}, 30)
+	if len(got) != 2 || got[0].Step != 30 || got[1].Step != 40 {
+		t.Errorf("checkpoints = %+v, want steps 30 and 40", got)
 	}
 }
 
