@@ -84,6 +84,11 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 			r.Event("checkpoint", map[string]any{"step": 50, "dir": "/mnt/pvc/out/checkpoints/step-00000050"})
 			writeToken(t, tokenFile, "rotated") // the kubelet renews the projected token
 		}
+		if step == 80 {
+			// training.checkpointsToKeep 1: step 50's checkpoint is deleted once step 80's is complete.
+			r.Event("checkpoint", map[string]any{"step": 80, "dir": "/mnt/pvc/out/checkpoints/step-00000080"})
+			r.Event("checkpoints-pruned", map[string]any{"oldestKept": 80, "deleted": []string{"file:///mnt/pvc/out/checkpoints/step-00000050"}})
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.Close()
@@ -102,8 +107,9 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 	if _, ok := last.TrainMetrics["step"]; ok {
 		t.Errorf("step leaked into the metrics: %v", last.TrainMetrics)
 	}
-	if len(last.Checkpoints) != 1 || last.Checkpoints[0].Step != 50 || last.Checkpoints[0].URI != "file:///mnt/pvc/out/checkpoints/step-00000050" {
-		t.Errorf("checkpoints = %+v", last.Checkpoints)
+	if len(last.Checkpoints) != 1 || last.Checkpoints[0].Step != 80 || last.Checkpoints[0].URI != "file:///mnt/pvc/out/checkpoints/step-00000080" ||
+		last.OldestKeptStep != 80 {
+		t.Errorf("checkpoints = %+v (oldest kept %d), want only step 80's", last.Checkpoints, last.OldestKeptStep)
 	}
 	if last.ETASeconds <= 0 {
 		t.Errorf("eta = %v, want > 0 with 100 steps left", last.ETASeconds)

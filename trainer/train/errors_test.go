@@ -2,13 +2,16 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
 )
 
 // runErr runs rc and returns its error, which must be an *Error with the given reason and exit code.
@@ -97,5 +100,38 @@ func TestErrorMessageOfPlainError(t *testing.T) {
 	}
 	if ExitCode(nil) != contract.ExitOK {
 		t.Errorf("nil error: exit %d", ExitCode(nil))
+	}
+}
+
+// trainer/hf's errors carry their own reasons (ModelUnsupported, InsufficientMemory): wrapped or not, they exit
+// with ExitInvalidInput (never retried) and reach the termination message with that reason and their message.
+func TestHFErrorsAreInvalidInputWithTheirReason(t *testing.T) {
+	unsupported := fmt.Errorf("model.from: %w", &hf.UnsupportedError{Architecture: "GemmaForCausalLM", Field: "architectures"})
+	memory := &hf.MemoryError{Estimate: hf.MemoryEstimate{Parameters: 134_515_008, Total: 3 << 30}, Plan: hf.MemoryPlan{BatchSize: 8, ContextLength: 256},
+		Limit: 2 << 30, LimitSource: "/sys/fs/cgroup/memory.max", FitsBatchSize: 2, FitsEstimate: 1900 << 20}
+	cases := []struct {
+		err    error
+		reason string
+		has    string
+	}{
+		{unsupported, contract.ReasonModelUnsupported, `"GemmaForCausalLM" is not supported`},
+		{memory, contract.ReasonInsufficientMemory, "batch size 2 would fit"},
+		{&hf.ConfigError{Field: "hidden_size", Detail: "is 0"}, contract.ReasonModelUnreadable, "hidden_size"},
+	}
+	for _, tc := range cases {
+		if code := ExitCode(tc.err); code != contract.ExitInvalidInput {
+			t.Errorf("%v: exit code %d, want %d", tc.err, code, contract.ExitInvalidInput)
+		}
+		raw, err := EncodeTermination(contract.TerminationMessage{Error: ErrorMessage(tc.err)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back contract.TerminationMessage
+		if err := json.Unmarshal(raw, &back); err != nil || back.Error == nil || back.Error.Reason != tc.reason || !strings.Contains(back.Error.Message, tc.has) {
+			t.Errorf("termination message %s (%v), want reason %s and a message with %q", raw, err, tc.reason, tc.has)
+		}
+	}
+	if code := ExitCode(errors.New("disk full")); code != contract.ExitFailed {
+		t.Errorf("a plain error exits %d, want %d", code, contract.ExitFailed)
 	}
 }

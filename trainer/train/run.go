@@ -49,6 +49,8 @@ type runner struct {
 	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
 	dataDigest  string
 	startDigest string
+	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
+	sourceCommit string
 
 	// ioCtx carries uploads: a cancelled run (SIGTERM) still uploads its last checkpoint.
 	ioCtx context.Context
@@ -231,6 +233,7 @@ func (r *runner) finish() (*contract.Result, error) {
 		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
 		Plots: r.plotURIs(),
 	}
+	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {
 		res.Metrics[k] = v
 	}
