@@ -32,6 +32,12 @@ func applyReport(run Run, rep *receivedReport) {
 	}
 	st.Progress = p
 	st.ResumedFromStep = int64(rep.ResumedFromStep)
+	if rep.Architecture != "" {
+		st.Architecture = rep.Architecture
+	}
+	if rep.ParameterCount > 0 {
+		st.ParameterCount = rep.ParameterCount
+	}
 	st.Attempts = max(st.Attempts, int32(rep.Attempt))
 	st.Checkpoints = mergeCheckpoints(st.Checkpoints, rep.Checkpoints, rep.OldestKeptStep)
 

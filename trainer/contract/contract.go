@@ -324,6 +324,10 @@ type ProgressReport struct {
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).
 	ResumedFromStep int `json:"resumedFromStep,omitempty"`
+	// Architecture and ParameterCount describe the model being trained, once the trainer has loaded it (the
+	// architecture only when the starting model's config.json names it).
+	Architecture   string `json:"architecture,omitempty"`
+	ParameterCount int64  `json:"parameterCount,omitempty"`
 	// OldestKeptStep, when positive, is the step of the oldest checkpoint training.checkpointsToKeep left in the
 	// output: every checkpoint of an earlier step was deleted, so status drops them.
 	OldestKeptStep int `json:"oldestKeptStep,omitempty"`

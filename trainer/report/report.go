@@ -183,6 +183,9 @@ func (r *Reporter) Event(name string, fields map[string]any) {
 	case "resumed":
 		step, _ := fields["step"].(int)
 		r.cur.ResumedFromStep = step
+	case "model":
+		r.cur.Architecture, _ = fields["architecture"].(string)
+		r.cur.ParameterCount, _ = fields["parameterCount"].(int64)
 	case "checkpoints-pruned":
 		// training.checkpointsToKeep deleted every checkpoint before oldestKept: reports stop listing them and
 		// tell the operator to drop them from status.

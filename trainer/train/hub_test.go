@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -75,7 +76,25 @@ func TestSFTFromHub(t *testing.T) {
 
 	rc := tinySFT(dataPath, filepath.Join(dir, "from-hub"), 1)
 	rc.Model = contract.ModelConfig{From: "hf://org/tiny@main"}
-	res := mustRun(t, rc)
+	cfg, err := NewConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events recorder
+	res, err := Run(context.Background(), cfg, Options{Progress: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "model" event tells the operator what is being trained before the run ends.
+	var model map[string]any
+	for _, e := range events.events {
+		if e["event"] == "model" {
+			model = e
+		}
+	}
+	if model == nil || model["architecture"] != "GPT2LMHeadModel" || model["parameterCount"] != base.ParameterCount {
+		t.Errorf("model event %v, want architecture GPT2LMHeadModel and %d parameters", model, base.ParameterCount)
+	}
 	if res.SourceURI != "hf://org/tiny@main" || res.SourceCommit != hub.commit || res.SourceDigest != base.ModelDigest {
 		t.Errorf("source %q commit %q digest %q, want hf://org/tiny@main, %s, %s", res.SourceURI, res.SourceCommit, res.SourceDigest, hub.commit, base.ModelDigest)
 	}
@@ -87,7 +106,7 @@ func TestSFTFromHub(t *testing.T) {
 	}
 
 	rc.Model.From, rc.Output.URI = "hf://org/missing", filepath.Join(dir, "missing")
-	err := runErr(t, rc, ReasonModelUnreadable, contract.ExitInvalidInput)
+	err = runErr(t, rc, ReasonModelUnreadable, contract.ExitInvalidInput)
 	if !strings.Contains(err.Error(), "org/missing") || strings.Contains(err.Error(), "hf_secret_token") {
 		t.Errorf("missing repository: %v", err)
 	}

@@ -128,6 +128,20 @@ func (r *runner) describeModel(res *contract.Result, dir string) {
 	}
 }
 
+// modelFields describe the model loaded, for the "model" event (and the operator's status while the run trains):
+// its parameter count and, when the starting model's config.json names it, its architecture.
+func (r *runner) modelFields() map[string]any {
+	f := map[string]any{"parameterCount": int64(r.policy.NumParams())}
+	src := r.cfg.FromDir
+	if r.cfg.Kind == contract.KindDPO {
+		src = r.cfg.ReferenceDir
+	}
+	if a := architectureOf(src); src != "" && a != "" {
+		f["architecture"] = a
+	}
+	return f
+}
+
 // architectureOf reads the architecture from a model directory's config.json: its "architectures" entry as
 // transformers writes it, else the class transformers' AutoModelForCausalLM maps its model_type to ("" when
 // neither says).

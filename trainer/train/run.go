@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
+	r.progress.Event("model", r.modelFields())
 	if err := r.resume(); err != nil {
 		return nil, err
 	}
