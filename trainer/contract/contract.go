@@ -143,10 +143,15 @@ type ReferenceConfig struct {
 }
 
 // TrainingConfig holds optimisation settings. Exactly one of MaxSteps and Epochs is positive.
+//
+// CheckpointsToKeep is how many complete checkpoints stay in the output: after a newer one completes, older complete
+// ones beyond the count are deleted, and incomplete ones older than the newest complete one. The newest complete
+// checkpoint is never deleted. 0 means the trainer's default (2).
 type TrainingConfig struct {
 	MaxSteps                  int     `json:"maxSteps,omitempty"`
 	Epochs                    float64 `json:"epochs,omitempty"`
 	BatchSize                 int     `json:"batchSize"`
+	CheckpointsToKeep         int     `json:"checkpointsToKeep,omitempty"`
 	GradientAccumulationSteps int     `json:"gradientAccumulationSteps,omitempty"`
 	LearningRate              float64 `json:"learningRate"`
 	// LRSchedule after warmup: cosine (default), linear or constant.
@@ -156,11 +161,7 @@ type TrainingConfig struct {
 	GradClipNorm    float64 `json:"gradClipNorm,omitempty"`
 	EvalEvery       int     `json:"evalEvery,omitempty"`
 	CheckpointEvery int     `json:"checkpointEvery,omitempty"`
-	// CheckpointsToKeep is how many complete checkpoints stay in the output: after a newer one completes, older
-	// complete ones beyond the count are deleted, and incomplete ones older than the newest complete one. The
-	// newest complete checkpoint is never deleted. 0 means the trainer's default (2).
-	CheckpointsToKeep int   `json:"checkpointsToKeep,omitempty"`
-	Seed              int64 `json:"seed,omitempty"`
+	Seed            int64   `json:"seed,omitempty"`
 }
 
 // DPOConfig holds the preference-loss settings.

@@ -49,13 +49,13 @@ type runner struct {
 	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
 	dataDigest  string
 	startDigest string
-	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
-	sourceCommit string
 
 	// ioCtx carries uploads: a cancelled run (SIGTERM) still uploads its last checkpoint.
 	ioCtx context.Context
 	io    remoteIO
 	plots []string // plot files written next to metrics.jsonl
+	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
+	sourceCommit string
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
