@@ -6,12 +6,16 @@ require (
 	// Chat templates (trainer/chattemplate). v1.9.0 and newer need Go 1.27.
 	github.com/ardanlabs/jinja v1.8.0
 	github.com/chewxy/hm v1.0.0
+	// trainer/tokenizer: Oniguruma-style split patterns with lookahead (Llama-3, Qwen), which Go's regexp cannot compile.
+	github.com/dlclark/regexp2 v1.12.0
 	// In-process S3 for the storage tests: SeaweedFS's weed did not finish building here in 21 minutes (trainer/DESIGN.md).
 	github.com/johannesboyne/gofakes3 v1.2.0
 	github.com/open-policy-agent/cert-controller v0.16.0
 	github.com/prometheus/client_golang v1.24.0
 	go.uber.org/zap v1.28.0
 	gocloud.dev v0.47.0
+	// trainer/tokenizer: NFC and other Unicode normalisers of tokenizer.json.
+	golang.org/x/text v0.42.0
 	gonum.org/v1/gonum v0.17.0
 	// OpenBLAS for the trainer (build tag openblas). Pinned: "@latest" resolves to a 2019 version that drops gorgonia.
 	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
@@ -85,7 +89,7 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.5 // indirect
-	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/go-logr/logr v1.4.4
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-logr/zapr v1.3.0 // indirect
 	github.com/go-openapi/jsonpointer v1.0.0 // indirect
@@ -160,7 +164,6 @@ require (
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/term v0.46.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da // indirect

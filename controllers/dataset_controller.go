@@ -131,7 +131,7 @@ func constructValidationJob(ds *v1alpha1.PreferenceDataset, name string, opts Op
 	}
 	job := buildTrainerJob(jobParams{
 		name: name, namespace: ds.Namespace, labels: labels, owner: owner,
-		image: opts.TrainerImage, pullPolicy: corev1.PullPolicy(opts.ImagePullPolicy),
+		image: opts.TrainerImage, pullPolicy: corev1.PullPolicy(opts.ImagePullPolicy), extraEnv: opts.TrainerEnv,
 		args: []string{"inspect-dataset"}, configMapName: config.Name,
 		storage: st, datasetConfigMap: cm, envFrom: envFrom,
 		// Reading may fail for passing reasons (network, storage); bad data fails at once (pod failure policy).

@@ -82,11 +82,15 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 	switch {
 	case tm.Dataset != nil:
 		applyDatasetReport(&st, tm.Dataset)
-		if tm.Dataset.Counts.Invalid > 0 {
+		c := tm.Dataset.Counts
+		if c.Invalid > c.Skipped {
 			ready(false, ReasonInvalidRows, invalidRowsMessage(tm.Dataset))
 		} else if complete != nil {
-			ready(true, ReasonValid, fmt.Sprintf("%d pairs (%d train, %d eval), %s",
-				tm.Dataset.Counts.Pairs, tm.Dataset.Counts.Train, tm.Dataset.Counts.Eval, tm.Dataset.Digest))
+			msg := fmt.Sprintf("%d pairs (%d train, %d eval), %s", c.Pairs, c.Train, c.Eval, tm.Dataset.Digest)
+			if c.Skipped > 0 {
+				msg += fmt.Sprintf("; %d invalid rows skipped (spec.invalidRows Skip): %s", c.Skipped, firstLines(tm.Dataset))
+			}
+			ready(true, ReasonValid, msg)
 		} else {
 			ready(false, ReasonValidationFailed, "the validation Job failed: "+failed.Message)
 		}
@@ -116,13 +120,34 @@ func invalidRowsMessage(r *contract.DatasetReport) string {
 	return fmt.Sprintf("%d of %d rows are invalid; %s", r.Counts.Invalid, r.Counts.Total, strings.Join(parts, "; "))
 }
 
+// firstLines names the first listed invalid rows' lines ("lines 2, 3").
+func firstLines(r *contract.DatasetReport) string {
+	var lines []string
+	for _, row := range r.InvalidRows {
+		lines = append(lines, fmt.Sprint(row.Line))
+	}
+	if len(lines) == 0 {
+		return "see status.invalidRows"
+	}
+	s := "line "
+	if len(lines) > 1 {
+		s = "lines "
+	}
+	s += strings.Join(lines, ", ")
+	if more := r.Counts.Skipped - len(lines); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
+}
+
 func applyDatasetReport(st *v1alpha1.PreferenceDatasetStatus, r *contract.DatasetReport) {
 	st.Format = r.Format
 	st.Digest = r.Digest
 	st.Counts = &v1alpha1.DatasetCounts{
 		Total: int64(r.Counts.Total), Pairs: int64(r.Counts.Pairs), Train: int64(r.Counts.Train),
-		Eval: int64(r.Counts.Eval), Invalid: int64(r.Counts.Invalid),
+		Eval: int64(r.Counts.Eval), Invalid: int64(r.Counts.Invalid), Skipped: int64(r.Counts.Skipped),
 	}
+	st.SplitBy = r.SplitBy
 	st.Lengths = &v1alpha1.LengthStatistics{
 		PromptMean: formatFloat(r.Lengths.PromptMean), PromptMax: int64(r.Lengths.PromptMax),
 		ChosenMean: formatFloat(r.Lengths.ChosenMean), ChosenMax: int64(r.Lengths.ChosenMax),

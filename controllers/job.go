@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"path"
+	"slices"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -35,14 +36,17 @@ type jobParams struct {
 	// datasetConfigMap mounts a ConfigMap key holding the dataset at datasetMount/<key>.
 	datasetConfigMap *v1alpha1.ConfigMapDataSource
 	envFrom          []corev1.EnvFromSource
-	backoffLimit     int32
-	activeDeadline   *int64
-	suspend          bool
-	ttl              *int32
-	gpus             int32
-	gpuResourceName  string
-	cpu, memory      *resource.Quantity
-	scheduling       v1alpha1.SchedulingSpec
+	// extraEnv is the operator's --trainer-env, appended after the trainer's own variables (names those use are
+	// dropped from it: the operator's wiring wins).
+	extraEnv        []corev1.EnvVar
+	backoffLimit    int32
+	activeDeadline  *int64
+	suspend         bool
+	ttl             *int32
+	gpus            int32
+	gpuResourceName string
+	cpu, memory     *resource.Quantity
+	scheduling      v1alpha1.SchedulingSpec
 	// progress, when set, lets the trainer push reports to the manager.
 	progress *progressParams
 }
@@ -100,6 +104,11 @@ func buildTrainerJob(p jobParams) *batchv1.Job {
 			corev1.EnvVar{Name: contract.ProgressTokenFileEnv, Value: path.Join(progressTokenDir, progressTokenFile)})
 		if pr.hasCA {
 			env = append(env, corev1.EnvVar{Name: contract.ProgressCAFileEnv, Value: path.Join(configMountDir, progressCAKey)})
+		}
+	}
+	for _, e := range p.extraEnv {
+		if !slices.ContainsFunc(env, func(o corev1.EnvVar) bool { return o.Name == e.Name }) {
+			env = append(env, e)
 		}
 	}
 	pvcVolumes, pvcMounts := p.storage.volumes()

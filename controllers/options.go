@@ -2,7 +2,11 @@
 // and computes their status from the Jobs and Pods it observes.
 package controllers
 
-import "time"
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // Options are the manager-wide settings the controllers need.
 type Options struct {
@@ -18,6 +22,10 @@ type Options struct {
 	ImagePullPolicy string
 	// Progress configures the endpoint trainers push live progress to; its zero value disables it.
 	Progress ProgressOptions
+	// TrainerEnv is added to the environment of every trainer container (runs and dataset validation), after the
+	// operator's own variables, which it cannot replace: cluster-wide settings such as a proxy, a Hub mirror
+	// (HF_ENDPOINT) or a BLAS kernel (OPENBLAS_CORETYPE).
+	TrainerEnv []corev1.EnvVar
 }
 
 // DefaultGPUResourceName is the extended resource of NVIDIA's device plugin.

@@ -59,6 +59,13 @@ func trainingConfig(t v1alpha1.TrainingSpec) (contract.TrainingConfig, error) {
 	if out.GradClipNorm, err = parseDecimal("spec.training.gradClipNorm", t.GradClipNorm); err != nil {
 		return out, err
 	}
+	if t.MinLearningRateRatio != "" { // empty (an object stored before the field existed): the trainer's default
+		r, err := parseDecimal("spec.training.minLearningRateRatio", t.MinLearningRateRatio)
+		if err != nil {
+			return out, err
+		}
+		out.MinLearningRateRatio = &r
+	}
 	return out, nil
 }
 
@@ -70,6 +77,7 @@ func datasetConfig(ds *v1alpha1.PreferenceDataset, uri string) (contract.Dataset
 	}
 	out := contract.DatasetConfig{
 		URI: uri, Format: string(ds.Spec.Format), EvalFraction: frac, Seed: ds.Spec.Seed, Digest: ds.Status.Digest,
+		InvalidRows: string(ds.Spec.InvalidRows),
 	}
 	if fm := ds.Spec.FieldMapping; fm != nil {
 		out.PromptField, out.ChosenField, out.RejectedField = fm.PromptField, fm.ChosenField, fm.RejectedField

@@ -313,7 +313,7 @@ func constructRunJob(run Run, kind, name, configMap string, st podStorage, dsCM 
 	return buildTrainerJob(jobParams{
 		name: name, namespace: run.GetNamespace(), labels: labels,
 		owner: *metav1.NewControllerRef(run.Object(), v1alpha1.GroupVersion.WithKind(kind)),
-		image: image, pullPolicy: corev1.PullPolicy(opts.ImagePullPolicy),
+		image: image, pullPolicy: corev1.PullPolicy(opts.ImagePullPolicy), extraEnv: opts.TrainerEnv,
 		args:          []string{string(run.TrainerKind())},
 		configMapName: configMap, storage: st, datasetConfigMap: dsCM, envFrom: envFrom,
 		backoffLimit: spec.MaxRetries, activeDeadline: spec.ActiveDeadlineSeconds,

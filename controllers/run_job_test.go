@@ -292,3 +292,22 @@ func TestModelFromURI(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainerEnv: the operator's --trainer-env reaches the trainer container after its own variables, which it
+// cannot replace.
+func TestTrainerEnv(t *testing.T) {
+	opts := Options{TrainerImage: "registry.local/preftune:v1", TrainerEnv: []corev1.EnvVar{
+		{Name: "OPENBLAS_CORETYPE", Value: "Haswell"}, {Name: "HOME", Value: "/root"}, {Name: "HF_ENDPOINT", Value: "https://hub.internal"}}}
+	run := testSFTRun(nil)
+	name := childName(run.Name, "sft", string(run.UID))
+	job := constructRunJob(run, "SFTRun", name, name+"-config", podStorage{}, nil, nil, opts, false, false)
+	got := map[string][]string{}
+	for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+		got[e.Name] = append(got[e.Name], e.Value)
+	}
+	for name, want := range map[string]string{"OPENBLAS_CORETYPE": "Haswell", "HF_ENDPOINT": "https://hub.internal", "HOME": "/tmp"} {
+		if v := got[name]; len(v) != 1 || v[0] != want {
+			t.Errorf("%s = %v, want exactly [%s]", name, v, want)
+		}
+	}
+}

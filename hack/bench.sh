@@ -4,11 +4,12 @@
 #   go        the trainer's step, loop and optimiser benchmarks, pure Go build
 #   openblas  the same with -tags openblas (installs libopenblas-dev when it can; skipped with a message if not)
 #   torch     test/crossframework/bench_torch.py, the PyTorch peer on the same shapes (Debian's python3-torch)
+#   tokenizer hack/bench-tokenizer.sh: tokenizer MB/s next to npm tokenizers@0.23.2's on the same text (~1 minute)
 # then a table per config: SFT and DPO tokens/s per build, our ratio to PyTorch, the share of each one's sgemm
 # peak and the DPO/SFT step cost. About 10-15 minutes on 2 shared cores. Raw outputs stay in $BENCH_OUT.
 #
 # Settings (environment):
-#   BENCH_PARTS     parts to run, comma-separated (default operator,go,openblas,torch)
+#   BENCH_PARTS     parts to run, comma-separated (default operator,go,openblas,torch,tokenizer)
 #   BENCH_CONFIGS   trainer configs, A (d_model 128, 4 layers, 4 heads) and/or B (256, 6, 8) (default A,B)
 #   STEP_BENCHTIME  -benchtime of the step benchmarks (default 3x: three steps after one untimed; pure Go at
 #                   config B takes ~20 s a step on a loaded 2-core machine)
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 GO=${GO:-go}
-PARTS=",${BENCH_PARTS:-operator,go,openblas,torch},"
+PARTS=",${BENCH_PARTS:-operator,go,openblas,torch,tokenizer},"
 CONFIGS=${BENCH_CONFIGS:-A,B}
 STEP_BENCHTIME=${STEP_BENCHTIME:-3x}
 LOOP_BENCHTIME=${LOOP_BENCHTIME-10x}
@@ -118,6 +119,14 @@ if want torch; then
 		fi
 	else
 		say "PyTorch peer: skipped (python3-torch could not be installed; see above)"
+	fi
+fi
+
+# ---- tokenizer
+if want tokenizer; then
+	say "tokenizer: encode throughput, Go next to npm tokenizers@0.23.2 on the same text (hack/bench-tokenizer.sh)"
+	if ! BENCH_OUT="$OUT" hack/bench-tokenizer.sh; then
+		failed+=("bench-tokenizer.sh")
 	fi
 fi
 

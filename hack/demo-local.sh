@@ -40,21 +40,23 @@ head -3 "$OUT/arith.jsonl"
 say "Validating it (what a PreferenceDataset's validation Job runs)"
 "$BIN" inspect-dataset --data "$OUT/arith.jsonl" --termination-log "" | tee "$OUT/report.json"
 
+# The settings are hack/demo/sft.yaml's and dpo.yaml's (the learning rates were chosen from hack/spread.sh's
+# measured spread: see hack/demo/learning.env).
 say "SFT: 4 layers, width 64, 400 steps on prompt -> chosen"
 "$BIN" sft --data "$OUT/arith.jsonl" --out "$OUT/sft" --layers 4 --d-model 64 --heads 4 --context 16 \
-  --steps 400 --batch-size 32 --lr 1e-2 --warmup 10 --eval-every 10 --checkpoint-every 50 --seed 1 2>&1 | progress
+  --steps 400 --batch-size 32 --lr 3e-3 --warmup 10 --eval-every 10 --checkpoint-every 50 --seed 1 2>&1 | progress
 
 say "DPO: 200 steps against the frozen SFT model (beta 0.1, NLL term rpoAlpha 1)"
 "$BIN" dpo --data "$OUT/arith.jsonl" --reference "$OUT/sft/model" --out "$OUT/dpo" \
-  --steps 200 --batch-size 32 --lr 5e-3 --warmup 10 --eval-every 50 --checkpoint-every 50 --beta 0.1 --rpo-alpha 1 --seed 1 2>&1 | progress
+  --steps 200 --batch-size 32 --lr 1e-3 --warmup 10 --eval-every 50 --checkpoint-every 50 --beta 0.1 --rpo-alpha 1 --seed 1 2>&1 | progress
 
 say "Greedy answers, SFT vs DPO (the rule: the answer is the sum)"
 prompts=$OUT/prompts.jsonl
 : > "$prompts"
-for a in 0 3 5 7 9; do for b in 2 4 8; do printf '{"prompt":"%d+%d="}\n' "$a" "$b" >> "$prompts"; done; done
+for a in 0 1 2 3 4 5 6 7 8 9; do for b in 0 1 2 3 4 5 6 7 8 9; do printf '{"prompt":"%d+%d="}\n' "$a" "$b" >> "$prompts"; done; done
 "$BIN" generate --model "$OUT/sft/model" --prompts-file "$prompts" --max-new 4 > "$OUT/sft-answers.jsonl"
 "$BIN" generate --model "$OUT/dpo/model" --prompts-file "$prompts" --max-new 4 > "$OUT/dpo-answers.jsonl"
-paste -d'\t' "$OUT/sft-answers.jsonl" "$OUT/dpo-answers.jsonl" | python3 -c '
+paste -d'\t' "$OUT/sft-answers.jsonl" "$OUT/dpo-answers.jsonl" | (. "$ROOT/hack/demo/learning.env" && MIN_RULE=$MIN_RULE_RATE python3 -c '
 import json, sys
 right = [0, 0]; n = 0
 print("prompt      SFT        DPO")
@@ -64,12 +66,16 @@ for line in sys.stdin:
     ok = [s["completion"].strip() == want, d["completion"].strip() == want]
     right = [r + o for r, o in zip(right, ok)]; n += 1
     mark = lambda o: "ok" if o else "x"
-    print("%-8s %6s %-2s  %6s %-2s" % (s["prompt"], s["completion"].strip(), mark(ok[0]), d["completion"].strip(), mark(ok[1])))
-print("rule satisfied: SFT %d/%d, DPO %d/%d" % (right[0], n, right[1], n))
-'
+    if n % 7 == 1:
+        print("%-8s %6s %-2s  %6s %-2s" % (s["prompt"], s["completion"].strip(), mark(ok[0]), d["completion"].strip(), mark(ok[1])))
+print("rule satisfied on all %d distinct prompts: SFT %d/%d, DPO %d/%d" % (n, right[0], n, right[1], n))
+import os
+if right[1] < float(os.environ["MIN_RULE"]) * n:
+    sys.exit("demo: the DPO model answers %d/%d right, want at least %s of them (hack/demo/learning.env)" % (right[1], n, os.environ["MIN_RULE"]))
+')
 
 say "Final metrics"
-python3 -c '
+(. "$ROOT/hack/demo/learning.env" && MIN_ACC=$MIN_EVAL_REWARD_ACCURACY python3 -c '
 import json
 for name in ("sft", "dpo"):
     last = {}
@@ -77,7 +83,10 @@ for name in ("sft", "dpo"):
         last.update(json.loads(line))
     keys = [k for k in ("step", "loss", "eval_loss", "rewards/accuracies", "eval_rewards/accuracies", "eval_rewards/margins", "tokens_per_second") if k in last]
     print(name.upper() + ": " + ", ".join("%s %.4g" % (k, last[k]) for k in keys))
-'
+import os, sys
+if last.get("eval_rewards/accuracies", 0) < float(os.environ["MIN_ACC"]):
+    sys.exit("demo: DPO eval reward accuracy %.4f, want at least %s (hack/demo/learning.env)" % (last.get("eval_rewards/accuracies", 0), os.environ["MIN_ACC"]))
+')
 say "Outputs"
 echo "checkpoints: $(ls -d "$OUT"/sft/checkpoints/* "$OUT"/dpo/checkpoints/* | tr '\n' ' ')"
 echo "models:      $OUT/sft/model $OUT/dpo/model (model.safetensors + config.json: GPT-2 layout)"

@@ -14,7 +14,8 @@ const (
 	DatasetFormatAuto DatasetFormat = "auto"
 	// DatasetFormatStandard rows are {prompt, chosen, rejected} strings.
 	DatasetFormatStandard DatasetFormat = "standard"
-	// DatasetFormatImplicitPrompt rows are {chosen, rejected}; the prompt is their longest common prefix.
+	// DatasetFormatImplicitPrompt rows are {chosen, rejected}, two strings or two message lists; the prompt is
+	// their longest common prefix (of text, or of leading messages).
 	DatasetFormatImplicitPrompt DatasetFormat = "implicitPrompt"
 	// DatasetFormatConversational rows hold prompt, chosen and rejected as lists of {role, content} messages.
 	DatasetFormatConversational DatasetFormat = "conversational"
@@ -22,6 +23,19 @@ const (
 	DatasetFormatShareGPT DatasetFormat = "sharegpt"
 	// DatasetFormatChatPreference rows hold input.messages, preferred_output and non_preferred_output.
 	DatasetFormatChatPreference DatasetFormat = "chatPreference"
+)
+
+// InvalidRowsPolicy says what invalid rows do to a dataset and to the runs that train on it.
+// +kubebuilder:validation:Enum=Reject;Skip
+type InvalidRowsPolicy string
+
+const (
+	// InvalidRowsReject makes a dataset with any invalid row not Ready, and a run on it fail.
+	InvalidRowsReject InvalidRowsPolicy = "Reject"
+	// InvalidRowsSkip leaves invalid rows out: the dataset is Ready when some row is valid, status.counts.skipped
+	// counts the rows left out and status.invalidRows names the first of them; runs train on the valid rows and
+	// say so in their warnings.
+	InvalidRowsSkip InvalidRowsPolicy = "Skip"
 )
 
 // ConfigMapDataSource is a dataset stored in a ConfigMap key (small datasets; ConfigMaps hold at most 1 MiB).
@@ -95,7 +109,9 @@ type PreferenceDatasetSpec struct {
 	// source of the data.
 	Source DatasetSource `json:"source"`
 
-	// format of the rows; auto detects it from the first valid row.
+	// format of the rows; auto detects it from the first valid row. implicitPrompt reads {chosen, rejected} as two
+	// strings or as two message lists (TRL's conversational implicit prompt: the prompt is the shared leading
+	// messages); one side may end where the other's reply starts (an empty response, counted in the warnings).
 	// +kubebuilder:default=auto
 	// +optional
 	Format DatasetFormat `json:"format,omitempty"`
@@ -104,8 +120,10 @@ type PreferenceDatasetSpec struct {
 	// +optional
 	FieldMapping *FieldMapping `json:"fieldMapping,omitempty"`
 
-	// evalFraction of prompts held out for evaluation, below 1 ("0.1"). Rows are split by a hash of their
-	// prompt, so no prompt lands in both splits.
+	// evalFraction of rows held out for evaluation, below 1 ("0.1"). Rows are grouped by prompt (ordered by a
+	// seeded hash) so that no prompt lands in both splits; when that cannot come near the fraction (every row
+	// shares a few prompts, or rows have none) they are grouped by row instead, identical rows still together.
+	// status.splitBy says which.
 	// +kubebuilder:default="0.1"
 	// +kubebuilder:validation:Pattern=`^0(\.[0-9]+)?$`
 	// +kubebuilder:validation:MaxLength=16
@@ -116,6 +134,13 @@ type PreferenceDatasetSpec struct {
 	// +kubebuilder:default=0
 	// +optional
 	Seed int64 `json:"seed,omitempty"`
+
+	// invalidRows is what invalid rows do: Reject (the default) makes the dataset not Ready; Skip leaves them
+	// out, counts them in status.counts.skipped and names the first in status.invalidRows, and runs train on the
+	// valid rows. The digest always covers the whole file.
+	// +kubebuilder:default=Reject
+	// +optional
+	InvalidRows InvalidRowsPolicy `json:"invalidRows,omitempty"`
 }
 
 // DatasetCounts are row counts of a validated dataset.
@@ -128,8 +153,11 @@ type DatasetCounts struct {
 	Train int64 `json:"train"`
 	// eval pairs after the split.
 	Eval int64 `json:"eval"`
-	// invalid rows; a dataset with any is not Ready.
+	// invalid rows; a dataset with any is not Ready unless spec.invalidRows is Skip.
 	Invalid int64 `json:"invalid"`
+	// skipped invalid rows, left out because spec.invalidRows is Skip.
+	// +optional
+	Skipped int64 `json:"skipped,omitempty"`
 }
 
 // InvalidRow names a row the trainer cannot use.
@@ -187,6 +215,11 @@ type PreferenceDatasetStatus struct {
 	// +listType=atomic
 	InvalidRows []InvalidRow `json:"invalidRows,omitempty"`
 
+	// splitBy says how the train/eval split grouped the rows: prompt (every row of a prompt on one side) or row
+	// (grouping by prompt could not reach evalFraction, so a prompt may have rows on both sides).
+	// +optional
+	SplitBy string `json:"splitBy,omitempty"`
+
 	// digest ("sha256:...") of the data as validated; runs pin it when they start.
 	// +optional
 	Digest string `json:"digest,omitempty"`
@@ -222,6 +255,7 @@ type PreferenceDatasetStatus struct {
 // +kubebuilder:printcolumn:name="Train",type=integer,JSONPath=`.status.counts.train`
 // +kubebuilder:printcolumn:name="Eval",type=integer,JSONPath=`.status.counts.eval`
 // +kubebuilder:printcolumn:name="Invalid",type=integer,JSONPath=`.status.counts.invalid`
+// +kubebuilder:printcolumn:name="Skipped",type=integer,JSONPath=`.status.counts.skipped`,priority=1
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.digest`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PreferenceDataset struct {

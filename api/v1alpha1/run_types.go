@@ -69,10 +69,19 @@ type TrainingSpec struct {
 	// +optional
 	LearningRate string `json:"learningRate,omitempty"`
 
-	// lrSchedule is the decay after warmup: cosine (to 10% of the peak), linear (to 0) or constant.
+	// lrSchedule is the decay after warmup: cosine (to 10% of the peak by default), linear (likewise) or
+	// constant. Both decays end at minLearningRateRatio times learningRate.
 	// +kubebuilder:default=cosine
 	// +optional
 	LRSchedule LRSchedule `json:"lrSchedule,omitempty"`
+
+	// minLearningRateRatio is where cosine and linear decay end, as a share of learningRate, between 0 and 1
+	// ("0.1": 10% of the peak, the default). "0" decays to 0 as Hugging Face's schedulers do; constant ignores it.
+	// +kubebuilder:default="0.1"
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]+)?|1(\.0+)?)$`
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	MinLearningRateRatio string `json:"minLearningRateRatio,omitempty"`
 
 	// warmupSteps is the number of steps of linear warmup from 0 to learningRate.
 	// +kubebuilder:default=0

@@ -3,23 +3,21 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/controllers"
@@ -40,6 +38,7 @@ func main() {
 	flag.StringVar(&opts.GPUResourceName, "gpu-resource-name", controllers.DefaultGPUResourceName, "Extended resource that counts GPUs, unless a run names one.")
 	flag.StringVar(&opts.DefaultOutputURI, "default-output-uri", "", "Base output URI of runs without spec.output.uri (s3://, gs://, azblob://, file:// or pvc://<claim>/<path>).")
 	flag.StringVar(&opts.ImagePullPolicy, "trainer-image-pull-policy", "", "Pull policy of the trainer container (empty: Kubernetes' default).")
+	flag.Var(envFlag{&opts.TrainerEnv}, "trainer-env", "NAME=VALUE added to every trainer container's environment (repeatable).")
 	flag.DurationVar(&jobTTL, "job-ttl", time.Hour, "How long finished Jobs and their pods are kept; custom resources keep their status. 0 keeps them.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -81,23 +80,10 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 
-	// Cache only the Jobs and pods the operator made: a cluster's other pods would cost memory for nothing.
-	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: "preftune-operator"})
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        "preftune-operator.preftune.io",
-		LeaderElectionNamespace: leaderElectionNamespace,
-		// The process exits right after the manager stops, so handing the lease back is safe, and it lets a new
-		// pod (a rollout, helm upgrade) lead at once instead of after the lease expires (about 15 s without work).
-		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:  {Label: managed},
-			&batchv1.Job{}: {Label: managed},
-		}},
-	})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(scheme, controllers.ManagerConfig{
+		MetricsAddr: metricsAddr, ProbeAddr: probeAddr,
+		LeaderElect: leaderElect, LeaderElectionNamespace: leaderElectionNamespace,
+	}))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -123,4 +109,30 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// envFlag collects repeated NAME=VALUE flags into environment variables.
+type envFlag struct{ env *[]corev1.EnvVar }
+
+func (f envFlag) String() string {
+	if f.env == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*f.env))
+	for _, e := range *f.env {
+		parts = append(parts, e.Name+"="+e.Value)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f envFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", s)
+	}
+	if errs := validation.IsEnvVarName(name); len(errs) > 0 {
+		return fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
+	}
+	*f.env = append(*f.env, corev1.EnvVar{Name: name, Value: value})
+	return nil
 }

@@ -43,8 +43,9 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ic.Dataset.PromptField, "prompt-field", "", "key of the prompt field (default prompt)")
 	fs.StringVar(&ic.Dataset.ChosenField, "chosen-field", "", "key of the chosen field (default chosen)")
 	fs.StringVar(&ic.Dataset.RejectedField, "rejected-field", "", "key of the rejected field (default rejected)")
-	fs.Float64Var(&ic.Dataset.EvalFraction, "eval-fraction", 0, "share of prompts held out for evaluation")
+	fs.Float64Var(&ic.Dataset.EvalFraction, "eval-fraction", 0, "share of rows held out for evaluation (grouped by prompt where possible)")
 	fs.Int64Var(&ic.Dataset.Seed, "seed", 0, "seed of the train/eval split")
+	fs.StringVar(&ic.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the dataset, Skip leaves them out (counted and named)")
 	fs.StringVar(&ic.Dataset.Digest, "digest", "", "fail unless the file still has this sha256:<hex> digest")
 	fs.IntVar(&ic.MaxInvalidRows, "max-invalid-rows", data.DefaultMaxInvalidRows, "how many invalid rows to list (all are counted)")
 	if err := fs.Parse(args); err != nil {
@@ -101,14 +102,14 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	if err := d.CheckDigest(ic.Dataset.Digest); err != nil {
 		return fail("DatasetChanged", contract.ExitInvalidInput, err)
 	}
-	rep, err := data.Report(d, ic.Dataset.EvalFraction, ic.Dataset.Seed, ic.MaxInvalidRows)
+	rep, err := data.Report(d, ic.Dataset, ic.MaxInvalidRows)
 	if err != nil {
-		return fail("InvalidConfig", contract.ExitInvalidInput, fmt.Errorf("dataset.evalFraction: %w", err))
+		return fail("InvalidConfig", contract.ExitInvalidInput, err)
 	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	writeInspectTermination(termLog, contract.TerminationMessage{Dataset: &rep}, stderr)
-	if err := d.Err(); err != nil {
+	if _, err := d.CheckInvalidRows(ic.Dataset.InvalidRows); err != nil {
 		fmt.Fprintf(stderr, "inspect-dataset: %v\n", err)
 		return contract.ExitInvalidInput
 	}

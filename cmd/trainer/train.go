@@ -25,6 +25,7 @@ type runFlags struct {
 	rc             contract.RunConfig
 	// finish completes rc from command-specific flags after parsing (flag form only).
 	finish func()
+	minLR  *float64
 }
 
 func newRunFlags(kind contract.Kind) *runFlags {
@@ -36,8 +37,9 @@ func newRunFlags(kind contract.Kind) *runFlags {
 		contract.TerminationMessagePath+" when it exists, as in a pod)")
 	fs.StringVar(&rc.Dataset.URI, "data", "", "dataset file (path or file:// URI)")
 	fs.StringVar(&rc.Dataset.Format, "format", "auto", "dataset format")
-	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", 0.1, "share of prompts held out for evaluation")
+	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", 0.1, "share of rows held out for evaluation (grouped by prompt where possible)")
 	fs.Int64Var(&rc.Dataset.Seed, "split-seed", 0, "seed of the train/eval split")
+	fs.StringVar(&rc.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the run, Skip trains on the valid rows (counted and named in the warnings)")
 	fs.StringVar(&rc.Output.URI, "out", "", "output directory (checkpoints, model, metrics.jsonl)")
 	t := &rc.Training
 	fs.IntVar(&t.MaxSteps, "steps", 0, "optimiser steps (or --epochs)")
@@ -50,6 +52,7 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	}
 	fs.Float64Var(&t.LearningRate, "lr", lr, "peak learning rate")
 	fs.StringVar(&t.LRSchedule, "schedule", "cosine", "learning-rate schedule after warmup: cosine, linear or constant")
+	minLR := fs.Float64("min-lr-ratio", train.DefaultMinLearningRateRatio, "rate at the end of cosine or linear decay, as a share of --lr (0 decays to 0)")
 	fs.IntVar(&t.WarmupSteps, "warmup", 0, "warmup steps")
 	fs.Float64Var(&t.WeightDecay, "weight-decay", 0, "AdamW weight decay")
 	fs.Float64Var(&t.GradClipNorm, "clip", 1, "global gradient-norm clip")
@@ -57,6 +60,7 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "checkpoint every N steps (0: 500; always at the end)")
 	fs.IntVar(&t.CheckpointsToKeep, "checkpoints-to-keep", 0, "keep the newest N complete checkpoints, deleting older ones (0: 2)")
 	fs.Int64Var(&t.Seed, "seed", 0, "seed of initialisation and shuffling")
+	f.minLR = minLR
 	return f
 }
 
@@ -69,6 +73,7 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 		return f.rc, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
 	if f.config == "" {
+		f.rc.Training.MinLearningRateRatio = f.minLR
 		if f.finish != nil {
 			f.finish()
 		}

@@ -4,7 +4,7 @@
 # Default IMG is the local cluster's registry (127.0.0.1:5000/preftune:dev); for another cluster, set IMG to a
 # registry that cluster pulls from (crane pushes with the credentials in ~/.docker/config.json).
 # Environment: KUBECONFIG, IMG, NAMESPACE (default preftune-system), RELEASE (default preftune), HELM_ARGS (more
-# `helm upgrade` arguments, e.g. "--set concurrency.runs=2").
+# `helm upgrade` arguments, e.g. "--set concurrency.runs=2"), OPENBLAS_CORETYPE (passed on to the trainer pods).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=hack/cluster/env.sh
@@ -24,8 +24,14 @@ say "building the image (manager + static OpenBLAS trainer; the first build comp
 IMG=$IMG PUSH=1 "$ROOT/hack/build-image.sh" | sed 's/^/deploy: /'
 digest=$("$BIN/crane" digest "$IMG")
 
-say "helm upgrade --install $RELEASE charts/preftune -n $NAMESPACE (image ${IMG%:*}@$digest)"
+# The host's OPENBLAS_CORETYPE reaches the trainer pods (chart value trainer.env): some machines set it because older
+# OpenBLAS builds misdetect their CPU, and it lets a test run the cluster's training under another kernel family.
+env_args=()
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+	env_args=(--set-string "trainer.env.OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE")
+fi
+say "helm upgrade --install $RELEASE charts/preftune -n $NAMESPACE (image ${IMG%:*}@$digest${OPENBLAS_CORETYPE:+, trainers with OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE})"
 # shellcheck disable=SC2086 # HELM_ARGS is a list of arguments
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/preftune" --namespace "$NAMESPACE" --create-namespace \
-	--set image.repository="${IMG%:*}" --set image.digest="$digest" --wait --timeout 5m ${HELM_ARGS:-} >/dev/null
+	--set image.repository="${IMG%:*}" --set image.digest="$digest" "${env_args[@]}" --wait --timeout 5m ${HELM_ARGS:-} >/dev/null
 say "operator installed: $(kubectl -n "$NAMESPACE" get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.status.availableReplicas}/{.spec.replicas} available{"\n"}{end}')"

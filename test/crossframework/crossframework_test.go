@@ -48,7 +48,7 @@ func TestMatchesPyTorch(t *testing.T) {
 	b := dpoBatch()
 
 	// The reference model's log-probs are the policy's shifted by refOffsets (any numbers do; both sides get them).
-	sums, _, err := loadTinyModel(t, dir, tensor.Float64).LogProbs(b)
+	sums, _, err := loadTinyModel(t, dir, tensor.Float64).LogProbs(b.Model())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestMatchesPyTorch(t *testing.T) {
 
 // checkLogits compares the raw logits of every position of every row, padding included.
 func checkLogits(c *checker, p *model.Params, b data.Batch, ref refOutput) {
-	got, err := p.Logits(b)
+	got, err := p.Logits(b.Model())
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func checkDistributions(c *checker, p *model.Params, b data.Batch, ref refOutput
 
 // checkSequences compares the per-row masked sums (DPO's log-probs) and their token counts.
 func checkSequences(c *checker, p *model.Params, b data.Batch, ref refOutput) {
-	sums, counts, err := p.LogProbs(b)
+	sums, counts, err := p.LogProbs(b.Model())
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func checkSequences(c *checker, p *model.Params, b data.Batch, ref refOutput) {
 
 func checkSFT(c *checker, p *model.Params, b data.Batch, ref refOutput) {
 	p.ZeroGrads()
-	l, n, err := p.SFTStep(b)
+	l, n, err := p.SFTStep(b.Model())
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func checkDPO(c *checker, p *model.Params, b data.Batch, refLogps []float64, dc 
 	cfg, rpo := dc.cfg, dc.rpo
 	name := fmt.Sprintf("DPO %s β=%v ε=%v rpo=%v", cfg.LossType, cfg.Beta, cfg.LabelSmoothing, rpo)
 	p.ZeroGrads()
-	out, err := p.DPOStep(b, refLogps, cfg, rpo)
+	out, err := p.DPOStep(b.Model(), refLogps, cfg, rpo)
 	if err != nil {
 		c.t.Fatalf("%s: %v", name, err)
 	}

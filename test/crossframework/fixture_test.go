@@ -1,15 +1,14 @@
 package crossframework
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
 	"gorgonia.org/tensor"
@@ -19,16 +18,17 @@ import (
 // batches' bucket (so wpe rows past it must be ignored).
 var tinyConfig = model.Config{VocabSize: tokenizer.ByteVocabSize, ContextLength: 64, Layers: 2, DModel: 32, Heads: 4}
 
-// writeTinyModel writes a model directory with trainer/checkpoint and returns its path. The weights start from
-// model.Init and are then perturbed, so that biases, LayerNorm gains and a peaked output distribution are all
-// exercised (GPT-2's initialisation leaves biases 0 and LayerNorm at 1, which would hide their mistakes).
+// writeTinyModel writes a model directory in Hugging Face's layout (GPT2LMHeadModel, model.Params.Save) and
+// returns its path. The weights start from model.Init and are then perturbed, so that biases, LayerNorm gains
+// and a peaked output distribution are all exercised (GPT-2's initialisation leaves biases 0 and LayerNorm at 1,
+// which would hide their mistakes).
 func writeTinyModel(t *testing.T) string {
 	t.Helper()
 	p := model.Init(tinyConfig, tensor.Float32, 11)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, name := range p.Names {
 		std := 0.1
-		if strings.HasPrefix(name, "wte") || strings.HasPrefix(name, "wpe") {
+		if strings.HasPrefix(name, "transformer.wte") || strings.HasPrefix(name, "transformer.wpe") {
 			std = 0.3
 		}
 		vals, _ := p.Float32s(name)
@@ -36,46 +36,18 @@ func writeTinyModel(t *testing.T) string {
 			vals[i] += float32(rng.NormFloat64() * std)
 		}
 	}
-	tok := tokenizer.NewByte()
-	cfg, err := json.Marshal(map[string]any{
-		"model_type": "gpt2", "vocab_size": tinyConfig.VocabSize, "n_positions": tinyConfig.ContextLength,
-		"n_embd": tinyConfig.DModel, "n_layer": tinyConfig.Layers, "n_head": tinyConfig.Heads,
-		"activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "bos_token_id": tok.BOS(),
-		"eos_token_id": tok.EOS(), "pad_token_id": tok.PAD(), "tie_word_embeddings": true,
-		"preftune_tokenizer": tok.Name(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := json.Marshal(map[string]any{"type": tok.Name(), "vocab_size": tok.VocabSize(), "bos": tok.BOS(),
-		"eos": tok.EOS(), "pad": tok.PAD()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.Model{Config: cfg, Tokenizer: tk}
-	for _, w := range p.Tensors() {
-		m.Tensors = append(m.Tensors, checkpoint.Tensor{Name: w.Name, Shape: w.Shape, Data: w.Data})
-	}
 	dir := filepath.Join(t.TempDir(), "model")
-	if _, err := checkpoint.SaveModel(dir, m); err != nil {
+	if _, err := p.Save(dir, hf.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
 }
 
-// loadTinyModel reads the directory back through trainer/checkpoint into Params of dtype dt: the Go side
-// computes from exactly the float32 values the Python side reads.
+// loadTinyModel reads the directory back (model.Load) into Params of dtype dt: the Go side computes from
+// exactly the float32 values the Python side reads.
 func loadTinyModel(t *testing.T, dir string, dt tensor.Dtype) *model.Params {
 	t.Helper()
-	m, _, err := checkpoint.LoadModel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := make([]model.Tensor, len(m.Tensors))
-	for i, w := range m.Tensors {
-		ts[i] = model.Tensor{Name: w.Name, Shape: w.Shape, Data: w.Data}
-	}
-	p, err := model.FromTensors(tinyConfig, dt, ts)
+	p, _, err := model.Load(dir, dt, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,6 +147,10 @@ def param_shapes(cfg):
 def load_params(model_dir, cfg, dtype):
     path = os.path.join(model_dir, "model.safetensors")
     raw = read_safetensors(path)
+    # Hugging Face's GPT2LMHeadModel prefixes every name with "transformer." (GPT2Model's files do not); the
+    # forward below uses the unprefixed names and grads_of reports the file's.
+    cfg.prefix = "transformer." if any(n.startswith("transformer.") for n in raw) else ""
+    raw = {n[len(cfg.prefix):] if n.startswith(cfg.prefix) else n: t for n, t in raw.items()}
     shapes = param_shapes(cfg)
     missing = [n for n in shapes if n not in raw]
     extra = [n for n in raw if n not in shapes]
@@ -317,6 +321,11 @@ def dpo_loss(d, seq_logp, tok_logp, mask):
     """The mean DPO loss of trainer/DESIGN.md's "Losses" over the batch's pairs, with per-pair values."""
     pc, pr = seq_logp[d["chosen"]], seq_logp[d["rejected"]]
     ref_c, ref_r = d["ref_c"].to(pc.dtype), d["ref_r"].to(pc.dtype)
+    if d["type"] == "ipo":
+        # TRL feeds IPO per-token means: each sequence's summed log-prob (policy and reference) over its count of
+        # loss-masked tokens.
+        n_c, n_r = mask[d["chosen"]].sum(-1).to(pc.dtype), mask[d["rejected"]].sum(-1).to(pc.dtype)
+        pc, pr, ref_c, ref_r = pc / n_c, pr / n_r, ref_c / n_c, ref_r / n_r
     beta, eps = d["beta"], d["eps"]
     h = (pc - pr) - (ref_c - ref_r)
     if d["type"] == "sigmoid":
@@ -373,9 +382,9 @@ def generate(cfg, P, g):
     return {"tokens": new, "margins": margins}
 
 
-def grads_of(loss, P):
+def grads_of(loss, P, prefix=""):
     grads = torch.autograd.grad(loss, list(P.values()), retain_graph=True)
-    return {n: g.to(torch.float64).reshape(-1).tolist() for n, g in zip(P, grads)}
+    return {prefix + n: g.to(torch.float64).reshape(-1).tolist() for n, g in zip(P, grads)}
 
 
 def run(model_dir, batch_path, dtype):
@@ -407,12 +416,12 @@ def run(model_dir, batch_path, dtype):
         "dpo": [],
     }
     if b["sft_grads"]:
-        out["sft_grads"] = grads_of(sft, P)
+        out["sft_grads"] = grads_of(sft, P, cfg.prefix)
     for d in b["dpo"]:
         loss, metrics = dpo_loss(d, seq_logp, tok_logp, mask)
         res = {"loss": loss.item(), **metrics}
         if d["grads"]:
-            res["grads"] = grads_of(loss, P)
+            res["grads"] = grads_of(loss, P, cfg.prefix)
         out["dpo"].append(res)
     out["generate"] = [generate(cfg, P, g) for g in b["generate"]]
     return out

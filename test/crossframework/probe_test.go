@@ -36,7 +36,7 @@ func (p *probe) add(r, t, token int) {
 
 func (p *probe) logProbs(t *testing.T, m *model.Params) []float64 {
 	t.Helper()
-	sums, counts, err := m.LogProbs(p.rows)
+	sums, counts, err := m.LogProbs(p.rows.Model())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -306,4 +308,56 @@ func (r *phaseRecorder) checkForward(t *testing.T) {
 		}
 		t.Logf("%s phases: %v", key, seq)
 	}
+}
+
+// learningThreshold reads one of the demo's learning thresholds from hack/demo/learning.env (KEY=VALUE lines).
+func learningThreshold(t *testing.T, key string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo, "hack", "demo", "learning.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && k == key {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("hack/demo/learning.env: %s: %v", key, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("hack/demo/learning.env has no %s", key)
+	return 0
+}
+
+// ruleRate runs the checkout's trainer greedily on the 100 distinct prompts of the demo's data (a+b= for single
+// digits) with the model in dir and counts the answers that are the sum.
+func ruleRate(t *testing.T, dir string) (right, n int) {
+	t.Helper()
+	var prompts bytes.Buffer
+	for a := range 10 {
+		for b := range 10 {
+			fmt.Fprintf(&prompts, "{\"prompt\": \"%d+%d=\"}\n", a, b)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "prompts.jsonl")
+	if err := os.WriteFile(file, prompts.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, trainerBin, "generate", "--model", dir, "--prompts-file", file, "--max-new", "4")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct{ Prompt, Completion string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("generate printed %q: %v", line, err)
+		}
+		var a, b int
+		if _, err := fmt.Sscanf(r.Prompt, "%d+%d=", &a, &b); err != nil {
+			t.Fatalf("prompt %q: %v", r.Prompt, err)
+		}
+		n++
+		if strings.TrimSpace(r.Completion) == strconv.Itoa(a+b) {
+			right++
+		}
+	}
+	return right, n
 }

@@ -87,7 +87,13 @@ func TestKubectlExplain(t *testing.T) {
 		"batchSize", "lrSchedule", "cosine", "warmupSteps", "checkpointEvery", "gradClipNorm")
 	// The enum of lrSchedule is listed with its values.
 	wantAll(t, "explain sftrun.spec.training.lrSchedule", explain("sftrun.spec.training.lrSchedule"),
-		"FIELD: lrSchedule <string> ENUM: cosine linear constant", "cosine (to 10% of the peak)")
+		"FIELD: lrSchedule <string> ENUM: cosine linear constant", "cosine (to 10% of the peak by default)",
+		"minLearningRateRatio")
+	// The floor of the decay has its own field, whose default is the 10% lrSchedule documents.
+	wantAll(t, "explain sftrun.spec.training.minLearningRateRatio", explain("sftrun.spec.training.minLearningRateRatio"),
+		"FIELD: minLearningRateRatio <string>", "10% of the peak, the default", "decays to 0")
+	wantAll(t, "explain preferencedataset.spec.invalidRows", explain("preferencedataset.spec.invalidRows"),
+		"FIELD: invalidRows <string> ENUM: Reject Skip", "Reject (the default)", "status.counts.skipped")
 
 	wantAll(t, "explain dporun.spec.beta", explain("dporun.spec.beta"),
 		"DPORun", "FIELD: beta <string>", "beta scales the implicit reward", "closer to the reference")

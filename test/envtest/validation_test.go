@@ -99,6 +99,15 @@ type invalidCase struct {
 
 var invalidCases = []invalidCase{
 	// PreferenceDataset
+	{"invalidRows not Reject or Skip", "PreferenceDataset",
+		[]edit{{"spec.invalidRows", "Ignore"}},
+		[]string{"spec.invalidRows", "Unsupported value"}},
+	{"minLearningRateRatio above 1", "SFTRun",
+		[]edit{{"spec.training.minLearningRateRatio", "1.5"}},
+		[]string{"spec.training.minLearningRateRatio"}},
+	{"minLearningRateRatio negative", "DPORun",
+		[]edit{{"spec.training.minLearningRateRatio", "-0.1"}},
+		[]string{"spec.training.minLearningRateRatio"}},
 	{"source with none of configMap, uri, volume", "PreferenceDataset",
 		[]edit{{"spec.source.configMap", nil}},
 		[]string{"spec.source", "exactly one of configMap, uri or volume must be set"}},
@@ -343,7 +352,15 @@ type validCase struct {
 
 var validCases = []validCase{
 	{"dataset defaults", "PreferenceDataset", nil,
-		map[string]any{"spec.format": "auto", "spec.evalFraction": "0.1", "spec.seed": int64(0)}},
+		map[string]any{"spec.format": "auto", "spec.evalFraction": "0.1", "spec.seed": int64(0), "spec.invalidRows": "Reject"}},
+	{"dataset skipping invalid rows", "PreferenceDataset", []edit{{"spec.invalidRows", "Skip"}},
+		map[string]any{"spec.invalidRows": "Skip"}},
+	{"SFT learning-rate floor defaults to 10%", "SFTRun", nil,
+		map[string]any{"spec.training.minLearningRateRatio": "0.1"}},
+	{"SFT learning-rate floor at its edges", "SFTRun", []edit{{"spec.training.minLearningRateRatio", "0"}},
+		map[string]any{"spec.training.minLearningRateRatio": "0"}},
+	{"DPO learning-rate floor 1", "DPORun", []edit{{"spec.training.minLearningRateRatio", "1.0"}},
+		map[string]any{"spec.training.minLearningRateRatio": "1.0"}},
 	{"dataset from uri with secretRef and evalFraction 0", "PreferenceDataset",
 		[]edit{{"spec.source.configMap", nil}, {"spec.source.uri", "s3://bucket/prefs/train.jsonl"},
 			{"spec.source.secretRef", map[string]any{"name": "creds"}}, {"spec.evalFraction", "0"}},

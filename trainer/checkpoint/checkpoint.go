@@ -11,7 +11,10 @@ import (
 
 // FormatVersion of the checkpoint layout. A checkpoint of another version is never resumed from: bump it whenever
 // what a checkpoint holds, or how it is read, changes.
-const FormatVersion = 1
+//
+// Version 2: weights under Hugging Face's names and config.json in its layout (a GPT-2 is a GPT2LMHeadModel with
+// "transformer."-prefixed tensors); version 1 checkpoints (GPT-2 names without the prefix) are not resumed from.
+const FormatVersion = 2
 
 // OptimizerState is AdamW's state; it has optim.State's fields, so each converts to the other.
 type OptimizerState struct {

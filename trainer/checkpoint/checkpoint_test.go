@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -102,7 +103,7 @@ func TestLatestSkipsUnusable(t *testing.T) {
 	// 600: state.json says another version (COMPLETE updated to match).
 	d600 := filepath.Join(base, "step-00000600")
 	st, _ := os.ReadFile(filepath.Join(d600, StateFile))
-	rewrite(t, d600, StateFile, []byte(strings.Replace(string(st), `"formatVersion": 1`, `"formatVersion": 9`, 1)))
+	rewrite(t, d600, StateFile, []byte(strings.Replace(string(st), fmt.Sprintf(`"formatVersion": %d`, FormatVersion), `"formatVersion": 9`, 1)))
 	// 650: one byte of the moments flipped, same size: only the sha256 check of a full load sees it.
 	o := filepath.Join(base, "step-00000650", OptimizerFile)
 	rawO, _ := os.ReadFile(o)
@@ -133,7 +134,7 @@ func TestLatestSkipsUnusable(t *testing.T) {
 		reasons[filepath.Base(s.Dir)] = s.Problem.Error()
 	}
 	for dir, want := range map[string]string{
-		"step-00000300": "no COMPLETE", "step-00000400": "model.safetensors", "step-00000500": "format version 2",
+		"step-00000300": "no COMPLETE", "step-00000400": "model.safetensors", "step-00000500": fmt.Sprintf("format version %d", FormatVersion+1),
 		"step-00000600": "format version 9", "step-00000650": "optimizer.safetensors: ", tmpPrefix + "step-00000700-123": "did not finish", "notes.txt": "not a step",
 	} {
 		if !strings.Contains(reasons[dir], want) {

@@ -109,14 +109,25 @@ type DatasetConfig struct {
 	PromptField   string `json:"promptField,omitempty"`
 	ChosenField   string `json:"chosenField,omitempty"`
 	RejectedField string `json:"rejectedField,omitempty"`
-	// EvalFraction of prompts held out for evaluation, split by a hash of the prompt.
+	// EvalFraction of rows held out for evaluation, grouped by prompt where that reaches the fraction and by row
+	// otherwise (DatasetReport.SplitBy says which).
 	EvalFraction float64 `json:"evalFraction,omitempty"`
 	// Seed of the split's hash.
 	Seed int64 `json:"seed,omitempty"`
 	// Digest, when set, is the sha256 ("sha256:<hex>") the data must still have; otherwise the run fails with
 	// ExitInvalidInput and reason DatasetChanged.
 	Digest string `json:"digest,omitempty"`
+	// InvalidRows is what invalid rows do: InvalidRowsReject (default, also "") fails the dataset and the run;
+	// InvalidRowsSkip leaves them out, counts them (Counts.Skipped) and names the first lines in the warnings.
+	// A dataset without any valid row fails either way.
+	InvalidRows string `json:"invalidRows,omitempty"`
 }
+
+// Values of DatasetConfig.InvalidRows (the API's spec.invalidRows).
+const (
+	InvalidRowsReject = "Reject"
+	InvalidRowsSkip   = "Skip"
+)
 
 // ModelConfig is the starting point of an SFT run.
 type ModelConfig struct {
@@ -155,13 +166,17 @@ type TrainingConfig struct {
 	GradientAccumulationSteps int     `json:"gradientAccumulationSteps,omitempty"`
 	LearningRate              float64 `json:"learningRate"`
 	// LRSchedule after warmup: cosine (default), linear or constant.
-	LRSchedule      string  `json:"lrSchedule,omitempty"`
-	WarmupSteps     int     `json:"warmupSteps,omitempty"`
-	WeightDecay     float64 `json:"weightDecay,omitempty"`
-	GradClipNorm    float64 `json:"gradClipNorm,omitempty"`
-	EvalEvery       int     `json:"evalEvery,omitempty"`
-	CheckpointEvery int     `json:"checkpointEvery,omitempty"`
-	Seed            int64   `json:"seed,omitempty"`
+	LRSchedule string `json:"lrSchedule,omitempty"`
+	// MinLearningRateRatio is the rate cosine and linear decay reach at the last step, as a share of
+	// LearningRate, in [0, 1]. Absent (nil) means the default, 0.1 (10% of the peak); 0 decays to 0 as Hugging
+	// Face's schedulers do. Constant ignores it.
+	MinLearningRateRatio *float64 `json:"minLearningRateRatio,omitempty"`
+	WarmupSteps          int      `json:"warmupSteps,omitempty"`
+	WeightDecay          float64  `json:"weightDecay,omitempty"`
+	GradClipNorm         float64  `json:"gradClipNorm,omitempty"`
+	EvalEvery            int      `json:"evalEvery,omitempty"`
+	CheckpointEvery      int      `json:"checkpointEvery,omitempty"`
+	Seed                 int64    `json:"seed,omitempty"`
 }
 
 // DPOConfig holds the preference-loss settings.
@@ -258,6 +273,10 @@ type DatasetReport struct {
 	Lengths LengthStats `json:"lengths"`
 	// InvalidRows are the first invalid rows; Counts.Invalid counts all of them.
 	InvalidRows []InvalidRow `json:"invalidRows,omitempty"`
+	// SplitBy says how the train/eval split grouped the rows: "prompt" (every row of a prompt on one side) or
+	// "row" (grouping by prompt could not reach the fraction: rows of one prompt may sit on both sides); empty
+	// when nothing is held out.
+	SplitBy string `json:"splitBy,omitempty"`
 	// ChosenLongerFraction is the share of pairs whose chosen response is longer than the rejected one.
 	ChosenLongerFraction float64 `json:"chosenLongerFraction"`
 	// Warnings, each a short sentence with a count, e.g. "3 exact duplicate rows".
@@ -273,6 +292,8 @@ type Counts struct {
 	Train   int `json:"train"`
 	Eval    int `json:"eval"`
 	Invalid int `json:"invalid"`
+	// Skipped invalid rows, left out because DatasetConfig.InvalidRows is Skip (0 otherwise).
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // LengthStats in bytes of the rendered text.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
@@ -22,6 +23,11 @@ type Batch struct {
 	Targets []int
 	Mask    []float32
 	N       int
+}
+
+// Model is the batch as the model's input (the same slices, not a copy).
+func (b Batch) Model() model.Batch {
+	return model.Batch{B: b.B, T: b.T, Inputs: b.Inputs, Targets: b.Targets, Mask: b.Mask, N: b.N}
 }
 
 // Row returns the slices of row i.

@@ -50,14 +50,27 @@ func RenderResponse(msgs []Message) string {
 type messageKeys struct {
 	role, content string
 	roles         map[string]string // the file's role name -> template role
+	// toolRoles are the file's role names for tool turns (a tool's result, a function call), which the template
+	// cannot render: a message in one is refused, naming what it is.
+	toolRoles map[string]string
 }
 
 var (
 	openAIKeys = messageKeys{"role", "content", map[string]string{
-		RoleSystem: RoleSystem, RoleUser: RoleUser, RoleAssistant: RoleAssistant}}
+		RoleSystem: RoleSystem, RoleUser: RoleUser, RoleAssistant: RoleAssistant},
+		map[string]string{"tool": "a tool's result", "function": "a function's result", "ipython": "a tool's result"}}
 	shareGPTKeys = messageKeys{"from", "value", map[string]string{
-		"system": RoleSystem, "human": RoleUser, "gpt": RoleAssistant}}
+		"system": RoleSystem, "human": RoleUser, "gpt": RoleAssistant},
+		map[string]string{"observation": "a tool's result", "function_call": "a tool call", "tool": "a tool's result"}}
 )
+
+// toolCallKeys are the keys of an OpenAI-style message that carry tool calls; the template has no syntax for
+// them, so a message that has any (not null, not empty) is refused instead of being rendered without them.
+var toolCallKeys = []string{"tool_calls", "function_call"}
+
+// noToolTurns is why tool turns are refused: the fixed template would render them empty or drop them.
+const noToolTurns = "the built-in chat template has no syntax for tool calls or tool results, so this message " +
+	"would lose them; remove the row, or write the tool exchange into the messages' text"
 
 func (k messageKeys) roleList() string {
 	names := make([]string, 0, len(k.roles))
@@ -78,15 +91,42 @@ func (k messageKeys) message(raw json.RawMessage, path string) (Message, *fieldE
 	if err != nil {
 		return Message{}, err
 	}
+	if what, ok := k.toolRoles[name]; ok {
+		return Message{}, &fieldError{path + "." + k.role, fmt.Sprintf("role %q (%s) is not supported: %s", name, what, noToolTurns)}
+	}
 	role, ok := k.roles[name]
 	if !ok {
 		return Message{}, &fieldError{path + "." + k.role, fmt.Sprintf("unknown role %q (want %s)", name, k.roleList())}
+	}
+	for _, key := range toolCallKeys {
+		if raw, ok := obj[key]; ok && !emptyJSON(raw) {
+			return Message{}, &fieldError{path + "." + key, "tool calls are not supported: " + noToolTurns}
+		}
 	}
 	content, err := str(obj, k.content, path+"."+k.content)
 	if err != nil {
 		return Message{}, err
 	}
 	return Message{Role: role, Content: content}, nil
+}
+
+// emptyJSON says whether a raw value holds nothing: null, [], {} or "".
+func emptyJSON(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch x := v.(type) {
+	case nil:
+		return true
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	case string:
+		return x == ""
+	}
+	return false
 }
 
 func (k messageKeys) messages(items []json.RawMessage, path string) ([]Message, *fieldError) {

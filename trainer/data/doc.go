@@ -6,7 +6,8 @@
 // A dataset is JSON Lines (one object a line; lines holding only whitespace are not rows) or one JSON array of
 // objects. A leading UTF-8 byte-order mark is ignored. Each row is validated on its own: a bad row is reported with
 // its 1-based line (for an array, the line where the element starts), the field and the reason, and the valid rows
-// are kept; the caller decides whether invalid rows are fatal (training treats them as fatal). A syntax error
+// are kept; the caller decides whether invalid rows are fatal (Dataset.CheckInvalidRows applies a run's
+// invalidRows policy: Reject, the default, or Skip). A syntax error
 // inside a JSON array ends the array: it is reported as one invalid row that says the rest was not read.
 //
 // # Formats
@@ -16,7 +17,10 @@
 //   - implicitPrompt: {"chosen": str, "rejected": str}; the prompt is their longest common byte prefix, cut back
 //     so that it never splits a UTF-8 character. Whitespace is kept exactly where the split falls (a space before
 //     the first differing word stays at the end of the prompt), so Prompt+Chosen and Prompt+Rejected reproduce the
-//     original texts byte for byte. A pair where one text is a prefix of the other has an empty response: invalid.
+//     original texts byte for byte. Chosen and rejected may also be two message lists (TRL's conversational
+//     implicit prompt): the prompt is their shared leading messages, each response the messages after them. In
+//     both shapes one text may be a prefix of the other: that response is empty (the model learns to end the turn
+//     there), which RowWarnings counts; identical sides are invalid.
 //   - conversational: prompt, chosen and rejected are lists of {"role", "content"} messages.
 //   - sharegpt: {"conversations": [{"from": "human"|"gpt"|"system", "value"}], "chosen": {"from": "gpt",
 //     "value"}, "rejected": {...}}, with an optional top-level "system" string.
@@ -41,6 +45,17 @@
 //
 // With format auto (or empty), the format is chosen from the keys of the first row that is a JSON object with a
 // known set of keys; every row is then read in that format, so rows of another shape become invalid rows.
+//
+// # Tool turns
+//
+// The chat template below has no tool syntax, so a message with tool_calls or function_call, a message in role
+// tool/function/ipython, or a ShareGPT function_call/observation turn is an invalid row (naming the field) rather
+// than a message rendered without its call or result.
+//
+// # Split
+//
+// Split holds out evalFraction of the rows, grouped by prompt, or by row (prompt and chosen text) when grouping by
+// prompt cannot come within a tenth of the target; SplitResult.By says which (docs/data.md).
 //
 // # Chat template
 //

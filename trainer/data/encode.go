@@ -3,6 +3,7 @@ package data
 import (
 	"fmt"
 
+	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
@@ -59,21 +60,9 @@ func EncodeRows(tok tokenizer.Tokenizer, rows []Row, ctxLen int, preference bool
 	return out
 }
 
-// Buckets are the padded lengths a batch may have: 32, 64, 128, ... below ctxLen, and ctxLen itself.
-func Buckets(ctxLen int) []int {
-	var b []int
-	for n := 32; n < ctxLen; n *= 2 {
-		b = append(b, n)
-	}
-	return append(b, ctxLen)
-}
+// Buckets are the padded lengths a batch may have: the model's graph lengths (model.Buckets: 32, 64, 128, ...
+// below ctxLen, and ctxLen itself).
+func Buckets(ctxLen int) []int { return model.Buckets(ctxLen) }
 
-// BucketFor is the smallest bucket that holds n tokens (n <= ctxLen).
-func BucketFor(n, ctxLen int) int {
-	for _, b := range Buckets(ctxLen) {
-		if n <= b {
-			return b
-		}
-	}
-	panic(fmt.Sprintf("data.BucketFor: %d tokens exceed the context length %d", n, ctxLen))
-}
+// BucketFor is the smallest bucket that holds n tokens (n <= ctxLen); see model.BucketFor.
+func BucketFor(n, ctxLen int) int { return model.BucketFor(n, ctxLen) }

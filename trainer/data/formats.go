@@ -82,7 +82,15 @@ func parseStandard(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldErr
 	return r, err
 }
 
+// parseImplicit reads an implicit-prompt row: two strings, or two message lists (TRL's conversational implicit
+// prompt). The prompt is what the two share at their start; each response is the rest. One response may be empty
+// (the text, or the conversation, of one side ends where the other's reply starts): the model then learns to
+// end the turn there, as the chosen response of refusal data often does. Both empty means the sides are
+// identical: invalid.
 func parseImplicit(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	if raw, ok := obj[n.chosen]; ok && jsonKind(trimJSON(raw)) == "array" {
+		return parseImplicitMessages(obj, n)
+	}
 	chosen, err := nonEmpty(obj, n.chosen, n.chosen)
 	if err != nil {
 		return Row{}, err
@@ -92,15 +100,61 @@ func parseImplicit(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldErr
 		return Row{}, err
 	}
 	p := commonPrefix(chosen, rejected)
-	switch {
-	case p == len(chosen) && p == len(rejected):
+	if p == len(chosen) && p == len(rejected) {
 		return Row{}, &fieldError{n.rejected, "identical to " + n.chosen + ": no response left after the common prefix"}
-	case p == len(chosen):
-		return Row{}, &fieldError{n.chosen, "empty response: it is a prefix of " + n.rejected}
-	case p == len(rejected):
-		return Row{}, &fieldError{n.rejected, "empty response: it is a prefix of " + n.chosen}
 	}
 	return Row{Prompt: chosen[:p], Chosen: chosen[p:], Rejected: rejected[p:]}, nil
+}
+
+// parseImplicitMessages reads an implicit-prompt row of two conversations: the prompt is their shared leading
+// messages, each response the messages after them (it starts with the assistant, or is empty).
+func parseImplicitMessages(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
+	chosen, err := messageList(obj, n.chosen, openAIKeys)
+	if err != nil {
+		return Row{}, err
+	}
+	rejected, err := messageList(obj, n.rejected, openAIKeys)
+	if err != nil {
+		if raw, ok := obj[n.rejected]; ok && jsonKind(trimJSON(raw)) != "array" {
+			err.reason += fmt.Sprintf(" (%s is a list of messages: both sides must be)", n.chosen)
+		}
+		return Row{}, err
+	}
+	k := 0
+	for k < len(chosen) && k < len(rejected) && chosen[k] == rejected[k] {
+		k++
+	}
+	switch {
+	case k == len(chosen) && k == len(rejected):
+		return Row{}, &fieldError{n.rejected, "identical to " + n.chosen + ": no message left after the shared ones"}
+	case k == 0:
+		return Row{}, &fieldError{n.chosen + "[0]", "the two conversations share no leading message: the implicit " +
+			"prompt format needs the prompt's messages at the start of both (or use the conversational format " +
+			"with a separate prompt)"}
+	case chosen[k-1].Role == RoleAssistant:
+		return Row{}, &fieldError{fmt.Sprintf("%s[%d]", n.chosen, k-1), "the shared messages end with the " +
+			"assistant's, so the two sides differ after a finished reply; a preference is between the assistant's " +
+			"replies to the same prompt"}
+	}
+	r := Row{Prompt: RenderPrompt(chosen[:k])}
+	for _, side := range []struct {
+		key  string
+		msgs []Message
+		dst  *string
+	}{{n.chosen, chosen[k:], &r.Chosen}, {n.rejected, rejected[k:], &r.Rejected}} {
+		if len(side.msgs) == 0 {
+			continue // this side ends where the reply starts: an empty response
+		}
+		if side.msgs[0].Role != RoleAssistant {
+			return r, &fieldError{fmt.Sprintf("%s[%d]", side.key, k), fmt.Sprintf("a response starts with the "+
+				"assistant, got %s (the message after the %d shared ones)", side.msgs[0].Role, k)}
+		}
+		*side.dst = RenderResponse(side.msgs)
+	}
+	if r.Chosen == r.Rejected {
+		return r, &fieldError{n.rejected, "renders identical to " + n.chosen + ": no difference between the responses"}
+	}
+	return r, nil
 }
 
 // commonPrefix is the length of the longest common prefix of a and b that ends on a character boundary of both.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/preftune/preftune/trainer/contract"
@@ -38,20 +39,30 @@ func Inspect(path string, cfg contract.DatasetConfig, maxInvalidRows int) (contr
 	if err != nil {
 		return contract.DatasetReport{}, err
 	}
-	return Report(d, cfg.EvalFraction, cfg.Seed, maxInvalidRows)
+	return Report(d, cfg, maxInvalidRows)
 }
 
-// Report describes a dataset: counts, lengths, the first invalid rows, and warnings with counts. maxInvalidRows
-// <= 0 means DefaultMaxInvalidRows.
-func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (contract.DatasetReport, error) {
-	train, eval, err := Split(d.Rows, evalFraction, seed)
+// Report describes a dataset read with cfg (its split and invalid-rows policy): counts, lengths, the first invalid
+// rows, how the split grouped the rows, and warnings with counts. maxInvalidRows <= 0 means
+// DefaultMaxInvalidRows. The error is for a configuration that cannot be applied (evalFraction, invalidRows).
+func Report(d *Dataset, cfg contract.DatasetConfig, maxInvalidRows int) (contract.DatasetReport, error) {
+	split, err := Split(d.Rows, cfg.EvalFraction, cfg.Seed)
 	if err != nil {
-		return contract.DatasetReport{}, err
+		return contract.DatasetReport{}, fmt.Errorf("dataset.evalFraction: %w", err)
 	}
+	train, eval := split.Train, split.Eval
 	rep := contract.DatasetReport{
-		Format: d.Format,
-		Digest: d.Digest,
-		Counts: contract.Counts{Total: d.Total, Pairs: len(d.Rows), Train: len(train), Eval: len(eval), Invalid: len(d.Invalid)},
+		Format:  d.Format,
+		Digest:  d.Digest,
+		Counts:  contract.Counts{Total: d.Total, Pairs: len(d.Rows), Train: len(train), Eval: len(eval), Invalid: len(d.Invalid)},
+		SplitBy: split.By,
+	}
+	skipped, err := d.CheckInvalidRows(cfg.InvalidRows)
+	switch {
+	case cfg.InvalidRows != "" && cfg.InvalidRows != contract.InvalidRowsReject && cfg.InvalidRows != contract.InvalidRowsSkip:
+		return contract.DatasetReport{}, fmt.Errorf("dataset.%w", err)
+	case cfg.InvalidRows == contract.InvalidRowsSkip && err == nil:
+		rep.Counts.Skipped = len(d.Invalid)
 	}
 	pref := d.Preference()
 	var promptSum, chosenSum, rejectedSum, longer, differ, dups, same, emails, phones int
@@ -98,9 +109,13 @@ func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (c
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, n))
 		}
 	}
+	if skipped != "" {
+		rep.Warnings = append(rep.Warnings, skipped)
+	}
+	rep.Warnings = append(rep.Warnings, RowWarnings(d.Rows, pref)...)
+	rep.Warnings = append(rep.Warnings, SplitWarnings(split, cfg.EvalFraction)...)
 	warn(dups, "%d exact duplicate rows")
 	warn(same, "%d pairs with chosen identical to rejected")
-	warn(sharedPrompts(train, eval), "%d prompts in both train and eval")
 	// Ties carry no length signal (short exact answers are often equally long), so the bias is judged on the
 	// pairs whose lengths differ; ChosenLongerFraction itself stays the share of all pairs, as the contract says.
 	if share := float64(longer) / float64(max(differ, 1)); pref && differ >= lengthBiasMinPairs && (share > lengthBiasHigh || share < lengthBiasLow) {
@@ -112,7 +127,64 @@ func Report(d *Dataset, evalFraction float64, seed int64, maxInvalidRows int) (c
 	return rep, nil
 }
 
-// sharedPrompts counts distinct prompts found on both sides; the split makes it 0, and this checks it.
+// RowWarnings are the warnings about single rows that are valid but probably not what the user meant to train on,
+// each with its count and first lines: empty responses (implicit-prompt rows where one side ends where the reply
+// starts: the model learns to end the turn there) and responses that hold only whitespace.
+func RowWarnings(rows []Row, preference bool) []string {
+	var emptyChosen, emptyRejected, blank []int
+	for _, r := range rows {
+		switch {
+		case r.Chosen == "":
+			emptyChosen = append(emptyChosen, r.Line)
+		case preference && r.Rejected == "":
+			emptyRejected = append(emptyRejected, r.Line)
+		}
+		if (r.Chosen != "" && strings.TrimSpace(r.Chosen) == "") || (preference && r.Rejected != "" && strings.TrimSpace(r.Rejected) == "") {
+			blank = append(blank, r.Line)
+		}
+	}
+	var out []string
+	if len(emptyChosen) > 0 {
+		out = append(out, fmt.Sprintf("%s an empty chosen response (only the end-of-turn token is trained "+
+			"on: the model learns to say nothing there): %s", rowsHave(len(emptyChosen)), lineList(emptyChosen)))
+	}
+	if len(emptyRejected) > 0 {
+		out = append(out, fmt.Sprintf("%s an empty rejected response (saying nothing is the rejected "+
+			"reply): %s", rowsHave(len(emptyRejected)), lineList(emptyRejected)))
+	}
+	if len(blank) > 0 {
+		out = append(out, fmt.Sprintf("%s a response that is only whitespace: %s", rowsHave(len(blank)), lineList(blank)))
+	}
+	return out
+}
+
+func rowsHave(n int) string {
+	if n == 1 {
+		return "1 row has"
+	}
+	return fmt.Sprintf("%d rows have", n)
+}
+
+// SplitWarnings say when a split is not what its fraction promised: nothing held out although a fraction was
+// asked for, or rows of one prompt on both sides because the split had to group by row.
+func SplitWarnings(s SplitResult, evalFraction float64) []string {
+	var out []string
+	n := len(s.Train) + len(s.Eval)
+	if evalFraction > 0 && len(s.Eval) == 0 {
+		out = append(out, fmt.Sprintf("the eval split is empty: evalFraction %g of %d rows holds out no row", evalFraction, n))
+	}
+	if s.By == SplitByRow {
+		if shared := sharedPrompts(s.Train, s.Eval); shared > 0 && !(s.Prompts == 1 && s.Train[0].Prompt == "") {
+			out = append(out, fmt.Sprintf("split by row, not by prompt: the %d rows have %d distinct prompts, too few "+
+				"to hold out %d rows by prompt, so %d prompts have rows in both train and eval", n, s.Prompts, s.Target, shared))
+		}
+	} else if shared := sharedPrompts(s.Train, s.Eval); shared > 0 {
+		out = append(out, fmt.Sprintf("%d prompts in both train and eval", shared))
+	}
+	return out
+}
+
+// sharedPrompts counts distinct prompts found on both sides; a split by prompt makes it 0.
 func sharedPrompts(train, eval []Row) int {
 	inTrain := map[string]bool{}
 	for _, r := range train {

@@ -12,7 +12,7 @@ import (
 
 func report(t *testing.T, src string, evalFraction float64, maxInvalid int) contract.DatasetReport {
 	t.Helper()
-	rep, err := Report(mustParse(t, src, Options{}), evalFraction, 1, maxInvalid)
+	rep, err := Report(mustParse(t, src, Options{}), contract.DatasetConfig{EvalFraction: evalFraction, Seed: 1}, maxInvalid)
 	if err != nil {
 		t.Fatal(err)
 	}

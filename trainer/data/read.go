@@ -65,6 +65,59 @@ func (d *Dataset) Err() error {
 	return fmt.Errorf("%s", b.String())
 }
 
+// CheckInvalidRows applies a dataset's invalid-rows policy (contract.InvalidRowsReject, the default when empty, or
+// contract.InvalidRowsSkip). Reject fails as Err does. Skip fails only when no row is valid, and otherwise returns
+// a warning that counts the skipped rows and names their first lines ("" when there are none).
+func (d *Dataset) CheckInvalidRows(policy string) (warning string, err error) {
+	switch policy {
+	case "", contract.InvalidRowsReject:
+		return "", d.Err()
+	case contract.InvalidRowsSkip:
+	default:
+		return "", fmt.Errorf("invalidRows is %q, want %s or %s", policy, contract.InvalidRowsReject, contract.InvalidRowsSkip)
+	}
+	if len(d.Invalid) == 0 {
+		return "", nil
+	}
+	if len(d.Rows) == 0 {
+		return "", fmt.Errorf("no valid row to train on (invalidRows Skip): %w", d.Err())
+	}
+	return SkippedWarning(d.Invalid, d.Total), nil
+}
+
+// SkippedWarning counts rows left out under the Skip policy and names the first of them.
+func SkippedWarning(invalid []contract.InvalidRow, total int) string {
+	lines := make([]int, len(invalid))
+	for i, r := range invalid {
+		lines[i] = r.Line
+	}
+	first := invalid[0]
+	return fmt.Sprintf("%d of %d rows are invalid and were skipped (invalidRows: Skip): %s; first: %s",
+		len(invalid), total, lineList(lines), describe(first))
+}
+
+// lineList names the first few of lines: "lines 2, 3, 9 and 4 more".
+func lineList(lines []int) string {
+	const shown = 5
+	var b strings.Builder
+	if len(lines) == 1 {
+		b.WriteString("line ")
+	} else {
+		b.WriteString("lines ")
+	}
+	for i, l := range lines {
+		if i == shown {
+			fmt.Fprintf(&b, " and %d more", len(lines)-shown)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, l)
+	}
+	return b.String()
+}
+
 func describe(r contract.InvalidRow) string {
 	if r.Field == "" {
 		return fmt.Sprintf("line %d: %s", r.Line, r.Reason)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
@@ -179,7 +180,7 @@ func TestWriteReadsBackAsStandard(t *testing.T) {
 	if d.Format != data.FormatStandard || len(d.Invalid) != 0 || !reflect.DeepEqual(d.Rows, rows) {
 		t.Fatalf("format %s invalid %v, rows equal %v", d.Format, d.Invalid, reflect.DeepEqual(d.Rows, rows))
 	}
-	rep, err := data.Report(d, 0.1, 0, 0)
+	rep, err := data.Report(d, contract.DatasetConfig{EvalFraction: 0.1}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,16 +4,19 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gorgonia.org/tensor"
-
-	"github.com/preftune/preftune/trainer/data"
 )
 
-// Generate continues prompt by up to maxNew tokens and returns the new tokens, ending before stop when the
-// model emits it. Temperature 0 is greedy (rng unused); otherwise tokens are sampled from softmax(logits/T).
-// When the sequence outgrows the context length the model sees its last ContextLength tokens.
-func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *rand.Rand, stop int) ([]int, error) {
+// Generate continues prompt by up to maxNew tokens and returns the new tokens, ending before the first stop id
+// the model emits (pass the model's EOS ids, Config.Tokens.EOS, and any other stop tokens; ids outside the
+// vocabulary never match). The prompt usually starts with the model's BOS (Config.Tokens.BOS) when it has one.
+// Temperature 0 is greedy (rng unused; ties go to the lowest id); otherwise tokens are sampled from
+// softmax(logits/T). Each step runs the forward graph of the smallest bucket holding the sequence (no key/value
+// cache); when the sequence outgrows the context length the model sees its last ContextLength tokens. A
+// non-finite logit is an error (the model overflows), not a token.
+func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *rand.Rand, stop ...int) ([]int, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("model: generate needs a non-empty prompt")
 	}
@@ -33,7 +36,7 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 	probs := make([]float64, p.VocabSize)
 	for len(out) < maxNew {
 		window := seq[max(0, len(seq)-p.ContextLength):]
-		t := data.BucketFor(len(window), p.ContextLength)
+		t := BucketFor(len(window), p.ContextLength)
 		gr, err := p.graphFor(kindLogits, 1, t)
 		if err != nil {
 			return out, err
@@ -48,9 +51,14 @@ func (p *Params) Generate(prompt []int, maxNew int, temperature float64, rng *ra
 		logits := gr.logits.Value().(*tensor.Dense)
 		for j := range probs {
 			probs[j] = at(logits, row*p.VocabSize+j)
+			if math.IsNaN(probs[j]) || math.IsInf(probs[j], 0) {
+				// Finite weights can still overflow; a NaN logit would make pick return an arbitrary token.
+				return out, fmt.Errorf("model: logit of token %d is %v after %d generated tokens: the model computes "+
+					"non-finite values", j, probs[j], len(out))
+			}
 		}
 		next := pick(probs, temperature, rng)
-		if next == stop {
+		if slices.Contains(stop, next) {
 			break
 		}
 		out = append(out, next)

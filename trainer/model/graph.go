@@ -60,8 +60,14 @@ func (p *Params) graphFor(k kind, b, t int) (*graph, error) {
 	return gr, nil
 }
 
-func (p *Params) build(key graphKey) (*graph, error) {
-	gr := &graph{key: key, g: G.NewGraph(), tk: nn.NewTokens(key.b, key.t)}
+func (p *Params) build(key graphKey) (gr *graph, err error) {
+	// An op given the nil result of a failed one may panic inside gorgonia; the first error is what counts.
+	defer func() {
+		if r := recover(); r != nil {
+			gr, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	gr = &graph{key: key, g: G.NewGraph(), tk: nn.NewTokens(key.b, key.t)}
 	w := map[string]*G.Node{}
 	for _, n := range p.Names {
 		v := p.Values[n]
@@ -69,36 +75,23 @@ func (p *Params) build(key graphKey) (*graph, error) {
 		gr.params = append(gr.params, node)
 		w[n] = node
 	}
-	var err error
 	must := func(n *G.Node, e error) *G.Node {
 		if err == nil && e != nil {
 			err = e
 		}
 		return n
 	}
-	x := must(nn.Embed(w["wte.weight"], w["wpe.weight"], gr.tk))
-	for i := 0; i < p.Layers && err == nil; i++ {
-		pre := fmt.Sprintf("h.%d.", i)
-		h := must(nn.LayerNorm(x, w[pre+"ln_1.weight"], w[pre+"ln_1.bias"]))
-		qkv := must(nn.Linear(h, w[pre+"attn.c_attn.weight"], w[pre+"attn.c_attn.bias"]))
-		if err != nil {
-			break
-		}
-		a := must(nn.Attention(qkv, key.b, key.t, p.Heads))
-		a = must(nn.Linear(a, w[pre+"attn.c_proj.weight"], w[pre+"attn.c_proj.bias"]))
-		x = must(nn.Add(x, a))
-		h = must(nn.LayerNorm(x, w[pre+"ln_2.weight"], w[pre+"ln_2.bias"]))
-		f := must(nn.Linear(h, w[pre+"mlp.c_fc.weight"], w[pre+"mlp.c_fc.bias"]))
-		f = must(nn.GELU(f))
-		f = must(nn.Linear(f, w[pre+"mlp.c_proj.weight"], w[pre+"mlp.c_proj.bias"]))
-		x = must(nn.Add(x, f))
-	}
+	h, head, err := p.fam.forward(p.Config, w, gr.tk)
 	if err != nil {
 		return nil, err
 	}
-	h := must(nn.LayerNorm(x, w["ln_f.weight"], w["ln_f.bias"]))
-	gr.logits = must(nn.MatMul(h, w["wte.weight"], false, true))
-	if key.kind != kindLogits {
+	switch {
+	case key.kind == kindLogits:
+		gr.logits = must(nn.MatMul(h, head, false, true))
+	case p.fam.fusedHead():
+		gr.lp = must(nn.HeadLogProbs(h, head, gr.tk))
+	default:
+		gr.logits = must(nn.MatMul(h, head, false, true))
 		gr.lp = must(nn.TargetLogProbs(gr.logits, gr.tk))
 	}
 	switch key.kind {
@@ -136,7 +129,7 @@ func (p *Params) accumulate(gr *graph) error {
 		if !ok || v.Dtype() != p.Dtype {
 			return fmt.Errorf("model: gradient of %s is %T", n, gr.grads[i].Value())
 		}
-		switch dst := p.Grads[n].Data().(type) {
+		switch dst := p.Gradients()[n].Data().(type) {
 		case []float32:
 			addTo(dst, v.Data().([]float32))
 		case []float64:

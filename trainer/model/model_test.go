@@ -8,7 +8,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/loss"
 )
 
@@ -16,9 +15,9 @@ var tiny = Config{VocabSize: 37, ContextLength: 8, Layers: 2, DModel: 16, Heads:
 
 // randomBatch makes b rows of length t with random ids; row r's mask covers positions from r%3 to a random end,
 // and what follows the end is padding (id 0, masked out).
-func randomBatch(seed uint64, b, t, vocab int) data.Batch {
+func randomBatch(seed uint64, b, t, vocab int) Batch {
 	rng := rand.New(rand.NewPCG(seed, 5))
-	bt := data.Batch{B: b, T: t, N: b, Inputs: make([]int, b*t), Targets: make([]int, b*t), Mask: make([]float32, b*t)}
+	bt := Batch{B: b, T: t, N: b, Inputs: make([]int, b*t), Targets: make([]int, b*t), Mask: make([]float32, b*t)}
 	for r := 0; r < b; r++ {
 		end := t - rng.IntN(3)
 		seq := make([]int, t+1)
@@ -41,7 +40,7 @@ func flat(p *Params, grads bool) []float64 {
 	var out []float64
 	src := p.Values
 	if grads {
-		src = p.Grads
+		src = p.Gradients()
 	}
 	for _, n := range p.Names {
 		v := src[n]
@@ -97,7 +96,7 @@ func TestSFTGradientsMatchFiniteDifferences(t *testing.T) {
 	})
 }
 
-func dpoBatch(seed uint64) data.Batch {
+func dpoBatch(seed uint64) Batch {
 	b := randomBatch(seed, 4, 8, tiny.VocabSize)
 	b.N = 2
 	return b
@@ -283,7 +282,7 @@ func TestInPlaceUpdatesReachCachedGraphs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := p.Float32s("h.1.mlp.c_fc.weight")
+	v, _ := p.Float32s("transformer.h.1.mlp.c_fc.weight")
 	// Not a constant shift: LayerNorm's output rows sum to zero, so shifting a whole weight changes nothing.
 	for i := range v {
 		v[i] += 0.05 * float32(i%3-1)
@@ -331,7 +330,7 @@ func TestCausality(t *testing.T) {
 func TestShorterBucketAndPaddingRows(t *testing.T) {
 	p := Init(tiny, tensor.Float32, 20)
 	full := randomBatch(21, 2, 8, tiny.VocabSize)
-	short := data.Batch{B: 3, T: 4, N: 2, Inputs: make([]int, 12), Targets: make([]int, 12), Mask: make([]float32, 12)}
+	short := Batch{B: 3, T: 4, N: 2, Inputs: make([]int, 12), Targets: make([]int, 12), Mask: make([]float32, 12)}
 	for r := 0; r < 2; r++ {
 		copy(short.Inputs[r*4:], full.Inputs[r*8:r*8+4])
 		copy(short.Targets[r*4:], full.Targets[r*8:r*8+4])
@@ -363,12 +362,12 @@ func TestShorterBucketAndPaddingRows(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	p := Init(tiny, tensor.Float32, 22)
 	good := randomBatch(23, 2, 8, tiny.VocabSize)
-	cases := map[string]func(b *data.Batch){
-		"row 1 position 3: input id 37":  func(b *data.Batch) { b.Inputs[11] = 37 },
-		"row 0 position 5: target id -1": func(b *data.Batch) { b.Targets[5], b.Mask[5] = -1, 1 },
-		"mask 0.5":                       func(b *data.Batch) { b.Mask[2] = 0.5 },
-		"needs 16 inputs":                func(b *data.Batch) { b.Inputs = b.Inputs[:15] },
-		"context length 8":               func(b *data.Batch) { b.T = 9 },
+	cases := map[string]func(b *Batch){
+		"row 1 position 3: input id 37":  func(b *Batch) { b.Inputs[11] = 37 },
+		"row 0 position 5: target id -1": func(b *Batch) { b.Targets[5], b.Mask[5] = -1, 1 },
+		"mask 0.5":                       func(b *Batch) { b.Mask[2] = 0.5 },
+		"needs 16 inputs":                func(b *Batch) { b.Inputs = b.Inputs[:15] },
+		"context length 8":               func(b *Batch) { b.T = 9 },
 	}
 	for want, mutate := range cases {
 		b := good
@@ -407,7 +406,7 @@ func TestLearnsAndGenerates(t *testing.T) {
 	for i := range seq {
 		seq[i] = pattern[i%len(pattern)]
 	}
-	b := data.Batch{B: 1, T: 32, N: 1, Inputs: seq[:32], Targets: seq[1:], Mask: make([]float32, 32)}
+	b := Batch{B: 1, T: 32, N: 1, Inputs: seq[:32], Targets: seq[1:], Mask: make([]float32, 32)}
 	for i := range b.Mask {
 		b.Mask[i] = 1
 	}

@@ -2,23 +2,30 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"strings"
 
 	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/hf"
 )
 
-// Params are the weights of a model and their gradients, keyed by GPT-2 name.
+// Params are the weights of a model and their gradients, keyed by the checkpoint's (Hugging Face's) names.
 type Params struct {
+	// Config is normalized (every default filled in).
 	Config
 	Dtype tensor.Dtype
 	// Names lists the weights in Config.Shapes order.
 	Names  []string
 	Values map[string]*tensor.Dense
-	Grads  map[string]*tensor.Dense
+	// Grads are allocated on first need (a training step, Float32s or Gradients), so a model that only runs
+	// forward (generation, reference log-probs) holds its weights once.
+	Grads map[string]*tensor.Dense
 
 	graphs map[graphKey]*graph
+	fam    family
+	// source is the config.json the weights were loaded from (nil for a model built in code); HFConfig
+	// writes it back with its unknown fields.
+	source *hf.Config
 }
 
 // Tensor is one named weight in float32, as checkpoints hold it.
@@ -29,43 +36,41 @@ type Tensor struct {
 }
 
 func newParams(cfg Config, dt tensor.Dtype) (*Params, error) {
+	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	fam, err := familyOf(cfg.Family)
+	if err != nil {
 		return nil, err
 	}
 	if dt != tensor.Float32 && dt != tensor.Float64 {
 		return nil, fmt.Errorf("model: dtype %v, want float32 or float64", dt)
 	}
-	p := &Params{Config: cfg, Dtype: dt, Values: map[string]*tensor.Dense{}, Grads: map[string]*tensor.Dense{},
-		graphs: map[graphKey]*graph{}}
+	p := &Params{Config: cfg, Dtype: dt, Values: map[string]*tensor.Dense{},
+		graphs: map[graphKey]*graph{}, fam: fam}
 	for _, s := range cfg.Shapes() {
 		p.Names = append(p.Names, s.Name)
 		p.Values[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
-		p.Grads[s.Name] = tensor.New(tensor.Of(dt), tensor.WithShape(s.Shape...))
 	}
 	return p, nil
 }
 
-// Init returns GPT-2's initialisation: weights N(0, 0.02), c_proj weights N(0, 0.02/√(2·layers)), biases 0,
-// LayerNorm weights 1 and biases 0. The same seed gives the same weights. It panics on an invalid config or
-// dtype (check cfg.Validate first when the config comes from a user).
+// Init returns the family's initialisation, drawn weight by weight in Names order from one PCG stream: GPT-2's
+// (weights N(0, 0.02), c_proj weights N(0, 0.02/√(2·layers)), biases 0, LayerNorm weights 1) or the Llama
+// family's (weights N(0, 0.02), biases 0, RMSNorm weights 1). The same seed gives the same weights. It panics
+// on an invalid config or dtype (check cfg.Validate first when the config comes from a user).
 func Init(cfg Config, dt tensor.Dtype, seed uint64) *Params {
 	p, err := newParams(cfg, dt)
 	if err != nil {
 		panic(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-	projStd := 0.02 / math.Sqrt(2*float64(cfg.Layers))
 	for _, name := range p.Names {
-		var fill func() float64
-		switch {
-		case strings.Contains(name, "ln_") && strings.HasSuffix(name, ".weight"):
-			fill = func() float64 { return 1 }
-		case strings.HasSuffix(name, ".bias"):
-			fill = func() float64 { return 0 }
-		case strings.HasSuffix(name, "c_proj.weight"):
-			fill = func() float64 { return rng.NormFloat64() * projStd }
-		default:
-			fill = func() float64 { return rng.NormFloat64() * 0.02 }
+		std, constant := p.fam.initStd(p.Config, name)
+		fill := func() float64 { return rng.NormFloat64() * std }
+		if constant {
+			fill = func() float64 { return std }
 		}
 		setAll(p.Values[name], fill)
 	}
@@ -86,7 +91,7 @@ func setAll(t *tensor.Dense, f func() float64) {
 }
 
 // FromTensors builds Params of dtype dt from float32 weights (a loaded checkpoint): every weight of cfg must be
-// there with its shape, and nothing else.
+// there with its shape, and nothing else, and every value must be finite (CheckFinite).
 func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 	p, err := newParams(cfg, dt)
 	if err != nil {
@@ -108,6 +113,9 @@ func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 		if len(t.Data) != v.Shape().TotalSize() {
 			return nil, fmt.Errorf("model: tensor %q has %d values for shape %v", t.Name, len(t.Data), t.Shape)
 		}
+		if err := CheckFinite(t.Name, t.Data); err != nil {
+			return nil, err
+		}
 		i := 0
 		setAll(v, func() float64 { i++; return float64(t.Data[i-1]) })
 	}
@@ -123,19 +131,24 @@ func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 func (p *Params) Tensors() []Tensor {
 	out := make([]Tensor, 0, len(p.Names))
 	for _, n := range p.Names {
-		v := p.Values[n]
-		t := Tensor{Name: n, Shape: append([]int(nil), v.Shape()...), Data: make([]float32, v.Shape().TotalSize())}
-		switch d := v.Data().(type) {
-		case []float32:
-			copy(t.Data, d)
-		case []float64:
-			for i, x := range d {
-				t.Data[i] = float32(x)
-			}
-		}
-		out = append(out, t)
+		out = append(out, p.tensor(n))
 	}
 	return out
+}
+
+// tensor copies one weight out in float32.
+func (p *Params) tensor(n string) Tensor {
+	v := p.Values[n]
+	t := Tensor{Name: n, Shape: append([]int(nil), v.Shape()...), Data: make([]float32, v.Shape().TotalSize())}
+	switch d := v.Data().(type) {
+	case []float32:
+		copy(t.Data, d)
+	case []float64:
+		for i, x := range d {
+			t.Data[i] = float32(x)
+		}
+	}
+	return t
 }
 
 // Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs.
@@ -144,6 +157,7 @@ func (p *Params) Convert(dt tensor.Dtype) *Params {
 	if err != nil {
 		panic(err)
 	}
+	q.source = p.source
 	for _, n := range p.Names {
 		src := p.Values[n]
 		i := 0
@@ -172,7 +186,19 @@ func (p *Params) Float32s(name string) (values, grads []float32) {
 	if p.Dtype != tensor.Float32 {
 		panic(fmt.Sprintf("model: Float32s on a %v model", p.Dtype))
 	}
-	return v.Data().([]float32), p.Grads[name].Data().([]float32)
+	return v.Data().([]float32), p.Gradients()[name].Data().([]float32)
+}
+
+// Gradients returns Grads, allocating zero gradients for every weight the first time.
+func (p *Params) Gradients() map[string]*tensor.Dense {
+	if p.Grads == nil {
+		p.Grads = make(map[string]*tensor.Dense, len(p.Names))
+		for _, n := range p.Names {
+			v := p.Values[n]
+			p.Grads[n] = tensor.New(tensor.Of(p.Dtype), tensor.WithShape(v.Shape()...))
+		}
+	}
+	return p.Grads
 }
 
 // ZeroGrads sets every gradient to 0.

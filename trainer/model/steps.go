@@ -5,12 +5,11 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/loss"
 )
 
 // setBatch picks the graph of kind k for the batch's shape and copies the batch in.
-func (p *Params) setBatch(k kind, b data.Batch) (*graph, error) {
+func (p *Params) setBatch(k kind, b Batch) (*graph, error) {
 	gr, err := p.graphFor(k, b.B, b.T)
 	if err != nil {
 		return nil, err
@@ -24,7 +23,7 @@ func (p *Params) setBatch(k kind, b data.Batch) (*graph, error) {
 // SFTStep runs forward and backward on the batch and adds the gradient of the mean token NLL into p.Grads.
 // It returns that loss and the number of masked-in tokens it averages over (a batch without any has loss 0
 // and adds nothing).
-func (p *Params) SFTStep(b data.Batch) (lossValue float64, tokens int, err error) {
+func (p *Params) SFTStep(b Batch) (lossValue float64, tokens int, err error) {
 	gr, err := p.setBatch(kindSFT, b)
 	if err != nil {
 		return 0, 0, err
@@ -40,7 +39,7 @@ func (p *Params) SFTStep(b data.Batch) (lossValue float64, tokens int, err error
 
 // LogProbs runs the forward pass only and returns, per row, the sum of the masked-in target log-probs and the
 // number of masked-in targets. DPO's reference log-probs come from here, once, before training.
-func (p *Params) LogProbs(b data.Batch) (sums []float64, counts []int, err error) {
+func (p *Params) LogProbs(b Batch) (sums []float64, counts []int, err error) {
 	gr, err := p.setBatch(kindLogProbs, b)
 	if err != nil {
 		return nil, nil, err
@@ -60,7 +59,7 @@ func (p *Params) LogProbs(b data.Batch) (sums []float64, counts []int, err error
 }
 
 // EvalSFT runs the forward pass only and returns the summed NLL of the masked-in targets and their count.
-func (p *Params) EvalSFT(b data.Batch) (sumNLL float64, tokens int, err error) {
+func (p *Params) EvalSFT(b Batch) (sumNLL float64, tokens int, err error) {
 	sums, counts, err := p.LogProbs(b)
 	if err != nil {
 		return 0, 0, err
@@ -89,7 +88,7 @@ type DPOOutputs struct {
 // DPOStep runs forward and backward on a DPO batch (rows 0..B/2-1 chosen, B/2..B-1 the rejected of the same
 // pairs; the first b.N of each half are real) and adds the loss's gradient into p.Grads. refLogps holds the
 // reference model's LogProbs sums for the same B rows.
-func (p *Params) DPOStep(b data.Batch, refLogps []float64, cfg loss.DPOConfig, rpoAlpha float64) (DPOOutputs, error) {
+func (p *Params) DPOStep(b Batch, refLogps []float64, cfg loss.DPOConfig, rpoAlpha float64) (DPOOutputs, error) {
 	if b.B%2 != 0 {
 		return DPOOutputs{}, fmt.Errorf("model: a DPO batch needs an even number of rows, got %d", b.B)
 	}
@@ -125,7 +124,7 @@ func (p *Params) DPOStep(b data.Batch, refLogps []float64, cfg loss.DPOConfig, r
 // Logits runs the forward pass only and returns the logits of every position, row-major [B, T, V]. Training
 // never needs them whole (the fused log-prob ops read them in place); they are for checks against other
 // implementations and for evaluations that score the whole distribution.
-func (p *Params) Logits(b data.Batch) ([]float64, error) {
+func (p *Params) Logits(b Batch) ([]float64, error) {
 	gr, err := p.graphFor(kindLogits, b.B, b.T)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ package nn
 
 // #cgo LDFLAGS: -lopenblas
 // void openblas_set_num_threads(int);
+// char* openblas_get_corename(void);
 import "C"
 
 import (
@@ -19,5 +20,7 @@ func init() {
 	C.openblas_set_num_threads(1)
 	G.Use(netlib.Implementation{})
 	BLAS = netlib.Implementation{}
-	BLASName = "OpenBLAS (1 thread per goroutine)"
+	// The kernel family OpenBLAS picked for this CPU (or that OPENBLAS_CORETYPE forced): its rounding differs from
+	// the others', so a run's figures belong to it (hack/spread.sh).
+	BLASName = "OpenBLAS " + C.GoString(C.openblas_get_corename()) + " (1 thread per goroutine)"
 }

@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -9,9 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/preftune/preftune/trainer/safetensors"
 )
 
 // stories260K is a real pretrained Llama (Hugging Face layout) in the read-only shared folder beside the
@@ -26,25 +26,20 @@ func loadStories(t *testing.T) map[string]*tensor.Dense {
 	if err != nil {
 		t.Skipf("stories260K not available at %s: %v", stories260K, err)
 	}
-	st, err := safetensors.Deserialize(buf)
+	ts, _, err := safetensors.Decode(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]*tensor.Dense{}
-	for _, v := range st.Tensors() {
-		if v.TensorView.DType() != safetensors.F32 {
-			t.Fatalf("%s: dtype %v", v.Name, v.TensorView.DType())
+	for _, v := range ts {
+		if v.DType != safetensors.F32 {
+			t.Fatalf("%s: dtype %v", v.Name, v.DType)
 		}
-		shape := make([]int, len(v.TensorView.Shape()))
-		for i, d := range v.TensorView.Shape() {
-			shape[i] = int(d)
+		data := make([]float64, len(v.Data))
+		for i, x := range v.Data {
+			data[i] = float64(x)
 		}
-		raw := v.TensorView.Data()
-		data := make([]float64, len(raw)/4)
-		for i := range data {
-			data[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
-		}
-		out[v.Name] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+		out[v.Name] = tensor.New(tensor.WithShape(v.Shape...), tensor.WithBacking(data))
 	}
 	return out
 }

@@ -142,8 +142,13 @@ func dpoLossKernel[T float](tk *Tokens, s *DPOSpec) func(*call[T]) error {
 		}
 		s.Policy = rowSums(c.in[0], tk.B, tk.T, s.Policy)
 		n := s.Pairs
+		tokC, tokR := make([]int, n), make([]int, n)
+		for i := range n {
+			tokC[i], tokR[i] = tk.Count(i), tk.Count(half+i)
+		}
 		var dC, dR []float64
-		s.Result, dC, dR = loss.DPOBatch(s.Config, s.Policy[:n], s.Policy[half:half+n], s.Ref[:n], s.Ref[half:half+n])
+		// IPO takes per-token means (loss.DPOBatchTokens); the others the sums.
+		s.Result, dC, dR = loss.DPOBatchTokens(s.Config, s.Policy[:n], s.Policy[half:half+n], s.Ref[:n], s.Ref[half:half+n], tokC, tokR)
 		if len(s.dRow) != tk.B {
 			s.dRow = make([]float64, tk.B)
 		}

@@ -52,14 +52,32 @@ func points(lines []map[string]float64, metric string) plotter.XYs {
 	return xy
 }
 
+// legendCorner is where a panel's legend goes: top right for a loss (it falls from the top left), top left for
+// rewards (they rise towards the top right).
+type legendCorner bool
+
+const (
+	topRight legendCorner = false
+	topLeft  legendCorner = true
+)
+
+// rightMargin is blank room right of the panels. gonum places every text by the metrics of its own Liberation
+// fonts, while a viewer without them draws a wider substitute: without room, the last x tick (centred on the right
+// edge) and a right-aligned legend were cut at the edge of the picture.
+const rightMargin = 12 * vg.Millimeter
+
 // panel is one plot of some series; ok is false when none of them has a point.
-func panel(lines []map[string]float64, title, yLabel string, ss []series) (*plot.Plot, bool, error) {
+func panel(lines []map[string]float64, title, yLabel string, ss []series, corner legendCorner) (*plot.Plot, bool, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
+	p.Legend.Left = bool(corner)
+	if corner == topLeft {
+		p.Legend.XOffs = vg.Millimeter
+	}
 	any := false
 	for i, s := range ss {
 		xy := points(lines, s.metric)
@@ -104,7 +122,8 @@ func render(panels []*plot.Plot) ([]byte, error) {
 	for i, p := range panels {
 		grid[i] = []*plot.Plot{p}
 	}
-	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter}
+	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,
+		PadLeft: vg.Millimeter, PadRight: rightMargin}
 	canvases := plot.Align(grid, tiles, dc)
 	for i, p := range panels {
 		p.Draw(canvases[i][0])
@@ -118,7 +137,7 @@ func render(panels []*plot.Plot) ([]byte, error) {
 
 // Loss renders loss.svg; ok is false when no line has a loss yet.
 func Loss(lines []map[string]float64) (svg []byte, ok bool, err error) {
-	p, ok, err := panel(lines, "Loss", "loss", lossSeries)
+	p, ok, err := panel(lines, "Loss", "loss", lossSeries, topRight)
 	if err != nil || !ok {
 		return nil, ok, err
 	}
@@ -129,11 +148,11 @@ func Loss(lines []map[string]float64) (svg []byte, ok bool, err error) {
 // Rewards renders rewards.svg (DPO): reward accuracy above, reward margin below; ok is false when neither has a
 // point.
 func Rewards(lines []map[string]float64) (svg []byte, ok bool, err error) {
-	acc, okA, err := panel(lines, "Reward accuracy", "rewards/accuracies", accuracySeries)
+	acc, okA, err := panel(lines, "Reward accuracy", "rewards/accuracies", accuracySeries, topLeft)
 	if err != nil {
 		return nil, false, err
 	}
-	mar, okM, err := panel(lines, "Reward margin", "rewards/margins", marginSeries)
+	mar, okM, err := panel(lines, "Reward margin", "rewards/margins", marginSeries, topLeft)
 	if err != nil || !okA && !okM {
 		return nil, false, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -138,4 +139,93 @@ func TestReadMetrics(t *testing.T) {
 	if _, err := ReadMetrics(p); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("bad line: %v, want an error naming line 2", err)
 	}
+}
+
+// TestTextsInsideViewBox: every text of loss.svg and rewards.svg (legend entries, the last x tick) lies inside
+// the picture's view box, with a width estimated wider than gonum's own font metrics (0.6 em a character): a
+// viewer that draws another font than Liberation must not cut "train rewards/accuracies" or the last step.
+func TestTextsInsideViewBox(t *testing.T) {
+	var lines []map[string]float64
+	for s := 1; s <= 12000; s += 100 {
+		f := float64(s)
+		lines = append(lines, map[string]float64{"step": f, "loss": 7000 / (f + 10), "rewards/accuracies": f / 12000,
+			"rewards/margins": f / 1000, "eval_loss": 8000 / (f + 10), "eval_rewards/accuracies": f / 13000,
+			"eval_rewards/margins": f / 1100})
+	}
+	for name, render := range map[string]func([]map[string]float64) ([]byte, bool, error){"loss.svg": Loss, "rewards.svg": Rewards} {
+		svg, ok, err := render(lines)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", name, ok, err)
+		}
+		width, texts := svgTextBoxes(t, svg)
+		legend := 0
+		for _, tx := range texts {
+			if strings.HasPrefix(tx.text, "train ") || strings.HasPrefix(tx.text, "eval ") {
+				legend++
+			}
+			if end := tx.x + 0.6*tx.size*float64(len([]rune(tx.text))); tx.x < 0 || end > width {
+				t.Errorf("%s: text %q spans x %.1f to %.1f, outside the view box [0, %.1f]", name, tx.text, tx.x, end, width)
+			}
+		}
+		if legend == 0 {
+			t.Errorf("%s: no legend text found among %v", name, texts)
+		}
+	}
+}
+
+type svgText struct {
+	text    string
+	x, size float64
+}
+
+// svgTextBoxes returns the view box's width and the horizontal texts (gonum writes each <text> at its left end,
+// with the font size in its style). Vertical texts (the y-axis label, rotated) are left out.
+func svgTextBoxes(t *testing.T, svg []byte) (float64, []svgText) {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	var width float64
+	var out []svgText
+	var cur *svgText
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			attr := map[string]string{}
+			for _, a := range e.Attr {
+				attr[a.Name.Local] = a.Value
+			}
+			switch e.Name.Local {
+			case "svg":
+				f := strings.Fields(attr["viewBox"])
+				if len(f) != 4 {
+					t.Fatalf("viewBox %q", attr["viewBox"])
+				}
+				width, _ = strconv.ParseFloat(f[2], 64)
+			case "text":
+				if strings.Contains(attr["transform"], "rotate") {
+					continue
+				}
+				x, _ := strconv.ParseFloat(attr["x"], 64)
+				_, size, _ := strings.Cut(attr["style"], "font-size:")
+				px, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(size), "px"), 64)
+				cur = &svgText{x: x, size: px}
+			}
+		case xml.CharData:
+			if cur != nil {
+				cur.text = string(e)
+				out = append(out, *cur)
+				cur = nil
+			}
+		}
+	}
+	if width == 0 {
+		t.Fatal("no view box width")
+	}
+	return width, out
 }

@@ -30,13 +30,18 @@ func Save(dir string, tok Tokenizer) error {
 	return os.WriteFile(filepath.Join(dir, FileName), append(b, '\n'), 0o644)
 }
 
-// Load reads dir/tokenizer.json and returns the tokenizer it describes. A file whose ids disagree with the type's
-// fixed layout is an error: a model trained with other ids would silently produce garbage.
+// Load reads dir/tokenizer.json and returns the tokenizer it describes: a Hugging Face tokenizer.json (it has a
+// "model") is read with LoadDir (a *Pretrained, with tokenizer_config.json and generation_config.json); DESIGN.md's
+// {"type": "byte", ...} file gives Byte. A byte file whose ids disagree with the type's fixed layout is an error: a
+// model trained with other ids would silently produce garbage.
 func Load(dir string) (Tokenizer, error) {
 	path := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if IsHFTokenizerJSON(b) {
+		return LoadDir(dir)
 	}
 	var f fileFormat
 	if err := json.Unmarshal(b, &f); err != nil {

@@ -26,6 +26,9 @@ const (
 	DefaultLossType = "sigmoid"
 	// DefaultSchedule is the learning-rate schedule after warmup.
 	DefaultSchedule = "cosine"
+	// DefaultMinLearningRateRatio is where cosine and linear decay end, as a share of the peak rate: 10%, the
+	// floor the API has always documented (Hugging Face's schedulers decay to 0, which a run asks for with 0).
+	DefaultMinLearningRateRatio = 0.1
 	// KeepCheckpoints is how many of the newest checkpoints a result lists (the termination message is small).
 	KeepCheckpoints = 3
 )
@@ -35,11 +38,13 @@ const (
 // Defaults (zero value in the RunConfig -> value used):
 //   - training.gradientAccumulationSteps: 1
 //   - training.lrSchedule: cosine
+//   - training.minLearningRateRatio: absent -> 0.1 (cosine and linear end at 10% of learningRate)
 //   - training.gradClipNorm: 1.0
 //   - training.evalEvery: 0 keeps evaluation to the end of the run (when there is an eval split)
 //   - training.checkpointEvery: 500 (and always at the end)
 //   - training.checkpointsToKeep: 2 (see pruneCheckpoints)
 //   - dataset.evalFraction: 0 holds nothing out (no eval metrics)
+//   - dataset.invalidRows: Reject (any invalid row fails the run; Skip trains on the valid ones)
 //   - model.architecture.tokenizer: byte
 //   - dpo (absent): beta 0.1, lossType sigmoid; dpo.beta 0 -> 0.1, dpo.lossType "" -> sigmoid
 //
@@ -167,6 +172,12 @@ func (c *Config) checkTraining() error {
 	if t.GradientAccumulationSteps == 0 {
 		t.GradientAccumulationSteps = 1
 	}
+	if c.Dataset.InvalidRows == "" {
+		c.Dataset.InvalidRows = contract.InvalidRowsReject
+	}
+	if p := c.Dataset.InvalidRows; p != contract.InvalidRowsReject && p != contract.InvalidRowsSkip {
+		return fieldErr("dataset.invalidRows", "is %q, want %s or %s", p, contract.InvalidRowsReject, contract.InvalidRowsSkip)
+	}
 	if !(t.LearningRate > 0) || t.LearningRate > 1 {
 		return fieldErr("training.learningRate", "is %g, want 0 < learningRate <= 1", t.LearningRate)
 	}
@@ -177,6 +188,13 @@ func (c *Config) checkTraining() error {
 	case "cosine", "linear", "constant":
 	default:
 		return fieldErr("training.lrSchedule", "is %q, want cosine, linear or constant", t.LRSchedule)
+	}
+	if t.MinLearningRateRatio == nil {
+		t.MinLearningRateRatio = ptrTo(DefaultMinLearningRateRatio)
+	} else if r := *t.MinLearningRateRatio; !(r >= 0 && r <= 1) {
+		return fieldErr("training.minLearningRateRatio", "is %g, want 0 <= minLearningRateRatio <= 1", r)
+	} else {
+		t.MinLearningRateRatio = ptrTo(r) // a copy: the caller's RunConfig keeps its own
 	}
 	if t.WarmupSteps < 0 {
 		return fieldErr("training.warmupSteps", "is %d, want >= 0", t.WarmupSteps)
@@ -247,6 +265,8 @@ func (c *Config) checkDPO() error {
 	c.DPO = &d
 	return nil
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func validDigest(d string) bool {
 	hex, ok := strings.CutPrefix(d, "sha256:")

@@ -45,6 +45,16 @@ type reasoned interface {
 	Reason() string
 }
 
+// reasonOf is the reason an error names itself (trainer/hf's ModelUnsupported, InsufficientMemory), or fallback
+// for other errors and for hf's generic ModelUnreadable (the caller's reason says which model).
+func reasonOf(err error, fallback string) string {
+	var re reasoned
+	if errors.As(err, &re) && re.Reason() != "" && re.Reason() != ReasonModelUnreadable {
+		return re.Reason()
+	}
+	return fallback
+}
+
 // invalid is input that will never work: the Job must not retry.
 func invalid(reason string, format string, args ...any) error {
 	return &Error{Reason: reason, Code: contract.ExitInvalidInput, Err: fmt.Errorf(format, args...)}

@@ -135,3 +135,41 @@ func TestHFErrorsAreInvalidInputWithTheirReason(t *testing.T) {
 		t.Errorf("a plain error exits %d, want %d", code, contract.ExitFailed)
 	}
 }
+
+// An SFT run from a model directory of an architecture the trainer does not implement fails before training with
+// exit code 3 and reason ModelUnsupported naming it (the operator shows that reason in the run's status).
+func TestRunFromUnsupportedArchitecture(t *testing.T) {
+	dir := t.TempDir()
+	dataPath := writeDemo(t, dir, 60, 4)
+	base := mustRun(t, tinySFT(dataPath, filepath.Join(dir, "base"), 1))
+	src := strings.TrimPrefix(base.ModelURI, "file://")
+	gemma := filepath.Join(dir, "gemma")
+	if err := os.MkdirAll(gemma, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		raw, err := os.ReadFile(filepath.Join(src, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if de.Name() == "config.json" {
+			var c map[string]any
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			c["architectures"], c["model_type"] = []string{"GemmaForCausalLM"}, "gemma"
+			raw, _ = json.Marshal(c)
+		}
+		os.WriteFile(filepath.Join(gemma, de.Name()), raw, 0o644)
+	}
+	rc := tinySFT(dataPath, filepath.Join(dir, "out"), 1)
+	rc.Model = contract.ModelConfig{From: gemma}
+	err = runErr(t, rc, contract.ReasonModelUnsupported, contract.ExitInvalidInput)
+	if !strings.Contains(err.Error(), "GemmaForCausalLM") || !strings.Contains(err.Error(), "LlamaForCausalLM") {
+		t.Errorf("message %q does not name the architecture found and the supported ones", err)
+	}
+}

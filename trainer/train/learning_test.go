@@ -61,6 +61,11 @@ func TestLearnsDemoData(t *testing.T) {
 	sftCfg.Training.LearningRate = 1e-2
 	sftCfg.Training.WarmupSteps = 10
 	sftCfg.Training.EvalEvery = 10
+	// The run was tuned with cosine decay to 0 and 14 of the 100 prompts held out (the split then took every
+	// prompt whose hash fell below the fraction; it now takes the lowest hashes up to the fraction of rows, so
+	// 0.14 holds out the same 14 prompts).
+	sftCfg.Training.MinLearningRateRatio = ptrTo(0.0)
+	sftCfg.Dataset.EvalFraction = 0.14
 	sft := mustRun(t, sftCfg)
 	var evals []float64
 	for _, m := range readMetrics(t, filepath.Join(dir, "sft")) {
@@ -78,17 +83,27 @@ func TestLearnsDemoData(t *testing.T) {
 	dpoCfg.Training.LearningRate = 3e-3
 	dpoCfg.Training.WarmupSteps = 10
 	dpoCfg.Training.EvalEvery = 50
+	dpoCfg.Training.MinLearningRateRatio = ptrTo(0.0)
+	dpoCfg.Dataset.EvalFraction = sftCfg.Dataset.EvalFraction
 	dpoCfg.DPO.RPOAlpha = 1
 	dpo := mustRun(t, dpoCfg)
 	acc := dpo.Metrics["eval_rewards/accuracies"]
 
 	// Every level-1 prompt, and the held-out ones alone.
+	split, err := data.Split(rows, sftCfg.Dataset.EvalFraction, sftCfg.Dataset.Seed)
+	if err != nil || split.By != data.SplitByPrompt {
+		t.Fatalf("split by %q: %v", split.By, err)
+	}
+	evalPrompts := map[string]bool{}
+	for _, r := range split.Eval {
+		evalPrompts[r.Prompt] = true
+	}
 	var all, heldOut []string
 	for a := range 10 {
 		for b := range 10 {
 			p := demodata.Prompt(a, b)
 			all = append(all, p)
-			if data.IsEval(p, sftCfg.Dataset.EvalFraction, sftCfg.Dataset.Seed) {
+			if evalPrompts[p] {
 				heldOut = append(heldOut, p)
 			}
 		}
@@ -99,6 +114,11 @@ func TestLearnsDemoData(t *testing.T) {
 		dpo.Metrics["eval_rewards/chosen"], dpo.Metrics["eval_rewards/margins"])
 	t.Logf("greedy answers right: SFT %.2f -> DPO %.2f on all 100 prompts; SFT %.2f -> DPO %.2f on the %d held-out prompts",
 		sftAll, dpoAll, sftHeld, dpoHeld, len(heldOut))
+	// These thresholds compare figures of one numeric path: `go test` builds the pure-Go trainer, whose arithmetic
+	// is the same on every x86-64 CPU (gonum's and gorgonia's kernels have no run-time CPU dispatch, nothing calls
+	// math.FMA, and Go's amd64 compiler does not fuse multiply-adds), so this test sees the same numbers on every
+	// machine of this project; the OpenBLAS build, whose kernels differ by CPU, is the e2e's and the demo's, and
+	// their thresholds carry the margin hack/spread.sh measured (hack/demo/learning.env).
 	if acc < 0.9 {
 		t.Errorf("DPO eval rewards/accuracies %.3f, want >= 0.9", acc)
 	}

@@ -91,7 +91,7 @@ func (r *runner) log(m Metrics) error {
 // microStep runs forward and backward on one micro-batch, adding its gradient, and returns its metrics.
 func (r *runner) microStep(b data.Batch) (Metrics, error) {
 	if r.cfg.Kind == contract.KindSFT {
-		l, _, err := r.policy.SFTStep(b)
+		l, _, err := r.policy.SFTStep(b.Model())
 		if err != nil {
 			return nil, failed(ReasonTrainingFailed, "step %d: %v", r.step+1, err)
 		}
@@ -101,7 +101,7 @@ func (r *runner) microStep(b data.Batch) (Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.policy.DPOStep(b, ref, r.lossC, r.cfg.DPO.RPOAlpha)
+	out, err := r.policy.DPOStep(b.Model(), ref, r.lossC, r.cfg.DPO.RPOAlpha)
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "step %d: %v", r.step+1, err)
 	}
@@ -135,7 +135,7 @@ func (r *runner) evalSFT() (Metrics, error) {
 	var sum float64
 	var tokens int
 	for _, b := range r.eval {
-		s, n, err := r.policy.EvalSFT(b)
+		s, n, err := r.policy.EvalSFT(b.Model())
 		if err != nil {
 			return nil, failed(ReasonTrainingFailed, "evaluation: %v", err)
 		}
@@ -153,7 +153,7 @@ func (r *runner) evalDPO() (Metrics, error) {
 	var nllSum float64
 	var nllTokens int
 	for _, b := range r.eval {
-		pol, counts, err := r.policy.LogProbs(b)
+		pol, counts, err := r.policy.LogProbs(b.Model())
 		if err != nil {
 			return nil, failed(ReasonTrainingFailed, "evaluation: %v", err)
 		}
@@ -162,7 +162,7 @@ func (r *runner) evalDPO() (Metrics, error) {
 			return nil, err
 		}
 		half, n := b.B/2, b.N
-		res, _, _ := loss.DPOBatch(r.lossC, pol[:n], pol[half:half+n], ref[:n], ref[half:half+n])
+		res, _, _ := loss.DPOBatchTokens(r.lossC, pol[:n], pol[half:half+n], ref[:n], ref[half:half+n], counts[:n], counts[half:half+n])
 		for k, v := range res.Metrics("eval_") {
 			sum[k] += v * float64(n)
 		}

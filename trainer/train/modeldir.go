@@ -10,26 +10,10 @@ import (
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
-
-// hfConfig is config.json as DESIGN.md specifies it: GPT-2's keys, so a GPT-2 implementation loads the weights.
-type hfConfig struct {
-	ModelType         string  `json:"model_type"`
-	VocabSize         int     `json:"vocab_size"`
-	NPositions        int     `json:"n_positions"`
-	NEmbd             int     `json:"n_embd"`
-	NLayer            int     `json:"n_layer"`
-	NHead             int     `json:"n_head"`
-	Activation        string  `json:"activation_function"`
-	LayerNormEpsilon  float64 `json:"layer_norm_epsilon"`
-	BOS               int     `json:"bos_token_id"`
-	EOS               int     `json:"eos_token_id"`
-	PAD               int     `json:"pad_token_id"`
-	TieWordEmbeddings bool    `json:"tie_word_embeddings"`
-	PreftuneTokenizer string  `json:"preftune_tokenizer"`
-}
 
 // tokenizerFile is tokenizer.json (DESIGN.md).
 type tokenizerFile struct {
@@ -40,13 +24,15 @@ type tokenizerFile struct {
 	PAD       int    `json:"pad"`
 }
 
-// modelFiles renders a model directory's content from the weights and the tokenizer.
+// modelFiles renders a model directory's content from the weights and the tokenizer: config.json and tensor
+// names in Hugging Face's layout (model.Params.HFConfig; a from-scratch GPT is a GPT2LMHeadModel with
+// "transformer."-prefixed tensors), so transformers loads the weights.
 func modelFiles(p *model.Params, tok tokenizer.Tokenizer) (checkpoint.Model, error) {
-	cfg, err := json.MarshalIndent(hfConfig{
-		ModelType: "gpt2", VocabSize: p.VocabSize, NPositions: p.ContextLength, NEmbd: p.DModel, NLayer: p.Layers,
-		NHead: p.Heads, Activation: "gelu_new", LayerNormEpsilon: 1e-5, BOS: tok.BOS(), EOS: tok.EOS(),
-		PAD: tok.PAD(), TieWordEmbeddings: true, PreftuneTokenizer: tok.Name(),
-	}, "", "  ")
+	hc, err := p.HFConfig()
+	if err != nil {
+		return checkpoint.Model{}, err
+	}
+	cfg, err := hc.Marshal()
 	if err != nil {
 		return checkpoint.Model{}, err
 	}
@@ -55,7 +41,7 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer) (checkpoint.Model, err
 	if err != nil {
 		return checkpoint.Model{}, err
 	}
-	m := checkpoint.Model{Config: append(cfg, '\n'), Tokenizer: append(tk, '\n')}
+	m := checkpoint.Model{Config: cfg, Tokenizer: append(tk, '\n')}
 	for _, t := range p.Tensors() {
 		m.Tensors = append(m.Tensors, checkpoint.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
 	}
@@ -81,32 +67,21 @@ func paramsOf(m checkpoint.Model, dir string) (*model.Params, tokenizer.Tokenize
 	if err != nil {
 		return nil, nil, err
 	}
-	var hc hfConfig
 	where := dir + "/" + checkpoint.ConfigFile
-	if err := json.Unmarshal(m.Config, &hc); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", where, err)
+	hc, err := hf.ParseConfig(m.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
-	switch {
-	case hc.ModelType != "gpt2":
-		return nil, nil, fmt.Errorf("%s: field model_type is %q, want gpt2", where, hc.ModelType)
-	case hc.Activation != "gelu_new":
-		return nil, nil, fmt.Errorf("%s: field activation_function is %q, want gelu_new", where, hc.Activation)
-	case !hc.TieWordEmbeddings:
-		return nil, nil, fmt.Errorf("%s: field tie_word_embeddings is false, this trainer ties the LM head", where)
-	case hc.VocabSize != tok.VocabSize():
+	if hc.VocabSize != tok.VocabSize() {
 		return nil, nil, fmt.Errorf("%s: field vocab_size is %d, the tokenizer has %d", where, hc.VocabSize, tok.VocabSize())
-	}
-	cfg := model.Config{VocabSize: hc.VocabSize, ContextLength: hc.NPositions, Layers: hc.NLayer, DModel: hc.NEmbd, Heads: hc.NHead}
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", where, err)
 	}
 	ts := make([]model.Tensor, len(m.Tensors))
 	for i, t := range m.Tensors {
 		ts[i] = model.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data}
 	}
-	p, err := model.FromTensors(cfg, tensor.Float32, ts)
+	p, err := model.FromHFTensors(hc, 0, tensor.Float32, ts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s/%s: %v", dir, checkpoint.ModelFile, err)
+		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return p, tok, nil
 }

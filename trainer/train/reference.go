@@ -49,9 +49,9 @@ func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 	t := &refTable{logps: map[string]float64{}}
 	h := sha256.New()
 	pad := r.tok.PAD()
-	for _, examples := range [][]data.Example{trainEx, evalEx} {
-		for _, b := range data.EvalBatches(r.tok, examples, contract.KindDPO, r.cfg.Training.BatchSize, r.policy.ContextLength) {
-			sums, _, err := r.policy.LogProbs(b)
+	for si, examples := range [][]data.Example{trainEx, evalEx} {
+		for bi, b := range data.EvalBatches(r.tok, examples, contract.KindDPO, r.cfg.Training.BatchSize, r.policy.ContextLength) {
+			sums, _, err := r.policy.LogProbs(b.Model())
 			if err != nil {
 				return failed(ReasonTrainingFailed, "reference log-probs: %v", err)
 			}
@@ -59,6 +59,15 @@ func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 				key, ok := seqKey(b, i, pad)
 				if !ok {
 					continue
+				}
+				if math.IsNaN(s) || math.IsInf(s, 0) {
+					side, pair := "chosen", bi*b.B/2+i
+					if i >= b.B/2 {
+						side, pair = "rejected", bi*b.B/2+i-b.B/2
+					}
+					return invalid(ReasonReferenceUnreadable, "reference.modelURI: the reference model's log-probability "+
+						"of the %s response of %s pair %d is %v: the reference computes non-finite values (its weights "+
+						"are finite, so an activation overflows); it cannot anchor DPO", side, [...]string{"train", "eval"}[si], pair, s)
 				}
 				t.logps[key] = s
 				h.Write([]byte(key))

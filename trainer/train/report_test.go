@@ -146,7 +146,8 @@ func TestEpochsSetTotalSteps(t *testing.T) {
 			train++
 		}
 	}
-	trainRows, _, _ := data.Split(demodata.Generate(200, 2), rc.Dataset.EvalFraction, rc.Dataset.Seed)
+	split, _ := data.Split(demodata.Generate(200, 2), rc.Dataset.EvalFraction, rc.Dataset.Seed)
+	trainRows := split.Train
 	batches := (len(trainRows) + 15) / 16
 	steps := (batches + 1) / 2
 	// An odd number of batches takes the last step's second batch from the next epoch.

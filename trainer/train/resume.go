@@ -8,6 +8,7 @@ import (
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/optim"
 )
 
@@ -19,6 +20,8 @@ type runIdentity struct {
 	DatasetDigest  string              `json:"datasetDigest"`
 	EvalFraction   float64             `json:"evalFraction"`
 	SplitSeed      int64               `json:"splitSeed"`
+	SplitBy        string              `json:"splitBy,omitempty"`
+	InvalidRows    string              `json:"invalidRows,omitempty"`
 	BatchSize      int                 `json:"batchSize"`
 	GradAccum      int                 `json:"gradientAccumulationSteps"`
 	Seed           int64               `json:"seed"`
@@ -31,7 +34,7 @@ type runIdentity struct {
 func (r *runner) identity() runIdentity {
 	t := r.cfg.Training
 	id := runIdentity{Kind: r.cfg.Kind, DatasetDigest: r.dataDigest, EvalFraction: r.cfg.Dataset.EvalFraction,
-		SplitSeed: r.cfg.Dataset.Seed, BatchSize: t.BatchSize, GradAccum: t.GradientAccumulationSteps, Seed: t.Seed,
+		SplitSeed: r.cfg.Dataset.Seed, SplitBy: r.splitBy, InvalidRows: r.cfg.Dataset.InvalidRows, BatchSize: t.BatchSize, GradAccum: t.GradientAccumulationSteps, Seed: t.Seed,
 		WeightDecay: t.WeightDecay, GradClipNorm: t.GradClipNorm, DPO: r.cfg.DPO, StartingDigest: r.startDigest}
 	return id
 }
@@ -102,6 +105,9 @@ func (r *runner) resume() error {
 		v, _ := r.policy.Float32s(name)
 		if !ok || len(t.Data) != len(v) {
 			return failed(ReasonCheckpointFailed, "checkpoint %s: tensor %s is missing or has another size", where, name)
+		}
+		if err := model.CheckFinite(name, t.Data); err != nil {
+			return invalid(ReasonCheckpointFailed, "checkpoint %s: %v", where, err)
 		}
 		copy(v, t.Data)
 	}

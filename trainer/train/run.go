@@ -49,6 +49,8 @@ type runner struct {
 	// dataDigest and startDigest (the starting model's weights, when loaded) identify the run across attempts.
 	dataDigest  string
 	startDigest string
+	// splitBy is how the train/eval split grouped the rows (data.SplitByPrompt or data.SplitByRow).
+	splitBy string
 
 	// ioCtx carries uploads: a cancelled run (SIGTERM) still uploads its last checkpoint.
 	ioCtx context.Context
@@ -124,7 +126,8 @@ func (r *runner) setup() error {
 		perStep := t.GradientAccumulationSteps
 		r.total = max(1, int(math.Ceil(t.Epochs*float64(r.loader.BatchesPerEpoch())/float64(perStep))))
 	}
-	r.sched = optim.Schedule{Kind: t.LRSchedule, PeakLR: t.LearningRate, WarmupSteps: t.WarmupSteps, TotalSteps: r.total}
+	r.sched = optim.Schedule{Kind: t.LRSchedule, PeakLR: t.LearningRate, WarmupSteps: t.WarmupSteps, TotalSteps: r.total,
+		MinRatio: *t.MinLearningRateRatio}
 	if err := r.sched.Validate(); err != nil {
 		return &FieldError{Field: "training", Reason: err.Error()}
 	}
@@ -152,8 +155,9 @@ func (r *runner) setup() error {
 	return nil
 }
 
-// readData reads and splits the dataset. Invalid rows fail the run: training on part of the data without saying
-// so would hide a broken dataset.
+// readData reads and splits the dataset. Invalid rows fail the run unless dataset.invalidRows is Skip: training on
+// part of the data without being asked to would hide a broken dataset. Skipped rows, empty or blank responses and
+// a split that had to group by row are reported in the run's warnings.
 func (r *runner) readData() (train, eval []data.Row, err error) {
 	cfg := r.cfg
 	raw, err := readInput(cfg.DataPath)
@@ -171,20 +175,29 @@ func (r *runner) readData() (train, eval []data.Row, err error) {
 	if err := ds.CheckDigest(cfg.Dataset.Digest); err != nil {
 		return nil, nil, invalid(ReasonDatasetChanged, "%s: %v", cfg.DataPath, err)
 	}
-	if err := ds.Err(); err != nil {
+	skipped, err := ds.CheckInvalidRows(cfg.Dataset.InvalidRows)
+	if err != nil {
 		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
 	}
 	if cfg.Kind == contract.KindDPO && !ds.Preference() {
 		return nil, nil, invalid(ReasonInvalidDataset, "%s: format %s has no rejected responses; dpo needs preference rows", cfg.DataPath, ds.Format)
 	}
-	train, eval, err = data.Split(ds.Rows, cfg.Dataset.EvalFraction, cfg.Dataset.Seed)
+	split, err := data.Split(ds.Rows, cfg.Dataset.EvalFraction, cfg.Dataset.Seed)
 	if err != nil {
 		return nil, nil, &FieldError{Field: "dataset.evalFraction", Reason: err.Error()}
 	}
-	if len(train) == 0 {
-		return nil, nil, invalid(ReasonInvalidDataset, "%s: no training rows (%d rows, %d held out for evaluation)", cfg.DataPath, len(ds.Rows), len(eval))
+	if len(split.Train) == 0 {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: no training rows (%d rows, %d held out for evaluation)", cfg.DataPath, len(ds.Rows), len(split.Eval))
 	}
-	return train, eval, nil
+	if skipped != "" {
+		r.warnings = append(r.warnings, skipped)
+	}
+	r.warnings = append(r.warnings, data.RowWarnings(ds.Rows, cfg.Kind == contract.KindDPO)...)
+	r.warnings = append(r.warnings, data.SplitWarnings(split, cfg.Dataset.EvalFraction)...)
+	r.splitBy = split.By
+	r.progress.Event("dataset", map[string]any{"format": ds.Format, "digest": ds.Digest, "rows": ds.Total,
+		"valid": len(ds.Rows), "skipped": len(ds.Invalid), "train": len(split.Train), "eval": len(split.Eval), "splitBy": split.By})
+	return split.Train, split.Eval, nil
 }
 
 // loadModel makes the policy: a new model, a model directory (SFT from), or the DPO reference's weights.
@@ -194,13 +207,13 @@ func (r *runner) loadModel() error {
 	case cfg.Kind == contract.KindDPO:
 		p, tok, digest, err := LoadModelDir(cfg.ReferenceDir)
 		if err != nil {
-			return invalid(ReasonReferenceUnreadable, "reference.modelURI: %v", err)
+			return invalid(reasonOf(err, ReasonReferenceUnreadable), "reference.modelURI: %v", err)
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	case cfg.FromDir != "":
 		p, tok, digest, err := LoadModelDir(cfg.FromDir)
 		if err != nil {
-			return invalid(ReasonModelUnreadable, "model.from: %v", err)
+			return invalid(reasonOf(err, ReasonModelUnreadable), "model.from: %v", err)
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	default:
@@ -209,7 +222,8 @@ func (r *runner) loadModel() error {
 		if err != nil {
 			return &FieldError{Field: "model.architecture.tokenizer", Reason: err.Error()}
 		}
-		mc := model.Config{VocabSize: tok.VocabSize(), ContextLength: a.ContextLength, Layers: a.Layers, DModel: a.DModel, Heads: a.Heads}
+		mc := model.Config{Family: model.GPT2, VocabSize: tok.VocabSize(), ContextLength: a.ContextLength, Layers: a.Layers, DModel: a.DModel,
+			Heads: a.Heads, Tokens: model.TokenIDs{BOS: tok.BOS(), EOS: []int{tok.EOS()}, PAD: tok.PAD()}}
 		if err := mc.Validate(); err != nil {
 			return &FieldError{Field: "model.architecture", Reason: err.Error()}
 		}

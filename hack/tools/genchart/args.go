@@ -18,6 +18,9 @@ var valueFlags = []struct{ flag, tmpl string }{
 - {{ printf "--trainer-image-pull-policy=%s" . | quote }}
 {{- end }}`},
 	{"--job-ttl", `- {{ printf "--job-ttl=%s" .Values.trainer.jobTTL | quote }}`},
+	{"--trainer-env", `{{- range $name, $value := .Values.trainer.env }}
+- {{ printf "--trainer-env=%s=%s" $name $value | quote }}
+{{- end }}`},
 	{"--gpu-resource-name", `- {{ printf "--gpu-resource-name=%s" .Values.gpuResourceName | quote }}`},
 	{"--default-output-uri", `{{- with .Values.defaultOutputURI }}
 - {{ printf "--default-output-uri=%s" . | quote }}

@@ -83,6 +83,9 @@ trainer:
   imagePullPolicy: ""
   # How long finished Jobs and their pods are kept (Go duration); runs keep their status. "0s" keeps them.
   jobTTL: 1h0m0s
+  # Environment variables (NAME: value) of every trainer container: a proxy, a Hub mirror (HF_ENDPOINT), a BLAS
+  # kernel (OPENBLAS_CORETYPE). The operator's own variables cannot be replaced.
+  env: {}
 
 # Runs and datasets reconciled in parallel.
 concurrency:

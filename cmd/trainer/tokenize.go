@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/tokenizer"
+)
+
+func init() {
+	register("tokenize", "print the ids and pieces of the text on stdin with a model's tokenizer: --model dir",
+		func(args []string) int { return tokenizeCmd(args, os.Stdin, os.Stdout, os.Stderr) })
+}
+
+// tokenizeOutput is --json's output.
+type tokenizeOutput struct {
+	IDs     []int    `json:"ids"`
+	Pieces  []string `json:"pieces"`
+	Decoded string   `json:"decoded"`
+	Bytes   int      `json:"bytes"`
+}
+
+// tokenizeCmd encodes all of stdin as one text with the tokenizer of a model directory (a Hugging Face
+// tokenizer.json with tokenizer_config.json, or the byte tokenizer's file) and prints, per token, its index, id,
+// piece (the vocabulary string, e.g. "Ġthe" or "<0x0A>") and the text it decodes to alone, then a summary line
+// saying whether decoding the ids gives the input back.
+func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelDir := fs.String("model", "", "model directory holding tokenizer.json")
+	special := fs.Bool("special", false, "add the special tokens tokenizer.json's post-processor adds (BOS for Llama-2, Gemma)")
+	asJSON := fs.Bool("json", false, `print one JSON object {"ids", "pieces", "decoded", "bytes"} instead of a table`)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return contract.ExitUsage
+		}
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: %v\n", err)
+		return contract.ExitUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: unexpected argument %q (the text comes on stdin)\n", fs.Arg(0))
+		return contract.ExitUsage
+	case *modelDir == "":
+		fmt.Fprintln(stderr, "preftune-trainer tokenize: --model is required")
+		return contract.ExitUsage
+	}
+	tok, err := tokenizer.Load(*modelDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: %v\n", err)
+		return contract.ExitInvalidInput
+	}
+	b, err := io.ReadAll(stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: reading stdin: %v\n", err)
+		return contract.ExitFailed
+	}
+	text := string(b)
+	if !utf8.ValidString(text) {
+		fmt.Fprintln(stderr, "preftune-trainer tokenize: warning: stdin is not valid UTF-8; invalid bytes are tokenized as U+FFFD")
+	}
+	ids := tok.Encode(text)
+	decodeAll := tok.Decode
+	piece := func(id int) string { return bytePiece(id) }
+	decodeOne := func(id int) string { return tok.Decode([]int{id}) }
+	if p, ok := tok.(*tokenizer.Pretrained); ok {
+		for _, s := range p.IgnoredSettings() {
+			fmt.Fprintf(stderr, "preftune-trainer tokenize: note: tokenizer.json's %s setting is not applied (the trainer truncates and pads itself)\n", s)
+		}
+		defer func() {
+			if n := p.DroppedChars(); n > 0 {
+				fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: %d characters have no token (no unk_token, no byte fallback) and were dropped\n", n)
+			}
+		}()
+		if *special {
+			ids = p.EncodeWithSpecial(text)
+		}
+		decodeAll = p.DecodeWithSpecial
+		piece = func(id int) string { s, _ := p.Token(id); return s }
+		decodeOne = func(id int) string { return p.DecodeWithSpecial([]int{id}) }
+	} else if *special {
+		ids = append([]int{tok.BOS()}, ids...)
+	}
+	out := tokenizeOutput{IDs: ids, Pieces: make([]string, len(ids)), Decoded: decodeAll(ids), Bytes: len(b)}
+	for i, id := range ids {
+		out.Pieces[i] = piece(id)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "preftune-trainer tokenize: %v\n", err)
+			return contract.ExitFailed
+		}
+		return contract.ExitOK
+	}
+	fmt.Fprintf(stdout, "%6s %8s  %-24s %s\n", "index", "id", "piece", "text")
+	// A token's text is what it adds to the decoded prefix (decoders such as Llama-2's strip a leading space only at
+	// the start, so a token decoded alone can differ); for long inputs, or where the prefix changes, it is the
+	// token decoded alone.
+	prev := ""
+	for i, id := range ids {
+		one := decodeOne(id)
+		if len(ids) <= 4096 {
+			cur := decodeAll(ids[:i+1])
+			if strings.HasPrefix(cur, prev) {
+				one = cur[len(prev):]
+			}
+			prev = cur
+		}
+		fmt.Fprintf(stdout, "%6d %8d  %-24s %s\n", i, id, strconv.Quote(out.Pieces[i]), strconv.Quote(one))
+	}
+	same := "decodes back to the input (special tokens skipped)"
+	if back := tok.Decode(ids); back != text {
+		same = fmt.Sprintf("decodes to %s (special tokens skipped), not the input", strconv.Quote(back))
+		if out.Decoded == text {
+			same = "decodes back to the input (special tokens kept)"
+		}
+	}
+	fmt.Fprintf(stdout, "%d tokens for %d bytes (%s, vocabulary %d); %s\n", len(ids), len(b), tok.Name(), tok.VocabSize(), same)
+	return contract.ExitOK
+}
+
+// bytePiece names a byte tokenizer id as the byte tokenizer's tokenizer.json does.
+func bytePiece(id int) string {
+	switch {
+	case id >= 0 && id < 256:
+		return fmt.Sprintf("<0x%02X>", id)
+	case id == tokenizer.ByteBOS:
+		return tokenizer.ByteBOSToken
+	case id == tokenizer.ByteEOS:
+		return tokenizer.ByteEOSToken
+	case id == tokenizer.BytePAD:
+		return tokenizer.BytePADToken
+	}
+	return "?"
+}
