@@ -47,7 +47,7 @@ func runTransitions(prev, next *v1alpha1.RunStatus) []transition {
 			out = append(out, transition{corev1.EventTypeNormal, "Resumed", "the run resumes from its newest checkpoint"})
 		}
 	}
-	if c, ok := changed(v1alpha1.ConditionFailed); ok && c.Reason == ReasonRetrying {
+	if c, ok := changed(v1alpha1.ConditionFailed); ok && c.Status == metav1.ConditionFalse && (c.Reason == ReasonRetrying || c.Reason == ReasonOutOfMemory) {
 		out = append(out, transition{corev1.EventTypeWarning, "Retrying", c.Message})
 	}
 	if n := len(next.Checkpoints); n > 0 && (len(prev.Checkpoints) == 0 || next.Checkpoints[n-1].Step > prev.Checkpoints[len(prev.Checkpoints)-1].Step) {

@@ -82,3 +82,37 @@ func pendingReason(pod *corev1.Pod) (reason, message string) {
 	}
 	return "PodPending", fmt.Sprintf("pod %s is pending", pod.Name)
 }
+
+// podFailure explains a failed trainer pod: OutOfMemory with the container's memory limit when the kernel killed it
+// for memory (its log tail says nothing useful then), else the trainer's own error. ok is false when the pod says
+// nothing (no terminated state, no message).
+func podFailure(pod *corev1.Pod) (reason, message string, ok bool) {
+	t := terminated(pod)
+	if t == nil {
+		return "", "", false
+	}
+	if t.Reason == "OOMKilled" {
+		return contract.ReasonOutOfMemory, oomMessage(pod, t), true
+	}
+	tm := parseTerminationMessage(t.Message)
+	if tm.Error == nil {
+		return "", "", false
+	}
+	return tm.Error.Reason, tm.Error.Message, true
+}
+
+// oomMessage names the pod, the container's memory limit and what to do about it.
+func oomMessage(pod *corev1.Pod, t *corev1.ContainerStateTerminated) string {
+	limit := "no memory limit: the node ran out of memory"
+	for _, c := range pod.Spec.Containers {
+		if c.Name != TrainerContainerName {
+			continue
+		}
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			limit = fmt.Sprintf("memory limit %s (%d bytes)", q.String(), q.Value())
+		}
+	}
+	return fmt.Sprintf("the kernel killed the trainer in pod %s for memory (OOMKilled, exit code %d; %s): raise "+
+		"spec.resources.memory (full fine-tuning with AdamW needs about 16 bytes per parameter plus activations) or "+
+		"lower spec.training.batchSize", pod.Name, t.ExitCode, limit)
+}

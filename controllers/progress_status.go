@@ -32,8 +32,14 @@ func applyReport(run Run, rep *receivedReport) {
 	}
 	st.Progress = p
 	st.ResumedFromStep = int64(rep.ResumedFromStep)
+	if rep.Architecture != "" {
+		st.Architecture = rep.Architecture
+	}
+	if rep.ParameterCount > 0 {
+		st.ParameterCount = rep.ParameterCount
+	}
 	st.Attempts = max(st.Attempts, int32(rep.Attempt))
-	st.Checkpoints = mergeCheckpoints(st.Checkpoints, rep.Checkpoints)
+	st.Checkpoints = mergeCheckpoints(st.Checkpoints, rep.Checkpoints, rep.OldestKeptStep)
 
 	metrics := map[string]float64{}
 	for k, v := range rep.TrainMetrics {
@@ -48,10 +54,18 @@ func applyReport(run Run, rep *receivedReport) {
 }
 
 // mergeCheckpoints adds reported checkpoints to those in status, one per step, the newest maxStatusCheckpoints kept.
-func mergeCheckpoints(have []v1alpha1.CheckpointStatus, reported []contract.Checkpoint) []v1alpha1.CheckpointStatus {
+// Checkpoints of steps before oldestKept (when positive) were deleted by training.checkpointsToKeep and are dropped.
+func mergeCheckpoints(have []v1alpha1.CheckpointStatus, reported []contract.Checkpoint, oldestKept int) []v1alpha1.CheckpointStatus {
 	byStep := map[int64]v1alpha1.CheckpointStatus{}
 	for _, c := range have {
 		byStep[c.Step] = c
+	}
+	if oldestKept > 0 {
+		for step := range byStep {
+			if step < int64(oldestKept) {
+				delete(byStep, step)
+			}
+		}
 	}
 	for _, c := range reported {
 		cs := v1alpha1.CheckpointStatus{Step: int64(c.Step), URI: unmapURI(c.URI)}

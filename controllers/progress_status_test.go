@@ -16,6 +16,7 @@ func TestApplyReportDPO(t *testing.T) {
 	run.Status().Checkpoints = []v1alpha1.CheckpointStatus{{Step: 10, URI: "pvc://out/checkpoints/step-00000010"}}
 	rep := &receivedReport{received: metav1.Now(), ProgressReport: contract.ProgressReport{
 		Step: 30, TotalSteps: 40, Epoch: 1.25, ETASeconds: 99.6, TokensPerSecond: 1234.5, ResumedFromStep: 20, Attempt: 2,
+		Architecture: "Qwen2ForCausalLM", ParameterCount: 494032768,
 		TrainMetrics: map[string]float64{"loss": 0.5, "rewards/accuracies": 0.75, "rewards/margins": 1.5, "rewards/chosen": 0.25, "rewards/rejected": -1.25},
 		EvalMetrics:  map[string]float64{"eval_loss": 0.6, "eval_rewards/accuracies": 0.7},
 		Checkpoints: []contract.Checkpoint{
@@ -32,6 +33,9 @@ func TestApplyReportDPO(t *testing.T) {
 	if st.ResumedFromStep != 20 || st.Attempts != 2 {
 		t.Errorf("resumedFromStep %d attempts %d", st.ResumedFromStep, st.Attempts)
 	}
+	if st.Architecture != "Qwen2ForCausalLM" || st.ParameterCount != 494032768 {
+		t.Errorf("architecture %q parameterCount %d", st.Architecture, st.ParameterCount)
+	}
 	m := run.DPORun.Status.Metrics
 	if m.Loss != "0.5" || m.RewardAccuracy != "0.75" || m.RewardMargin != "1.5" || m.ChosenReward != "0.25" ||
 		m.RejectedReward != "-1.25" || m.EvalLoss != "0.6" || m.EvalRewardAccuracy != "0.7" {
@@ -46,10 +50,24 @@ func TestApplyReportDPO(t *testing.T) {
 func TestMergeCheckpointsKeepsTheNewest(t *testing.T) {
 	var have []v1alpha1.CheckpointStatus
 	for step := 1; step <= 8; step++ {
-		have = mergeCheckpoints(have, []contract.Checkpoint{{Step: step * 10, URI: "file:///x"}, {Step: step * 10, URI: "file:///x"}})
+		have = mergeCheckpoints(have, []contract.Checkpoint{{Step: step * 10, URI: "file:///x"}, {Step: step * 10, URI: "file:///x"}}, 0)
 	}
 	if len(have) != maxStatusCheckpoints || have[0].Step != 40 || have[4].Step != 80 {
 		t.Errorf("checkpoints = %+v", have)
+	}
+}
+
+// Checkpoints that training.checkpointsToKeep deleted (steps before the report's oldestKeptStep) leave status, also
+// those an earlier attempt reported; the reported ones stay.
+func TestMergeCheckpointsDropsPruned(t *testing.T) {
+	have := []v1alpha1.CheckpointStatus{{Step: 10, URI: "file:///c/10"}, {Step: 20, URI: "file:///c/20"}}
+	got := mergeCheckpoints(have, []contract.Checkpoint{{Step: 30, URI: "file:///c/30"}}, 20)
+	if len(got) != 2 || got[0].Step != 20 || got[1].Step != 30 {
+		t.Errorf("checkpoints = %+v, want steps 20 and 30", got)
+	}
+	got = mergeCheckpoints(got, []contract.Checkpoint{{Step: 30, URI: "file:///c/30"}, {Step: 40, URI: "file:///c/40"}}, 30)
+	if len(got) != 2 || got[0].Step != 30 || got[1].Step != 40 {
+		t.Errorf("checkpoints = %+v, want steps 30 and 40", got)
 	}
 }
 

@@ -38,6 +38,7 @@ func trainingConfig(t v1alpha1.TrainingSpec) (contract.TrainingConfig, error) {
 		WarmupSteps:               int(t.WarmupSteps),
 		EvalEvery:                 int(t.EvalEvery),
 		CheckpointEvery:           int(t.CheckpointEvery),
+		CheckpointsToKeep:         int(t.CheckpointsToKeep),
 		Seed:                      t.Seed,
 	}
 	if t.MaxSteps != nil {

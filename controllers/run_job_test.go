@@ -23,7 +23,7 @@ func testSFTRun(mutate func(*v1alpha1.SFTRun)) sftRun {
 			RunSpec: v1alpha1.RunSpec{
 				DatasetRef: v1alpha1.DatasetReference{Name: "arith"},
 				Training: v1alpha1.TrainingSpec{MaxSteps: ptr.To[int32](100), BatchSize: 16, LearningRate: "3e-4",
-					GradientAccumulationSteps: 1, LRSchedule: "cosine", WeightDecay: "0.1", GradClipNorm: "1.0", EvalEvery: 10, CheckpointEvery: 20, Seed: 7},
+					GradientAccumulationSteps: 1, LRSchedule: "cosine", WeightDecay: "0.1", GradClipNorm: "1.0", EvalEvery: 10, CheckpointEvery: 20, CheckpointsToKeep: 3, Seed: 7},
 				MaxRetries: 3,
 			},
 		},
@@ -222,7 +222,8 @@ func TestRunConfigurationDocument(t *testing.T) {
 		t.Fatalf("dataset config %+v %v", dc, err)
 	}
 	tc, err := trainingConfig(run.Spec().Training)
-	if err != nil || tc.MaxSteps != 100 || tc.LearningRate != 3e-4 || tc.WeightDecay != 0.1 || tc.GradClipNorm != 1 || tc.Seed != 7 {
+	if err != nil || tc.MaxSteps != 100 || tc.LearningRate != 3e-4 || tc.WeightDecay != 0.1 || tc.GradClipNorm != 1 || tc.Seed != 7 ||
+		tc.CheckpointEvery != 20 || tc.CheckpointsToKeep != 3 {
 		t.Fatalf("training config %+v %v", tc, err)
 	}
 	out, err := outputURI(run, "pvc://outputs/preftune")
@@ -250,6 +251,45 @@ func TestRunConfigurationDocument(t *testing.T) {
 	}
 	if _, err := trainingConfig(v1alpha1.TrainingSpec{LearningRate: "fast"}); err == nil || !strings.Contains(err.Error(), "spec.training.learningRate") {
 		t.Errorf("bad learning rate: %v", err)
+	}
+}
+
+// spec.model.from.uri reaches the trainer's configuration as the trainer must see it: pvc:// mapped to the claim's
+// read-only mount, every other scheme (hf:// included, with its revision) unchanged; no claim is mounted for them.
+func TestModelFromURI(t *testing.T) {
+	cases := []struct {
+		uri, want string
+		claim     string
+	}{
+		{"hf://HuggingFaceTB/SmolLM2-135M", "hf://HuggingFaceTB/SmolLM2-135M", ""},
+		{"hf://karpathy/tinyllamas@0123456789abcdef0123456789abcdef01234567", "hf://karpathy/tinyllamas@0123456789abcdef0123456789abcdef01234567", ""},
+		{"s3://models/smollm2-135m?endpoint=http://minio:9000&region=us-east-1", "s3://models/smollm2-135m?endpoint=http://minio:9000&region=us-east-1", ""},
+		{"pvc://models/stories260K", "file:///mnt/pvc/models/stories260K", "models"},
+		{"file:///models/stories260K", "file:///models/stories260K", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.uri, func(t *testing.T) {
+			run := testSFTRun(func(r *v1alpha1.SFTRun) {
+				r.Spec.Model = v1alpha1.ModelSpec{From: &v1alpha1.ModelSource{URI: tc.uri}}
+			})
+			var cfg contract.RunConfig
+			dep, err := run.resolveModel(t.Context(), nil, &cfg)
+			if err != nil || !dep.ready || cfg.Model.From != tc.uri || cfg.Model.Architecture != nil {
+				t.Fatalf("resolveModel: %+v %v, model %+v", dep, err, cfg.Model)
+			}
+			var st podStorage
+			got, err := st.mapURI(cfg.Model.From, true)
+			if err != nil || got != tc.want {
+				t.Fatalf("mapURI(%s) = %s, %v; want %s", cfg.Model.From, got, err, tc.want)
+			}
+			vols, mounts := st.volumes()
+			if tc.claim == "" && len(vols) != 0 {
+				t.Errorf("volumes %+v for a URI the trainer reads itself", vols)
+			}
+			if tc.claim != "" && (len(vols) != 1 || vols[0].PersistentVolumeClaim.ClaimName != tc.claim || !mounts[0].ReadOnly) {
+				t.Errorf("volumes %+v mounts %+v, want claim %s read-only", vols, mounts, tc.claim)
+			}
+		})
 	}
 }
 

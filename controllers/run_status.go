@@ -37,6 +37,8 @@ const (
 	ReasonRunFailed         = "RunFailed"
 	ReasonTrainerFinished   = "TrainerFinished"
 	ReasonRestarting        = "Restarting"
+	// ReasonOutOfMemory: the kernel killed the trainer for memory (its container's reason is OOMKilled).
+	ReasonOutOfMemory = contract.ReasonOutOfMemory
 )
 
 // maxStatusCheckpoints bounds status.checkpoints: the newest few are what users act on.
@@ -182,10 +184,8 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 			reason = ReasonJobFailed
 		}
 		if pod := podByPhase(obs.pods, corev1.PodFailed); pod != nil {
-			if t := terminated(pod); t != nil {
-				if tm := parseTerminationMessage(t.Message); tm.Error != nil {
-					reason, msg = tm.Error.Reason, fmt.Sprintf("%s (Job: %s)", tm.Error.Message, c.Message)
-				}
+			if r, m, ok := podFailure(pod); ok {
+				reason, msg = r, fmt.Sprintf("%s (Job: %s)", m, c.Message)
 			}
 		}
 		set(condition(v1alpha1.ConditionRunning, false, ReasonRunFailed, "the trainer failed", 0))
@@ -197,13 +197,14 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 
 	set(condition(v1alpha1.ConditionSucceeded, false, ReasonInProgress, "", 0))
 	if failedPod := podByPhase(obs.pods, corev1.PodFailed); failedPod != nil && job.Status.Failed > 0 {
-		msg := fmt.Sprintf("attempt %d failed", job.Status.Failed)
-		if t := terminated(failedPod); t != nil {
-			if tm := parseTerminationMessage(t.Message); tm.Error != nil {
-				msg += ": " + tm.Error.Message
+		reason, msg := ReasonRetrying, fmt.Sprintf("attempt %d failed", job.Status.Failed)
+		if r, m, ok := podFailure(failedPod); ok {
+			msg += ": " + m
+			if r == ReasonOutOfMemory {
+				reason = r // the one failure users must act on (more memory, a smaller batch) before it repeats
 			}
 		}
-		set(condition(v1alpha1.ConditionFailed, false, ReasonRetrying, msg+"; retrying", 0))
+		set(condition(v1alpha1.ConditionFailed, false, reason, msg+"; retrying", 0))
 	} else {
 		set(condition(v1alpha1.ConditionFailed, false, ReasonInProgress, "", 0))
 	}
@@ -246,6 +247,12 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	st.Progress.ETASeconds = nil
 	st.ModelURI = unmapURI(res.ModelURI)
 	st.ModelDigest = res.ModelDigest
+	st.Architecture = res.Architecture
+	st.ParameterCount = res.ParameterCount
+	st.SourceModel = nil
+	if res.SourceURI != "" || res.SourceCommit != "" || res.SourceDigest != "" {
+		st.SourceModel = &v1alpha1.SourceModelStatus{URI: unmapURI(res.SourceURI), Commit: res.SourceCommit, Digest: res.SourceDigest}
+	}
 	st.ResumedFromStep = int64(res.ResumedFromStep)
 	st.Warnings = res.Warnings
 	st.Plots = nil

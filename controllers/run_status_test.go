@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -36,6 +37,19 @@ func pod(name string, phase corev1.PodPhase, exit int32, msg string) corev1.Pod 
 	return p
 }
 
+// oomPod is a trainer pod the kernel killed for memory: reason OOMKilled, exit code 137, and a log tail as its
+// message (the trainer had no chance to write its document).
+func oomPod(name string, limit string) corev1.Pod {
+	p := pod(name, corev1.PodFailed, 137, "step 12 loss 2.31\nstep 13 loss 2.29")
+	p.Status.ContainerStatuses[0].State.Terminated.Reason = "OOMKilled"
+	c := corev1.Container{Name: TrainerContainerName}
+	if limit != "" {
+		c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)}
+	}
+	p.Spec.Containers = []corev1.Container{c}
+	return p
+}
+
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -47,9 +61,15 @@ func TestComputeRunStatus(t *testing.T) {
 	result := mustJSON(contract.TerminationMessage{Result: &contract.Result{Step: 100, TotalSteps: 100, Epoch: 2,
 		Metrics:  map[string]float64{"loss": 0.51234, "eval_loss": 0.61, "tokens_per_second": 4100},
 		ModelURI: "file:///mnt/pvc/out/team-a/r-1/model", ModelDigest: "sha256:feed",
-		Plots:       []string{"file:///mnt/pvc/out/team-a/r-1/loss.svg"},
-		Checkpoints: []contract.Checkpoint{{Step: 50, URI: "file:///mnt/pvc/out/team-a/r-1/checkpoints/step-00000050", Time: "2026-11-26T12:01:00Z"}},
+		Plots:        []string{"file:///mnt/pvc/out/team-a/r-1/loss.svg"},
+		Checkpoints:  []contract.Checkpoint{{Step: 50, URI: "file:///mnt/pvc/out/team-a/r-1/checkpoints/step-00000050", Time: "2026-11-26T12:01:00Z"}},
+		Architecture: "LlamaForCausalLM", ParameterCount: 134515008,
+		SourceURI: "hf://HuggingFaceTB/SmolLM2-135M@main", SourceCommit: "93efa2f097d58c2a74874c7e644dbc9b0cee75a2", SourceDigest: "sha256:5eed",
 	}})
+	unsupported := mustJSON(contract.TerminationMessage{Error: &contract.Error{Reason: contract.ReasonModelUnsupported,
+		Message: `model.from: config.json: architecture "GemmaForCausalLM" is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel)`}})
+	noMemory := mustJSON(contract.TerminationMessage{Error: &contract.Error{Reason: contract.ReasonInsufficientMemory,
+		Message: "estimated peak 3.1 GiB exceeds the container's memory limit 2 GiB; batchSize 2 would fit"}})
 	invalid := mustJSON(contract.TerminationMessage{Error: &contract.Error{Reason: "DatasetChanged", Message: "dataset digest is sha256:b, pinned sha256:a"}})
 	unschedulable := pod("p1", corev1.PodPending, 0, "")
 	unschedulable.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
@@ -108,6 +128,37 @@ func TestComputeRunStatus(t *testing.T) {
 					t.Errorf("attempts = %d", st.Attempts)
 				}
 			}},
+		{name: "retrying after the kernel killed the trainer for memory",
+			obs: runObservation{job: func() *batchv1.Job { j := job(false); j.Status.Failed = 1; j.Status.Active = 1; return j }(),
+				pods: []corev1.Pod{pod("p2", corev1.PodRunning, 0, ""), oomPod("p1", "2Gi")}},
+			phase:  v1alpha1.RunPhaseRunning,
+			want:   map[string]string{"Running": "True/TrainerRunning", "Failed": "False/OutOfMemory"},
+			msgHas: map[string]string{"Failed": "memory limit 2Gi (2147483648 bytes)"}},
+		{name: "failed: killed for memory shows OutOfMemory and the limit, not the log tail",
+			obs:    runObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{oomPod("p1", "512Mi")}},
+			phase:  v1alpha1.RunPhaseFailed,
+			want:   map[string]string{"Failed": "True/OutOfMemory", "Running": "False/RunFailed"},
+			msgHas: map[string]string{"Failed": "pod p1 for memory (OOMKilled, exit code 137; memory limit 512Mi"},
+			extra: func(t *testing.T, st v1alpha1.RunStatus) {
+				if m := meta.FindStatusCondition(st.Conditions, "Failed").Message; strings.Contains(m, "loss") {
+					t.Errorf("Failed message carries the log tail: %q", m)
+				}
+			}},
+		{name: "failed: killed for memory without a limit says the node ran out",
+			obs:    runObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{oomPod("p1", "")}},
+			phase:  v1alpha1.RunPhaseFailed,
+			want:   map[string]string{"Failed": "True/OutOfMemory"},
+			msgHas: map[string]string{"Failed": "no memory limit"}},
+		{name: "failed: unsupported model architecture (exit code 3)",
+			obs:    runObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{pod("p1", corev1.PodFailed, contract.ExitInvalidInput, unsupported)}},
+			phase:  v1alpha1.RunPhaseFailed,
+			want:   map[string]string{"Failed": "True/ModelUnsupported"},
+			msgHas: map[string]string{"Failed": `"GemmaForCausalLM" is not supported`}},
+		{name: "failed: the trainer's memory check (exit code 3)",
+			obs:    runObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{pod("p1", corev1.PodFailed, contract.ExitInvalidInput, noMemory)}},
+			phase:  v1alpha1.RunPhaseFailed,
+			want:   map[string]string{"Failed": "True/InsufficientMemory"},
+			msgHas: map[string]string{"Failed": "batchSize 2 would fit"}},
 		{name: "pod done, Job not yet complete: still Running",
 			obs:   runObservation{job: job(false), pods: []corev1.Pod{pod("p1", corev1.PodSucceeded, 0, result)}},
 			phase: v1alpha1.RunPhaseRunning,
@@ -140,6 +191,10 @@ func TestComputeRunStatus(t *testing.T) {
 					st.Checkpoints[0].Time == nil || st.CompletionTime == nil || st.Progress.TokensPerSecond != "4100" ||
 					len(st.Plots) != 1 || st.Plots[0] != "pvc://out/team-a/r-1/loss.svg" {
 					t.Errorf("status = %+v progress %+v", st, st.Progress)
+				}
+				want := v1alpha1.SourceModelStatus{URI: "hf://HuggingFaceTB/SmolLM2-135M@main", Commit: "93efa2f097d58c2a74874c7e644dbc9b0cee75a2", Digest: "sha256:5eed"}
+				if st.Architecture != "LlamaForCausalLM" || st.ParameterCount != 134515008 || st.SourceModel == nil || *st.SourceModel != want {
+					t.Errorf("architecture %q parameterCount %d sourceModel %+v", st.Architecture, st.ParameterCount, st.SourceModel)
 				}
 			}},
 		{name: "succeeded but the pod is gone",
@@ -218,6 +273,8 @@ func TestRunTransitions(t *testing.T) {
 	suspended, _ := computeRunStatus(running, runObservation{now: t0, runSuspended: true, job: job(true)})
 	resumed, _ := computeRunStatus(suspended, runObservation{now: t0, job: job(false), pods: []corev1.Pod{pod("p2", corev1.PodRunning, 0, "")}})
 	failed, _ := computeRunStatus(running, runObservation{now: t0, job: job(false, batchv1.JobFailed)})
+	oomRetry, _ := computeRunStatus(running, runObservation{now: t0, job: func() *batchv1.Job { j := job(false); j.Status.Failed = 1; return j }(),
+		pods: []corev1.Pod{oomPod("p", "1Gi")}})
 	checkpointed := *running.DeepCopy()
 	checkpointed.Checkpoints = []v1alpha1.CheckpointStatus{{Step: 50, URI: "s3://b/r/checkpoints/step-00000050"}}
 	checkpointed2 := *checkpointed.DeepCopy()
@@ -233,6 +290,7 @@ func TestRunTransitions(t *testing.T) {
 		{"suspended", running, suspended, []string{"Suspended"}},
 		{"resumed", suspended, resumed, []string{"Started", "Resumed"}},
 		{"failed", running, failed, []string{"Failed"}},
+		{"an attempt killed for memory", running, oomRetry, []string{"Retrying"}},
 		{"nothing changed", running, running, nil},
 		{"first checkpoint", running, checkpointed, []string{"CheckpointWritten"}},
 		{"newer checkpoint", checkpointed, checkpointed2, []string{"CheckpointWritten"}},

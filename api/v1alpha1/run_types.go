@@ -118,6 +118,17 @@ type TrainingSpec struct {
 	// +optional
 	CheckpointEvery int32 `json:"checkpointEvery,omitempty"`
 
+	// checkpointsToKeep is how many complete checkpoints the run keeps. After a newer checkpoint completes, older
+	// complete ones beyond this count are deleted from the output (in every store), and so are incomplete ones
+	// (uploads or saves cut short) older than the newest complete one; the newest complete checkpoint is never
+	// deleted, so a lost pod still resumes. status.checkpoints lists only those kept. Checkpoints of pretrained
+	// models are large: weights and AdamW's moments take about 12 bytes per parameter.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	CheckpointsToKeep int32 `json:"checkpointsToKeep,omitempty"`
+
 	// seed makes the run reproducible: initialisation, data order and sampling.
 	// +kubebuilder:default=42
 	// +optional
@@ -144,7 +155,12 @@ type ResourcesSpec struct {
 	// +optional
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 
-	// memory request and limit of the trainer container.
+	// memory request and limit of the trainer container. It may be left empty (no request, no limit). Full
+	// fine-tuning with AdamW in float32 needs about 16 bytes per parameter (weights, gradients, two moments), a
+	// DPO run 4 more for its reference model, plus activations (growing with batchSize x context length) and the
+	// vocabulary-sized logits. With a limit, the trainer checks its estimated peak against it before loading the
+	// model and fails with reason InsufficientMemory when it does not fit; a pod the kernel kills for memory shows
+	// reason OutOfMemory with the limit in the run's Failed condition.
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
 }
@@ -303,6 +319,20 @@ type CheckpointStatus struct {
 	Time *metav1.Time `json:"time,omitempty"`
 }
 
+// SourceModelStatus identifies the starting model of a run, so that the run can be repeated.
+type SourceModelStatus struct {
+	// uri of the model as given (hf://org/name@revision, s3://..., pvc://...).
+	// +optional
+	URI string `json:"uri,omitempty"`
+	// commit is the Hugging Face Hub commit (40 hex digits) an hf:// revision resolved to; every file was
+	// downloaded at it. Empty for other schemes.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+	// digest ("sha256:...") of the starting model's weights.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
 // PinnedDataset records the dataset a run trains on, pinned when the run starts.
 type PinnedDataset struct {
 	// name of the PreferenceDataset.
@@ -348,6 +378,19 @@ type RunStatus struct {
 	// modelDigest is the sha256 of the final model's weights.
 	// +optional
 	ModelDigest string `json:"modelDigest,omitempty"`
+
+	// architecture of the model trained, as config.json names it (e.g. LlamaForCausalLM, GPT2LMHeadModel).
+	// +optional
+	Architecture string `json:"architecture,omitempty"`
+
+	// parameterCount is the number of the model's parameters (tied embeddings counted once).
+	// +optional
+	ParameterCount int64 `json:"parameterCount,omitempty"`
+
+	// sourceModel is the model the run started from as the trainer resolved it (SFT: spec.model.from; DPO: the
+	// reference model); empty for a model trained from scratch.
+	// +optional
+	SourceModel *SourceModelStatus `json:"sourceModel,omitempty"`
 
 	// outputURI is the prefix the run writes under.
 	// +optional

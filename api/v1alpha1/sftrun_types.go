@@ -51,9 +51,27 @@ type Architecture struct {
 // ModelSource is an existing model to fine-tune.
 // +kubebuilder:validation:XValidation:rule="has(self.uri) != has(self.sftRun)",message="exactly one of uri or sftRun must be set"
 type ModelSource struct {
-	// uri of a model or checkpoint directory written by the trainer.
+	// uri of a pretrained model directory in the Hugging Face layout, as save_pretrained writes it: config.json,
+	// model.safetensors (or shards with model.safetensors.index.json; F32, BF16 or F16 weights), tokenizer.json,
+	// tokenizer_config.json, special_tokens_map.json and generation_config.json. A model or checkpoint directory
+	// the trainer wrote has the same layout. Schemes: s3:// (with ?endpoint=&region= for S3-compatible stores),
+	// gs://, azblob://, file://, pvc://<claim>/<path> (the claim is mounted read-only), or hf://<org>/<name> with an
+	// optional @<revision> (a branch, tag or commit; default main) for a model on the Hugging Face Hub.
+	//
+	// Credentials come from spec.output.secretRef, whose keys become the trainer's environment: AWS_*, GOOGLE_*,
+	// AZURE_* for the stores, and HF_TOKEN for private or gated Hub models (the key passes through unchanged and
+	// never appears in status or logs). The Hub endpoint is the manager's HF_ENDPOINT (set it with the manager's
+	// --trainer-env, e.g. for a mirror); default https://huggingface.co. The commit an hf:// revision resolved to
+	// and the digest of the weights downloaded are recorded in status.sourceModel, so the run can be repeated.
+	//
+	// Memory: full fine-tuning with AdamW in float32 needs about 16 bytes per parameter (weights 4, gradients 4,
+	// AdamW's two moments 8) plus activations, which grow with batchSize x contextLength, and the vocabulary-sized
+	// logits; a 135M-parameter model needs about 2.2 GB before activations. spec.resources.memory may be left
+	// empty; when it is set, the trainer estimates its peak before loading the weights and fails at once with
+	// reason InsufficientMemory, naming the figures, if the limit is below it.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|https|file|pvc)://.+$`
+	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|https|file|pvc|hf)://.+$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('hf://') || self.matches('^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?(@[^@ ]+)?$')",message="an hf:// uri is hf://<org>/<name> with an optional @<revision>"
 	// +optional
 	URI string `json:"uri,omitempty"`
 
@@ -63,14 +81,15 @@ type ModelSource struct {
 	SFTRun string `json:"sftRun,omitempty"`
 }
 
-// ModelSpec is the starting model of an SFT run: a new architecture or an existing model.
+// ModelSpec is the starting model of an SFT run: a new architecture trained from scratch, or an existing
+// (pretrained) model to fine-tune.
 // +kubebuilder:validation:XValidation:rule="has(self.architecture) != has(self.from)",message="exactly one of architecture or from must be set"
 type ModelSpec struct {
 	// architecture of a model trained from scratch.
 	// +optional
 	Architecture *Architecture `json:"architecture,omitempty"`
 
-	// from is an existing model to fine-tune.
+	// from is an existing model to fine-tune: a pretrained model directory (uri) or a succeeded SFTRun's model.
 	// +optional
 	From *ModelSource `json:"from,omitempty"`
 }
@@ -113,6 +132,7 @@ type SFTRunStatus struct {
 // +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress.percent`,description="percent of steps done"
 // +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.metrics.trainLoss`
 // +kubebuilder:printcolumn:name="Eval Loss",type=string,JSONPath=`.status.metrics.evalLoss`
+// +kubebuilder:printcolumn:name="Params",type=integer,JSONPath=`.status.parameterCount`,priority=1
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.status.modelURI`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.model == oldSelf.spec.model && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"

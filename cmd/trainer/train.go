@@ -58,6 +58,7 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	fs.Float64Var(&t.GradClipNorm, "clip", 1, "global gradient-norm clip")
 	fs.IntVar(&t.EvalEvery, "eval-every", 0, "evaluate every N steps (0: at the end)")
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "checkpoint every N steps (0: 500; always at the end)")
+	fs.IntVar(&t.CheckpointsToKeep, "checkpoints-to-keep", 0, "keep the newest N complete checkpoints, deleting older ones (0: 2)")
 	fs.Int64Var(&t.Seed, "seed", 0, "seed of initialisation and shuffling")
 	f.minLR = minLR
 	return f

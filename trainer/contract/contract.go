@@ -24,6 +24,24 @@ const (
 	ExitInvalidInput = 3
 )
 
+// Reasons of failures the operator treats specially or documents (Error.Reason). The trainer may report others
+// (InvalidConfig, InvalidDataset, DatasetChanged, ReferenceUnreadable, Interrupted, ...); the operator copies any
+// reason into the run's Failed condition.
+const (
+	// ReasonModelUnsupported: the starting model's architecture (config.json) or one of its settings is not one
+	// the trainer implements; the message names what was found and what is supported. Exit code ExitInvalidInput.
+	ReasonModelUnsupported = "ModelUnsupported"
+	// ReasonModelUnreadable: the starting model cannot be read (missing files, bad config.json, tensors of the
+	// wrong shape).
+	ReasonModelUnreadable = "ModelUnreadable"
+	// ReasonInsufficientMemory: the container's memory limit is below the trainer's estimate of its peak; the
+	// message gives both figures and what would fit. Exit code ExitInvalidInput: a retry cannot fit either.
+	ReasonInsufficientMemory = "InsufficientMemory"
+	// ReasonOutOfMemory is not written by the trainer: the operator sets it when the kernel killed the trainer's
+	// container for memory (OOMKilled), with the container's memory limit in the message.
+	ReasonOutOfMemory = "OutOfMemory"
+)
+
 // TerminationMessagePath is where the trainer writes its TerminationMessage; the operator sets it on the container.
 const TerminationMessagePath = "/dev/termination-log"
 
@@ -114,7 +132,9 @@ const (
 // ModelConfig is the starting point of an SFT run.
 type ModelConfig struct {
 	Architecture *Architecture `json:"architecture,omitempty"`
-	// From is the URI of a model or checkpoint directory to start from.
+	// From is the URI of a model or checkpoint directory in the Hugging Face layout to start from: s3://, gs://,
+	// azblob://, file:// (the operator maps pvc:// to file:// under the claim's mount), or hf://org/name[@revision]
+	// for the Hugging Face Hub (endpoint $HF_ENDPOINT, token $HF_TOKEN from the pod's environment).
 	From string `json:"from,omitempty"`
 }
 
@@ -134,10 +154,15 @@ type ReferenceConfig struct {
 }
 
 // TrainingConfig holds optimisation settings. Exactly one of MaxSteps and Epochs is positive.
+//
+// CheckpointsToKeep is how many complete checkpoints stay in the output: after a newer one completes, older complete
+// ones beyond the count are deleted, and incomplete ones older than the newest complete one. The newest complete
+// checkpoint is never deleted. 0 means the trainer's default (2).
 type TrainingConfig struct {
 	MaxSteps                  int     `json:"maxSteps,omitempty"`
 	Epochs                    float64 `json:"epochs,omitempty"`
 	BatchSize                 int     `json:"batchSize"`
+	CheckpointsToKeep         int     `json:"checkpointsToKeep,omitempty"`
 	GradientAccumulationSteps int     `json:"gradientAccumulationSteps,omitempty"`
 	LearningRate              float64 `json:"learningRate"`
 	// LRSchedule after warmup: cosine (default), linear or constant.
@@ -210,6 +235,16 @@ type Result struct {
 	// ModelURI is the final model directory; ModelDigest the sha256 of its weights file.
 	ModelURI    string `json:"modelURI,omitempty"`
 	ModelDigest string `json:"modelDigest,omitempty"`
+	// Architecture of the model, as its config.json names it (LlamaForCausalLM, GPT2LMHeadModel, ...).
+	Architecture string `json:"architecture,omitempty"`
+	// ParameterCount is the number of the model's parameters (tied embeddings counted once).
+	ParameterCount int64 `json:"parameterCount,omitempty"`
+	// SourceURI is the starting model as given (SFT: model.from; DPO: reference.modelURI); empty from scratch.
+	SourceURI string `json:"sourceURI,omitempty"`
+	// SourceCommit is the Hub commit an hf:// SourceURI's revision resolved to (40 hex digits).
+	SourceCommit string `json:"sourceCommit,omitempty"`
+	// SourceDigest is "sha256:<hex>" of the starting model's weights as loaded.
+	SourceDigest string `json:"sourceDigest,omitempty"`
 	// Checkpoints are the newest checkpoints written (at most a few, to keep the message small).
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).
@@ -311,6 +346,13 @@ type ProgressReport struct {
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).
 	ResumedFromStep int `json:"resumedFromStep,omitempty"`
+	// Architecture and ParameterCount describe the model being trained, once the trainer has loaded it (the
+	// architecture only when the starting model's config.json names it).
+	Architecture   string `json:"architecture,omitempty"`
+	ParameterCount int64  `json:"parameterCount,omitempty"`
+	// OldestKeptStep, when positive, is the step of the oldest checkpoint training.checkpointsToKeep left in the
+	// output: every checkpoint of an earlier step was deleted, so status drops them.
+	OldestKeptStep int `json:"oldestKeptStep,omitempty"`
 	// Attempt is the trainer's attempt number when it knows it (0: unknown).
 	Attempt int `json:"attempt,omitempty"`
 }

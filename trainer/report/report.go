@@ -163,7 +163,7 @@ func (r *Reporter) Step(step, total int, m map[string]float64) {
 	r.signal()
 }
 
-// Event records what reports carry of the trainer's events: checkpoints and the resume step. (Close posts the
+// Event records what reports carry of the trainer's events: checkpoints (and those pruned) and the resume step. (Close posts the
 // last snapshot without waiting for the interval.)
 func (r *Reporter) Event(name string, fields map[string]any) {
 	r.mu.Lock()
@@ -183,6 +183,24 @@ func (r *Reporter) Event(name string, fields map[string]any) {
 	case "resumed":
 		step, _ := fields["step"].(int)
 		r.cur.ResumedFromStep = step
+	case "model":
+		r.cur.Architecture, _ = fields["architecture"].(string)
+		r.cur.ParameterCount, _ = fields["parameterCount"].(int64)
+	case "checkpoints-pruned":
+		// training.checkpointsToKeep deleted every checkpoint before oldestKept: reports stop listing them and
+		// tell the operator to drop them from status.
+		oldest, _ := fields["oldestKept"].(int)
+		if oldest <= 0 {
+			return
+		}
+		r.cur.OldestKeptStep = oldest
+		kept := r.cur.Checkpoints[:0]
+		for _, c := range r.cur.Checkpoints {
+			if c.Step >= oldest {
+				kept = append(kept, c)
+			}
+		}
+		r.cur.Checkpoints = kept
 	default:
 		return
 	}

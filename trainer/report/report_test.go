@@ -76,6 +76,7 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 	}
 	start := time.Now()
 	r.Event("resumed", map[string]any{"step": 20, "dir": "/out/checkpoints/step-00000020"})
+	r.Event("model", map[string]any{"architecture": "LlamaForCausalLM", "parameterCount": int64(134515008)})
 	for step := 21; step <= 100; step++ {
 		r.Step(step, 200, map[string]float64{"loss": 3 - float64(step)/100, "epoch": float64(step) / 50, "tokens_per_second": 1000,
 			"step": float64(step), "rewards/accuracies": 0.5})
@@ -83,6 +84,11 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 			r.Step(step, 200, map[string]float64{"eval_loss": 2.5, "step": 50})
 			r.Event("checkpoint", map[string]any{"step": 50, "dir": "/mnt/pvc/out/checkpoints/step-00000050"})
 			writeToken(t, tokenFile, "rotated") // the kubelet renews the projected token
+		}
+		if step == 80 {
+			// training.checkpointsToKeep 1: step 50's checkpoint is deleted once step 80's is complete.
+			r.Event("checkpoint", map[string]any{"step": 80, "dir": "/mnt/pvc/out/checkpoints/step-00000080"})
+			r.Event("checkpoints-pruned", map[string]any{"oldestKept": 80, "deleted": []string{"file:///mnt/pvc/out/checkpoints/step-00000050"}})
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -93,7 +99,8 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 		t.Errorf("%d posts in %s, want 2..%d", len(reports), elapsed, limit)
 	}
 	last := reports[len(reports)-1]
-	if last.Step != 100 || last.TotalSteps != 200 || last.Epoch != 2 || last.TokensPerSecond != 1000 || last.ResumedFromStep != 20 || last.Attempt != 2 {
+	if last.Step != 100 || last.TotalSteps != 200 || last.Epoch != 2 || last.TokensPerSecond != 1000 || last.ResumedFromStep != 20 || last.Attempt != 2 ||
+		last.Architecture != "LlamaForCausalLM" || last.ParameterCount != 134515008 {
 		t.Errorf("last report = %+v", last)
 	}
 	if last.TrainMetrics["loss"] != 2 || last.TrainMetrics["rewards/accuracies"] != 0.5 || last.EvalMetrics["eval_loss"] != 2.5 {
@@ -102,8 +109,9 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 	if _, ok := last.TrainMetrics["step"]; ok {
 		t.Errorf("step leaked into the metrics: %v", last.TrainMetrics)
 	}
-	if len(last.Checkpoints) != 1 || last.Checkpoints[0].Step != 50 || last.Checkpoints[0].URI != "file:///mnt/pvc/out/checkpoints/step-00000050" {
-		t.Errorf("checkpoints = %+v", last.Checkpoints)
+	if len(last.Checkpoints) != 1 || last.Checkpoints[0].Step != 80 || last.Checkpoints[0].URI != "file:///mnt/pvc/out/checkpoints/step-00000080" ||
+		last.OldestKeptStep != 80 {
+		t.Errorf("checkpoints = %+v (oldest kept %d), want only step 80's", last.Checkpoints, last.OldestKeptStep)
 	}
 	if last.ETASeconds <= 0 {
 		t.Errorf("eta = %v, want > 0 with 100 steps left", last.ETASeconds)

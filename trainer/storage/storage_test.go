@@ -239,3 +239,51 @@ func TestSecretsNeverInErrors(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestDeleteDir removes a checkpoint directory, COMPLETE first, in S3 and on a file:// location, and leaves its
+// neighbours alone.
+func TestDeleteDir(t *testing.T) {
+	srv := s3test.Start(t, "runs")
+	for _, uri := range []string{srv.URI("runs", "team/run-1"), "file://" + t.TempDir() + "/out"} {
+		t.Run(strings.SplitN(uri, ":", 2)[0], func(t *testing.T) {
+			ctx := context.Background()
+			l, err := Open(ctx, uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			src := t.TempDir()
+			writeFiles(t, src, map[string]string{"model.safetensors": "w", "COMPLETE": "{}", "state.json": "{}", "sub/x": "x"})
+			for _, d := range []string{"checkpoints/step-00000001", "checkpoints/step-00000002"} {
+				if err := l.UploadDir(ctx, src, d, "COMPLETE"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var order []string
+			deleteHook = func(key string) { order = append(order, filepath.Base(key)) }
+			defer func() { deleteHook = nil }()
+			n, err := l.DeleteDir(ctx, "checkpoints/step-00000001", "COMPLETE")
+			if err != nil || n != 4 {
+				t.Fatalf("DeleteDir = %d, %v; want 4 objects", n, err)
+			}
+			if len(order) != 4 || order[0] != "COMPLETE" {
+				t.Errorf("delete order %q, want COMPLETE first", order)
+			}
+			steps, err := l.List(ctx, "checkpoints", false)
+			if err != nil || !reflect.DeepEqual(steps, []string{"step-00000002/"}) {
+				t.Errorf("checkpoints left: %q, %v; want only step-00000002/", steps, err)
+			}
+			if ok, _ := l.Exists(ctx, "checkpoints/step-00000002/COMPLETE"); !ok {
+				t.Error("the neighbour lost its COMPLETE")
+			}
+			if local := l.Local(); local != "" {
+				if _, err := os.Stat(filepath.Join(local, "checkpoints", "step-00000001")); !os.IsNotExist(err) {
+					t.Errorf("file:// directory still there: %v", err)
+				}
+			}
+			if n, err := l.DeleteDir(ctx, "checkpoints/step-00000009", "COMPLETE"); err != nil || n != 0 {
+				t.Errorf("missing directory: %d, %v", n, err)
+			}
+		})
+	}
+}

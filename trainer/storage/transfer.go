@@ -14,6 +14,9 @@ import (
 	"gocloud.dev/gcerrors"
 )
 
+// deleteHook, when set (tests), sees each key DeleteDir is about to delete.
+var deleteHook func(key string)
+
 // uploadHook, when set (tests), sees each key before it is uploaded.
 var uploadHook func(key string)
 
@@ -154,6 +157,35 @@ func (l *Location) Delete(ctx context.Context, rel string) error {
 		return scrub(fmt.Errorf("deleting %s: %w", l.URI(rel), err))
 	}
 	return nil
+}
+
+// DeleteDir removes every object under the directory rel and returns how many it removed. The object named first
+// (a checkpoint's COMPLETE marker) goes before the others, so that a deletion cut short never leaves a directory
+// that looks complete. For a file:// Location the emptied directory is removed too. A missing directory removes
+// nothing and is not an error.
+func (l *Location) DeleteDir(ctx context.Context, rel, first string) (int, error) {
+	keys, err := l.List(ctx, rel, true)
+	if err != nil {
+		return 0, err
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i] == first && keys[j] != first })
+	n := 0
+	for _, k := range keys {
+		if deleteHook != nil {
+			deleteHook(l.key(joinRel(rel, k)))
+		}
+		if err := l.Delete(ctx, joinRel(rel, k)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if l.local != "" && strings.Trim(rel, "/") != "" {
+		dir := filepath.Join(l.local, filepath.FromSlash(strings.Trim(rel, "/")))
+		if err := os.RemoveAll(dir); err != nil {
+			return n, fmt.Errorf("removing %s: %w", l.URI(rel), err)
+		}
+	}
+	return n, nil
 }
 
 // ModTime is the object's modification time as RFC 3339 ("" when the store does not say).

@@ -17,6 +17,9 @@ const (
 	DefaultGradClipNorm = 1.0
 	// DefaultCheckpointEvery is TRL's save_steps.
 	DefaultCheckpointEvery = 500
+	// DefaultCheckpointsToKeep is how many complete checkpoints a run keeps (TRL's save_total_limit, which
+	// defaults to all; checkpoints of pretrained models are too large for that).
+	DefaultCheckpointsToKeep = 2
 	// DefaultBeta is TRL's DPO beta.
 	DefaultBeta = 0.1
 	// DefaultLossType is TRL's DPO loss type.
@@ -39,6 +42,7 @@ const (
 //   - training.gradClipNorm: 1.0
 //   - training.evalEvery: 0 keeps evaluation to the end of the run (when there is an eval split)
 //   - training.checkpointEvery: 500 (and always at the end)
+//   - training.checkpointsToKeep: 2 (see pruneCheckpoints)
 //   - dataset.evalFraction: 0 holds nothing out (no eval metrics)
 //   - dataset.invalidRows: Reject (any invalid row fails the run; Skip trains on the valid ones)
 //   - model.architecture.tokenizer: byte
@@ -212,6 +216,12 @@ func (c *Config) checkTraining() error {
 	}
 	if t.CheckpointEvery == 0 {
 		t.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if t.CheckpointsToKeep < 0 {
+		return fieldErr("training.checkpointsToKeep", "is %d, want >= 1", t.CheckpointsToKeep)
+	}
+	if t.CheckpointsToKeep == 0 {
+		t.CheckpointsToKeep = DefaultCheckpointsToKeep
 	}
 	return nil
 }

@@ -31,7 +31,29 @@ const (
 	ReasonInterrupted         = "Interrupted"
 	ReasonDiverged            = "Diverged"
 	ReasonTrainingFailed      = "TrainingFailed"
+	// ReasonModelUnsupported and ReasonInsufficientMemory are the reasons of trainer/hf's UnsupportedError and
+	// MemoryError (input that will never work: exit code contract.ExitInvalidInput).
+	ReasonModelUnsupported   = contract.ReasonModelUnsupported
+	ReasonInsufficientMemory = contract.ReasonInsufficientMemory
 )
+
+// reasoned is an error that names its own termination reason, as trainer/hf's errors do (ModelUnsupported,
+// ModelUnreadable, InsufficientMemory). Such an error is about the input (the model, the memory limit), so a retry
+// cannot cure it: it exits with contract.ExitInvalidInput.
+type reasoned interface {
+	error
+	Reason() string
+}
+
+// reasonOf is the reason an error names itself (trainer/hf's ModelUnsupported, InsufficientMemory), or fallback
+// for other errors and for hf's generic ModelUnreadable (the caller's reason says which model).
+func reasonOf(err error, fallback string) string {
+	var re reasoned
+	if errors.As(err, &re) && re.Reason() != "" && re.Reason() != ReasonModelUnreadable {
+		return re.Reason()
+	}
+	return fallback
+}
 
 // invalid is input that will never work: the Job must not retry.
 func invalid(reason string, format string, args ...any) error {
@@ -56,6 +78,10 @@ func ExitCode(err error) int {
 	if errors.As(err, &fe) {
 		return contract.ExitInvalidInput
 	}
+	var re reasoned
+	if errors.As(err, &re) && re.Reason() != "" {
+		return contract.ExitInvalidInput
+	}
 	return contract.ExitFailed
 }
 
@@ -64,11 +90,14 @@ func ErrorMessage(err error) *contract.Error {
 	reason := ReasonTrainingFailed
 	var e *Error
 	var fe *FieldError
+	var re reasoned
 	switch {
 	case errors.As(err, &e):
 		reason = e.Reason
 	case errors.As(err, &fe):
 		reason = ReasonInvalidConfig
+	case errors.As(err, &re) && re.Reason() != "":
+		reason = re.Reason()
 	}
 	return &contract.Error{Reason: reason, Message: err.Error()}
 }

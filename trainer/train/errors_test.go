@@ -2,13 +2,16 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
 )
 
 // runErr runs rc and returns its error, which must be an *Error with the given reason and exit code.
@@ -97,5 +100,76 @@ func TestErrorMessageOfPlainError(t *testing.T) {
 	}
 	if ExitCode(nil) != contract.ExitOK {
 		t.Errorf("nil error: exit %d", ExitCode(nil))
+	}
+}
+
+// trainer/hf's errors carry their own reasons (ModelUnsupported, InsufficientMemory): wrapped or not, they exit
+// with ExitInvalidInput (never retried) and reach the termination message with that reason and their message.
+func TestHFErrorsAreInvalidInputWithTheirReason(t *testing.T) {
+	unsupported := fmt.Errorf("model.from: %w", &hf.UnsupportedError{Architecture: "GemmaForCausalLM", Field: "architectures"})
+	memory := &hf.MemoryError{Estimate: hf.MemoryEstimate{Parameters: 134_515_008, Total: 3 << 30}, Plan: hf.MemoryPlan{BatchSize: 8, ContextLength: 256},
+		Limit: 2 << 30, LimitSource: "/sys/fs/cgroup/memory.max", FitsBatchSize: 2, FitsEstimate: 1900 << 20}
+	cases := []struct {
+		err    error
+		reason string
+		has    string
+	}{
+		{unsupported, contract.ReasonModelUnsupported, `"GemmaForCausalLM" is not supported`},
+		{memory, contract.ReasonInsufficientMemory, "batch size 2 would fit"},
+		{&hf.ConfigError{Field: "hidden_size", Detail: "is 0"}, contract.ReasonModelUnreadable, "hidden_size"},
+	}
+	for _, tc := range cases {
+		if code := ExitCode(tc.err); code != contract.ExitInvalidInput {
+			t.Errorf("%v: exit code %d, want %d", tc.err, code, contract.ExitInvalidInput)
+		}
+		raw, err := EncodeTermination(contract.TerminationMessage{Error: ErrorMessage(tc.err)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back contract.TerminationMessage
+		if err := json.Unmarshal(raw, &back); err != nil || back.Error == nil || back.Error.Reason != tc.reason || !strings.Contains(back.Error.Message, tc.has) {
+			t.Errorf("termination message %s (%v), want reason %s and a message with %q", raw, err, tc.reason, tc.has)
+		}
+	}
+	if code := ExitCode(errors.New("disk full")); code != contract.ExitFailed {
+		t.Errorf("a plain error exits %d, want %d", code, contract.ExitFailed)
+	}
+}
+
+// An SFT run from a model directory of an architecture the trainer does not implement fails before training with
+// exit code 3 and reason ModelUnsupported naming it (the operator shows that reason in the run's status).
+func TestRunFromUnsupportedArchitecture(t *testing.T) {
+	dir := t.TempDir()
+	dataPath := writeDemo(t, dir, 60, 4)
+	base := mustRun(t, tinySFT(dataPath, filepath.Join(dir, "base"), 1))
+	src := strings.TrimPrefix(base.ModelURI, "file://")
+	gemma := filepath.Join(dir, "gemma")
+	if err := os.MkdirAll(gemma, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		raw, err := os.ReadFile(filepath.Join(src, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if de.Name() == "config.json" {
+			var c map[string]any
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			c["architectures"], c["model_type"] = []string{"GemmaForCausalLM"}, "gemma"
+			raw, _ = json.Marshal(c)
+		}
+		os.WriteFile(filepath.Join(gemma, de.Name()), raw, 0o644)
+	}
+	rc := tinySFT(dataPath, filepath.Join(dir, "out"), 1)
+	rc.Model = contract.ModelConfig{From: gemma}
+	err = runErr(t, rc, contract.ReasonModelUnsupported, contract.ExitInvalidInput)
+	if !strings.Contains(err.Error(), "GemmaForCausalLM") || !strings.Contains(err.Error(), "LlamaForCausalLM") {
+		t.Errorf("message %q does not name the architecture found and the supported ones", err)
 	}
 }

@@ -3,10 +3,13 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"gorgonia.org/tensor"
 
 	"github.com/preftune/preftune/trainer/checkpoint"
+	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -81,4 +84,59 @@ func paramsOf(m checkpoint.Model, dir string) (*model.Params, tokenizer.Tokenize
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return p, tok, nil
+}
+
+// describeModel fills the result's description of the model (for the run's status): its architecture as the
+// saved config.json names it, its parameter count, and the starting model (URI as given, Hub commit, weights
+// digest as loaded).
+func (r *runner) describeModel(res *contract.Result, dir string) {
+	res.Architecture = architectureOf(dir)
+	res.ParameterCount = int64(r.policy.NumParams())
+	switch {
+	case r.cfg.Kind == contract.KindDPO && r.cfg.Reference != nil:
+		res.SourceURI = r.cfg.Reference.ModelURI
+	default:
+		res.SourceURI = r.cfg.Model.From
+	}
+	if res.SourceURI != "" {
+		res.SourceCommit, res.SourceDigest = r.sourceCommit, r.startDigest
+	}
+}
+
+// modelFields describe the model loaded, for the "model" event (and the operator's status while the run trains):
+// its parameter count and, when the starting model's config.json names it, its architecture.
+func (r *runner) modelFields() map[string]any {
+	f := map[string]any{"parameterCount": int64(r.policy.NumParams())}
+	src := r.cfg.FromDir
+	if r.cfg.Kind == contract.KindDPO {
+		src = r.cfg.ReferenceDir
+	}
+	if a := architectureOf(src); src != "" && a != "" {
+		f["architecture"] = a
+	}
+	return f
+}
+
+// architectureOf reads the architecture from a model directory's config.json: its "architectures" entry as
+// transformers writes it, else the class transformers' AutoModelForCausalLM maps its model_type to ("" when
+// neither says).
+func architectureOf(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Architectures []string `json:"architectures"`
+		ModelType     string   `json:"model_type"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	if len(c.Architectures) > 0 {
+		return c.Architectures[0]
+	}
+	return map[string]string{
+		"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+		"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+	}[c.ModelType]
 }

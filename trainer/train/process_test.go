@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,8 +228,13 @@ func TestProcessSIGTERMAndKillResume(t *testing.T) {
 	if !strings.Contains(stderr.String(), `"event":"checkpoint-skipped"`) {
 		t.Errorf("the half-written checkpoint was not reported as skipped:\n%s", stderr)
 	}
-	if _, err := os.Stat(filepath.Join(half, checkpoint.CompleteFile)); err != nil {
-		t.Errorf("the half-written checkpoint was not replaced by a whole one: %v", err)
+	// The half-written checkpoint was replaced by a whole one (its step was saved again), and then pruned with the
+	// others: checkpointsToKeep (default 2) leaves the two newest, and no leftover.
+	if !strings.Contains(stderr.String(), fmt.Sprintf(`"dir":%q,"event":"checkpoint"`, fileURI(half))) {
+		t.Errorf("the half-written checkpoint %s was not saved again:\n%s", half, stderr)
+	}
+	if got := listDir(t, filepath.Join(out, "checkpoints")); !slices.Equal(got, []string{stepName(steps - every), stepName(steps)}) {
+		t.Errorf("checkpoints left %v, want the newest two (steps %d and %d)", got, steps-every, steps)
 	}
 	if n := len(got.Checkpoints); n == 0 || n > KeepCheckpoints || got.Checkpoints[n-1].Step != steps {
 		t.Errorf("result lists checkpoints %+v", got.Checkpoints)

@@ -104,8 +104,23 @@ func (r *runner) fetchDataset(ctx context.Context) (string, error) {
 	return dst, nil
 }
 
-// fetchModel downloads a model (or checkpoint) directory.
+// fetchModel downloads a model (or checkpoint) directory: from a store, or from the Hugging Face Hub for
+// hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN), recording the commit the revision resolved to.
 func (r *runner) fetchModel(ctx context.Context, uri, name, field, reason string) (string, error) {
+	if storage.IsHub(uri) {
+		dst := filepath.Join(r.io.scratch, name)
+		m, err := storage.HubFromEnv().Download(ctx, uri, dst)
+		switch {
+		case storage.IsNotExist(err):
+			return "", invalid(reason, "%s: %v", field, err)
+		case err != nil:
+			return "", failed(reason, "%s: %v", field, err)
+		}
+		r.sourceCommit = m.Commit
+		r.progress.Event("model-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+			"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
+		return dst, nil
+	}
 	l, err := storage.Open(ctx, uri)
 	if err != nil {
 		return "", &FieldError{Field: field, Reason: err.Error()}

@@ -64,6 +64,7 @@ func (r *runner) save() error {
 	}
 	r.lastSaved = r.step
 	r.progress.Event("checkpoint", map[string]any{"step": r.step, "dir": uri})
+	r.pruneCheckpoints(r.ioCtx)
 	return nil
 }
 

@@ -56,6 +56,8 @@ type runner struct {
 	ioCtx context.Context
 	io    remoteIO
 	plots []string // plot files written next to metrics.jsonl
+	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
+	sourceCommit string
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -79,6 +81,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*contract.Result, error
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
+	r.progress.Event("model", r.modelFields())
 	if err := r.resume(); err != nil {
 		return nil, err
 	}
@@ -205,13 +208,13 @@ func (r *runner) loadModel() error {
 	case cfg.Kind == contract.KindDPO:
 		p, tok, digest, err := LoadModelDir(cfg.ReferenceDir)
 		if err != nil {
-			return invalid(ReasonReferenceUnreadable, "reference.modelURI: %v", err)
+			return invalid(reasonOf(err, ReasonReferenceUnreadable), "reference.modelURI: %v", err)
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	case cfg.FromDir != "":
 		p, tok, digest, err := LoadModelDir(cfg.FromDir)
 		if err != nil {
-			return invalid(ReasonModelUnreadable, "model.from: %v", err)
+			return invalid(reasonOf(err, ReasonModelUnreadable), "model.from: %v", err)
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	default:
@@ -246,6 +249,7 @@ func (r *runner) finish() (*contract.Result, error) {
 		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
 		Plots: r.plotURIs(),
 	}
+	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {
 		res.Metrics[k] = v
 	}

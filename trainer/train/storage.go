@@ -46,8 +46,14 @@ func localPath(uri string) (string, error) {
 }
 
 // resolve checks a URI and returns its local path, or "" for a remote URI the storage layer will download
-// (https:// is accepted for the dataset only).
+// (https:// is accepted for the dataset only, hf:// for models only).
 func resolve(uri string, dataset bool) (string, error) {
+	if !dataset && storage.IsHub(uri) {
+		if _, err := storage.ParseHub(uri); err != nil {
+			return "", err
+		}
+		return "", nil
+	}
 	if dataset && storage.IsHTTP(uri) {
 		if _, err := url.Parse(uri); err != nil {
 			return "", fmt.Errorf("is not a valid URL")
