@@ -43,7 +43,8 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ic.Dataset.PromptField, "prompt-field", "", "key of the prompt field (default prompt)")
 	fs.StringVar(&ic.Dataset.ChosenField, "chosen-field", "", "key of the chosen field (default chosen)")
 	fs.StringVar(&ic.Dataset.RejectedField, "rejected-field", "", "key of the rejected field (default rejected)")
-	fs.Float64Var(&ic.Dataset.EvalFraction, "eval-fraction", 0, "share of rows held out for evaluation (grouped by prompt where possible)")
+	// The runs' default, so that inspecting a file shows the split a run on it makes (and its warnings).
+	fs.Float64Var(&ic.Dataset.EvalFraction, "eval-fraction", defaultEvalFraction, "share of rows held out for evaluation (grouped by prompt where possible; 0: none)")
 	fs.Int64Var(&ic.Dataset.Seed, "seed", 0, "seed of the train/eval split")
 	fs.StringVar(&ic.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the dataset, Skip leaves them out (counted and named)")
 	fs.StringVar(&ic.Dataset.Digest, "digest", "", "fail unless the file still has this sha256:<hex> digest")
@@ -204,3 +205,7 @@ func inspectTruncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// defaultEvalFraction is the share of rows sft, dpo and inspect-dataset hold out unless told otherwise (a
+// PreferenceDataset's spec.evalFraction defaults to the same).
+const defaultEvalFraction = 0.1

@@ -37,7 +37,7 @@ func newRunFlags(kind contract.Kind) *runFlags {
 		contract.TerminationMessagePath+" when it exists, as in a pod)")
 	fs.StringVar(&rc.Dataset.URI, "data", "", "dataset file (path or file:// URI)")
 	fs.StringVar(&rc.Dataset.Format, "format", "auto", "dataset format")
-	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", 0.1, "share of rows held out for evaluation (grouped by prompt where possible)")
+	fs.Float64Var(&rc.Dataset.EvalFraction, "eval-fraction", defaultEvalFraction, "share of rows held out for evaluation (grouped by prompt where possible)")
 	fs.Int64Var(&rc.Dataset.Seed, "split-seed", 0, "seed of the train/eval split")
 	fs.StringVar(&rc.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the run, Skip trains on the valid rows (counted and named in the warnings)")
 	fs.StringVar(&rc.Output.URI, "out", "", "output directory (checkpoints, model, metrics.jsonl)")
