@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/preftune/preftune/trainer/chattemplate"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
@@ -37,6 +38,8 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	modelDir := fs.String("model", "", "model directory holding tokenizer.json")
 	special := fs.Bool("special", false, "add the special tokens tokenizer.json's post-processor adds (BOS for Llama-2, Gemma)")
 	asJSON := fs.Bool("json", false, `print one JSON object {"ids", "pieces", "decoded", "bytes"} instead of a table`)
+	chat := fs.Bool("chat", false, "render stdin as one user message through the model's chat template (add_generation_prompt), "+
+		"print the rendering to stderr and tokenize it as a training prompt is")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return contract.ExitUsage
@@ -65,6 +68,17 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	text := string(b)
 	if !utf8.ValidString(text) {
 		fmt.Fprintln(stderr, "preftune-trainer tokenize: warning: stdin is not valid UTF-8; invalid bytes are tokenized as U+FFFD")
+	}
+	if *chat {
+		rendered, err := renderChat(tok, text, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "preftune-trainer tokenize: --chat: %v\n", err)
+			return contract.ExitInvalidInput
+		}
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: rendered by the chat template: %s\n", strconv.Quote(rendered))
+		// The template writes the special tokens (BOS, turn markers) as text; the tokenizer turns them into their
+		// ids, so nothing is added on top (--special would add a second BOS).
+		text, b = rendered, []byte(rendered)
 	}
 	ids := tok.Encode(text)
 	decodeAll := tok.Decode
@@ -141,4 +155,30 @@ func bytePiece(id int) string {
 		return tokenizer.BytePADToken
 	}
 	return "?"
+}
+
+// renderChat renders text as one user message with the model's chat template (tokenizer_config.json's
+// chat_template, or chat_template.jinja), add_generation_prompt on, with the tokenizer's special tokens as the
+// template's variables, as transformers' apply_chat_template does. It warns when the text holds the template's own
+// control markers (a user message containing "<|im_start|>" renders like a real turn).
+func renderChat(tok tokenizer.Tokenizer, text string, stderr io.Writer) (string, error) {
+	p, ok := tok.(*tokenizer.Pretrained)
+	if !ok || p.Config.ChatTemplate == "" {
+		return "", fmt.Errorf("the model has no chat template (tokenizer_config.json's chat_template or chat_template.jinja)")
+	}
+	special := map[string]string{}
+	for k, v := range map[string]string{"bos_token": p.Config.BOSToken, "eos_token": p.Config.EOSToken,
+		"pad_token": p.Config.PadToken, "unk_token": p.Config.UnkToken} {
+		if v != "" {
+			special[k] = v
+		}
+	}
+	tmpl, err := chattemplate.Compile(p.Config.ChatTemplate, special)
+	if err != nil {
+		return "", err
+	}
+	if m := tmpl.FindControlMarkers(text); len(m) > 0 {
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: the text holds the template's control markers %q; they render like the template's own\n", m)
+	}
+	return tmpl.Render([]chattemplate.Message{chattemplate.NewMessage("user", text)}, chattemplate.RenderOptions{AddGenerationPrompt: true})
 }

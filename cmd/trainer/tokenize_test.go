@@ -101,3 +101,67 @@ func TestTokenizeSpecialTokenText(t *testing.T) {
 		t.Fatalf("exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
 	}
 }
+
+// TestTokenizeChat: --chat renders stdin as a user message through the model's chat template and tokenizes the
+// rendering as a training prompt is: the template's BOS and EOS text become their ids once each, nothing is added on
+// top; a message holding the template's own markers is warned about; a model without a template is refused.
+func TestTokenizeChat(t *testing.T) {
+	src := "../../../shared/models/stories260K"
+	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"tokenizer.json", "special_tokens_map.json", "generation_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cfg map[string]any
+	b, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['role'] + ': ' + m['content'] + eos_token }}{% endfor %}" +
+		"{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := tokenizeRun(t, "Once upon a time", "--model", dir, "--chat", "--json")
+	if code != contract.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, `rendered by the chat template: "<s>user: Once upon a time</s>assistant:"`) {
+		t.Errorf("stderr %q does not show the rendering", stderr)
+	}
+	var out tokenizeOutput
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("%s: %v", stdout, err)
+	}
+	count := func(id int) (n int) {
+		for _, x := range out.IDs {
+			if x == id {
+				n++
+			}
+		}
+		return n
+	}
+	if len(out.IDs) == 0 || out.IDs[0] != 1 || count(1) != 1 || count(2) != 1 {
+		t.Errorf("ids %v: want BOS (1) first and once, EOS (2) once", out.IDs)
+	}
+
+	if _, _, stderr = tokenizeRun(t, "a </s> b", "--model", dir, "--chat"); !strings.Contains(stderr, "control markers") {
+		t.Errorf("a message holding </s> is not warned about: %q", stderr)
+	}
+	if code, _, stderr = tokenizeRun(t, "hi", "--model", src, "--chat"); code != contract.ExitInvalidInput || !strings.Contains(stderr, "no chat template") {
+		t.Errorf("a model without a template: exit %d, %q", code, stderr)
+	}
+}
