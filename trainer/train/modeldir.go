@@ -1,10 +1,14 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"gorgonia.org/tensor"
 
@@ -27,7 +31,11 @@ type tokenizerFile struct {
 // modelFiles renders a model directory's content from the weights and the tokenizer: config.json and tensor
 // names in Hugging Face's layout (model.Params.HFConfig; a from-scratch GPT is a GPT2LMHeadModel with
 // "transformer."-prefixed tensors), so transformers loads the weights.
-func modelFiles(p *model.Params, tok tokenizer.Tokenizer) (checkpoint.Model, error) {
+//
+// srcDir is the pretrained model directory the run started from ("" for a model built from scratch): when it
+// holds a Hugging Face tokenizer.json, that file's bytes are the checkpoint's tokenizer.json, so the checkpoint
+// keeps the model's own tokenizer instead of the byte tokenizer's description.
+func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkpoint.Model, error) {
 	hc, err := p.HFConfig()
 	if err != nil {
 		return checkpoint.Model{}, err
@@ -42,20 +50,93 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer) (checkpoint.Model, err
 		return checkpoint.Model{}, err
 	}
 	m := checkpoint.Model{Config: cfg, Tokenizer: append(tk, '\n')}
+	if isPretrainedDir(srcDir) {
+		if m.Tokenizer, err = os.ReadFile(filepath.Join(srcDir, tokenizer.FileName)); err != nil {
+			return checkpoint.Model{}, err
+		}
+	}
 	for _, t := range p.Tensors() {
 		m.Tensors = append(m.Tensors, checkpoint.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
 	}
 	return m, nil
 }
 
-// LoadModelDir reads a model directory (or a checkpoint directory) into float32 Params and its tokenizer.
+// LoadModelDir reads a model directory (or a checkpoint directory) into float32 Params and its tokenizer, and
+// returns the weights' digest ("sha256:<hex>", weightsDigest). A Hugging Face model directory (its
+// tokenizer.json is a Hugging Face tokenizer: config.json, model.safetensors or shards, tokenizer.json,
+// tokenizer_config.json) goes through model.Load and tokenizer.Load, so the model keeps its own tokenizer, BOS,
+// EOS and PAD; the directories the trainer writes for from-scratch models (the byte tokenizer's tokenizer.json)
+// and checkpoint directories go through checkpoint.LoadModel. The model's context length is its
+// max_position_embeddings (n_positions for GPT-2).
 func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error) {
+	if isPretrainedDir(dir) {
+		return loadPretrainedDir(dir)
+	}
 	m, digest, err := checkpoint.LoadModel(dir)
 	if err != nil {
 		return nil, nil, "", err
 	}
 	p, tok, err := paramsOf(m, dir)
 	return p, tok, digest, err
+}
+
+// isPretrainedDir says whether dir is a model directory (not a checkpoint directory) whose tokenizer.json is a
+// Hugging Face tokenizer.
+func isPretrainedDir(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.StateFile)); err == nil {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, tokenizer.FileName))
+	return err == nil && tokenizer.IsHFTokenizerJSON(b)
+}
+
+func loadPretrainedDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error) {
+	p, _, err := model.Load(dir, tensor.Float32, 0)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("model %s: %w", dir, err)
+	}
+	if tok.VocabSize() > p.VocabSize {
+		return nil, nil, "", fmt.Errorf("model %s: %s has %d tokens, more than config.json's vocab_size %d", dir,
+			tokenizer.FileName, tok.VocabSize(), p.VocabSize)
+	}
+	digest, err := weightsDigest(dir)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("model %s: %w", dir, err)
+	}
+	return p, tok, digest, nil
+}
+
+// weightsDigest is "sha256:<hex>" of a model directory's safetensors files read one after the other in name
+// order (for a single model.safetensors, checkpoint.Digest of that file), streamed.
+func weightsDigest(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if err != nil {
+		return "", err
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("no .safetensors file")
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func paramsOf(m checkpoint.Model, dir string) (*model.Params, tokenizer.Tokenizer, error) {

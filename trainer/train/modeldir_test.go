@@ -26,7 +26,7 @@ func TestModelDirIsHuggingFaceLayout(t *testing.T) {
 		Tokens: model.TokenIDs{BOS: tok.BOS(), EOS: []int{tok.EOS()}, PAD: tok.PAD()}}
 	p := model.Init(cfg, tensor.Float32, 3)
 	dir := filepath.Join(t.TempDir(), "model")
-	if _, err := saveModel(dir, p, tok); err != nil {
+	if _, err := saveModel(dir, p, tok, ""); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))

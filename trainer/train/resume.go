@@ -41,7 +41,7 @@ func (r *runner) identity() runIdentity {
 
 // save writes a checkpoint of the current step.
 func (r *runner) save() error {
-	m, err := modelFiles(r.policy, r.tok)
+	m, err := modelFiles(r.policy, r.tok, r.sourceDir())
 	if err != nil {
 		return failed(ReasonCheckpointFailed, "checkpoint: %v", err)
 	}

@@ -233,10 +233,19 @@ func (r *runner) loadModel() error {
 	return nil
 }
 
+// sourceDir is the model directory the run started from: the DPO reference, SFT's model.from, or "" for a
+// model built from scratch.
+func (r *runner) sourceDir() string {
+	if r.cfg.Kind == contract.KindDPO {
+		return r.cfg.ReferenceDir
+	}
+	return r.cfg.FromDir
+}
+
 // finish writes the final model and builds the result.
 func (r *runner) finish() (*contract.Result, error) {
 	dir := filepath.Join(r.cfg.OutputDir, "model")
-	digest, err := saveModel(dir, r.policy, r.tok)
+	digest, err := saveModel(dir, r.policy, r.tok, r.sourceDir())
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
 	}

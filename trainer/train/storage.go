@@ -13,6 +13,7 @@ import (
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/storage"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -127,9 +128,19 @@ func writeFileAtomic(path string, data []byte) error {
 // readInput reads an input file (the dataset).
 func readInput(path string) ([]byte, error) { return os.ReadFile(path) }
 
-// saveModel writes the final model directory and returns its weights' digest.
-func saveModel(dir string, p *model.Params, tok tokenizer.Tokenizer) (string, error) {
-	m, err := modelFiles(p, tok)
+// saveModel writes the final model directory and returns its weights' digest. A model that started from a
+// pretrained Hugging Face directory srcDir is written in that layout by Params.Save (config.json,
+// model.safetensors or shards, and srcDir's tokenizer files and generation_config.json copied), so it loads as
+// its source did; a from-scratch model (srcDir "" or not such a directory) gets config.json, model.safetensors
+// and the byte tokenizer's tokenizer.json.
+func saveModel(dir string, p *model.Params, tok tokenizer.Tokenizer, srcDir string) (string, error) {
+	if isPretrainedDir(srcDir) {
+		if _, err := p.Save(dir, hf.SaveOptions{SourceDir: srcDir}); err != nil {
+			return "", err
+		}
+		return weightsDigest(dir)
+	}
+	m, err := modelFiles(p, tok, "")
 	if err != nil {
 		return "", err
 	}
