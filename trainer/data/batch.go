@@ -36,6 +36,19 @@ func (b Batch) Row(i int) (inputs, targets []int, mask []float32) {
 	return b.Inputs[lo:hi], b.Targets[lo:hi], b.Mask[lo:hi]
 }
 
+// RowLen is the length of row i's sequence, found from its loss mask (the response, and so the loss, runs to the
+// sequence's last token): the last masked position + 2, or 0 for a filler row with no loss. Unlike scanning for
+// PAD it holds when PAD is a token the sequence contains (PAD == EOS).
+func (b Batch) RowLen(i int) int {
+	_, _, m := b.Row(i)
+	for t := len(m) - 1; t >= 0; t-- {
+		if m[t] != 0 {
+			return t + 2
+		}
+	}
+	return 0
+}
+
 // MaskedTokens counts the positions the loss covers.
 func (b Batch) MaskedTokens() int {
 	n := 0

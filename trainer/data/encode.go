@@ -7,7 +7,8 @@ import (
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
-// Sequence is one encoded text: BOS, prompt, response, and EOS unless the response had to be cut.
+// Sequence is one encoded text: BOS (when the model has one), prompt, response, and EOS unless the response had to
+// be cut.
 type Sequence struct {
 	Tokens []int
 	// ResponseStart is the index in Tokens of the first response token. The loss covers the positions whose
@@ -20,26 +21,33 @@ func (s Sequence) ResponseTokens() int { return len(s.Tokens) - s.ResponseStart 
 
 // Encode lays out BOS prompt response EOS in at most ctxLen tokens, truncating as DESIGN.md says: the prompt loses
 // tokens from its start first; only when the response with BOS and EOS does not fit is the prompt dropped and the
-// response cut at its end, without EOS. ctxLen must be at least 2.
+// response cut at its end, without EOS. A model without BOS (tokenizer BOS() -1, Qwen3) gets none. ctxLen must be
+// at least 2.
 func Encode(tok tokenizer.Tokenizer, prompt, response string, ctxLen int) Sequence {
 	if ctxLen < 2 {
 		panic(fmt.Sprintf("data.Encode: context length %d, need at least 2", ctxLen))
 	}
 	p, r := tok.Encode(prompt), tok.Encode(response)
+	bos := 0
+	if tok.BOS() >= 0 {
+		bos = 1
+	}
 	eos := true
-	if len(r)+2 > ctxLen {
-		p, r, eos = nil, r[:ctxLen-1], false
-	} else if room := ctxLen - 2 - len(r); len(p) > room {
+	if len(r)+bos+1 > ctxLen {
+		p, r, eos = nil, r[:ctxLen-bos], false
+	} else if room := ctxLen - bos - 1 - len(r); len(p) > room {
 		p = p[len(p)-room:]
 	}
 	toks := make([]int, 0, 2+len(p)+len(r))
-	toks = append(toks, tok.BOS())
+	if bos == 1 {
+		toks = append(toks, tok.BOS())
+	}
 	toks = append(toks, p...)
 	toks = append(toks, r...)
 	if eos {
 		toks = append(toks, tok.EOS())
 	}
-	return Sequence{Tokens: toks, ResponseStart: 1 + len(p)}
+	return Sequence{Tokens: toks, ResponseStart: bos + len(p)}
 }
 
 // Example is one encoded row: Chosen is the SFT completion or the chosen response; Rejected is set for

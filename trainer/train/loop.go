@@ -25,7 +25,7 @@ func (r *runner) loop(ctx context.Context) error {
 		tokens := 0
 		for range t.GradientAccumulationSteps {
 			b := r.loader.Next()
-			tokens += realTokens(b, r.tok.PAD())
+			tokens += realTokens(b)
 			mb, err := r.microStep(b)
 			if err != nil {
 				return err
@@ -97,7 +97,7 @@ func (r *runner) microStep(b data.Batch) (Metrics, error) {
 		}
 		return Metrics{"loss": l}, nil
 	}
-	ref, err := r.ref.lookup(b, r.tok.PAD())
+	ref, err := r.ref.lookup(b)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (r *runner) evalDPO() (Metrics, error) {
 		if err != nil {
 			return nil, failed(ReasonTrainingFailed, "evaluation: %v", err)
 		}
-		ref, err := r.ref.lookup(b, r.tok.PAD())
+		ref, err := r.ref.lookup(b)
 		if err != nil {
 			return nil, err
 		}
@@ -184,13 +184,12 @@ func (r *runner) evalDPO() (Metrics, error) {
 	return m, nil
 }
 
-// realTokens counts a batch's non-padding input positions (what tokens_per_second measures).
-func realTokens(b data.Batch, pad int) int {
+// realTokens counts a batch's non-padding input positions (what tokens_per_second measures): the sum of its
+// rows' lengths (data.Batch.RowLen), so a PAD id that is also EOS still counts where it ends a sequence.
+func realTokens(b data.Batch) int {
 	n := 0
-	for _, id := range b.Inputs {
-		if id != pad {
-			n++
-		}
+	for i := 0; i < b.B; i++ {
+		n += b.RowLen(i)
 	}
 	return n
 }

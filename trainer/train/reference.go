@@ -18,14 +18,11 @@ type refTable struct {
 	digest string
 }
 
-// seqKey identifies row i of a batch: its tokens up to the padding, and where the loss starts. Ok is false for an
-// all-padding filler row.
-func seqKey(b data.Batch, i, pad int) (key string, ok bool) {
+// seqKey identifies row i of a batch: its tokens (data.Batch.RowLen of them, so PAD == EOS does not cut it),
+// and where the loss starts. Ok is false for an all-padding filler row.
+func seqKey(b data.Batch, i int) (key string, ok bool) {
 	in, _, mask := b.Row(i)
-	n := 0
-	for n < len(in) && in[n] != pad {
-		n++
-	}
+	n := b.RowLen(i)
 	start := -1
 	for t, m := range mask {
 		if m != 0 {
@@ -48,7 +45,6 @@ func seqKey(b data.Batch, i, pad int) (key string, ok bool) {
 func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 	t := &refTable{logps: map[string]float64{}}
 	h := sha256.New()
-	pad := r.tok.PAD()
 	for si, examples := range [][]data.Example{trainEx, evalEx} {
 		for bi, b := range data.EvalBatches(r.tok, examples, contract.KindDPO, r.cfg.Training.BatchSize, r.policy.ContextLength) {
 			sums, _, err := r.policy.LogProbs(b.Model())
@@ -56,7 +52,7 @@ func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 				return failed(ReasonTrainingFailed, "reference log-probs: %v", err)
 			}
 			for i, s := range sums {
-				key, ok := seqKey(b, i, pad)
+				key, ok := seqKey(b, i)
 				if !ok {
 					continue
 				}
@@ -82,10 +78,10 @@ func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 }
 
 // lookup returns the reference log-probs of every row of b (0 for filler rows).
-func (t *refTable) lookup(b data.Batch, pad int) ([]float64, error) {
+func (t *refTable) lookup(b data.Batch) ([]float64, error) {
 	out := make([]float64, b.B)
 	for i := range out {
-		key, ok := seqKey(b, i, pad)
+		key, ok := seqKey(b, i)
 		if !ok {
 			continue
 		}
