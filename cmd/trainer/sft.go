@@ -1,6 +1,10 @@
 package main
 
-import "github.com/preftune/preftune/trainer/contract"
+import (
+	"flag"
+
+	"github.com/preftune/preftune/trainer/contract"
+)
 
 func init() {
 	register("sft", "supervised fine-tuning: --config run.json, or --data --out --steps ... for local use", runSFT)
@@ -17,7 +21,15 @@ func runSFT(args []string) int {
 	f.finish = func() {
 		if f.rc.Model.From == "" {
 			f.rc.Model.Architecture = &arch
+			return
 		}
+		// A model directory's config.json sets its shape and context (max_position_embeddings / n_positions).
+		f.fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "layers", "d-model", "heads", "context":
+				f.newModelFlags = append(f.newModelFlags, "--"+fl.Name)
+			}
+		})
 	}
 	return f.run(args)
 }

@@ -25,7 +25,10 @@ type runFlags struct {
 	rc             contract.RunConfig
 	// finish completes rc from command-specific flags after parsing (flag form only).
 	finish func()
-	minLR  *float64
+	// newModelFlags are the new-model flags (--context, --layers, ...) given with sft --from: refused, as the
+	// model directory's config.json sets them.
+	newModelFlags []string
+	minLR         *float64
 }
 
 func newRunFlags(kind contract.Kind) *runFlags {
@@ -76,6 +79,10 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 		f.rc.Training.MinLearningRateRatio = f.minLR
 		if f.finish != nil {
 			f.finish()
+		}
+		if len(f.newModelFlags) > 0 {
+			return f.rc, fmt.Errorf("%v shape a new model; with --from the model's config.json sets them (its context length is "+
+				"max_position_embeddings, n_positions for GPT-2)", f.newModelFlags)
 		}
 		return f.rc, nil
 	}
