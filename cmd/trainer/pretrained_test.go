@@ -127,6 +127,24 @@ func TestSFTThenDPOPretrained(t *testing.T) {
 		t.Fatalf("tokenizer.Load(model/): %v %v", tok, err)
 	}
 
+	// The last checkpoint holds the same model with the source's tokenizer files, and loads the same way.
+	cp, ctok, _, err := train.LoadModelDir(filepath.Join(sftOut, "checkpoints", "step-00000003"))
+	if err != nil {
+		t.Fatalf("LoadModelDir(checkpoint): %v", err)
+	}
+	if ctok.Name() != tokenizer.HFName || ctok.BOS() != 1 || ctok.EOS() != 2 {
+		t.Errorf("checkpoint tokenizer %s BOS %d EOS %d", ctok.Name(), ctok.BOS(), ctok.EOS())
+	}
+	for _, name := range p.Names {
+		x, _ := p.Float32s(name)
+		y, _ := cp.Float32s(name)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("checkpoint tensor %s[%d] = %g, model/ has %g", name, i, y[i], x[i])
+			}
+		}
+	}
+
 	// On story text, the kind stories260K was trained on, the first step's loss is far below a uniform guess
 	// over 512 tokens (ln 512 = 6.24): weights and tokenizer line up.
 	story := filepath.Join(tmp, "story.jsonl")

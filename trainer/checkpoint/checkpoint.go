@@ -102,7 +102,7 @@ func Load(dir string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	files, err := readVerified(dir, m, checkpointFiles...)
+	files, err := readVerified(dir, m, append(checkpointFiles, extraFiles(m)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}

@@ -15,6 +15,10 @@ type Model struct {
 	Tensors   []Tensor
 	Config    []byte
 	Tokenizer []byte
+	// Files are further files by name, kept beside the weights and vouched for by COMPLETE in a checkpoint: a
+	// pretrained model's tokenizer_config.json, special_tokens_map.json and generation_config.json, so the
+	// checkpoint loads with its tokenizer as the model directory it came from does.
+	Files map[string][]byte
 }
 
 // Digest is the form of a weights digest: "sha256:<hex>" of the model.safetensors file.
@@ -42,7 +46,15 @@ func (m Model) files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{ModelFile: weights, ConfigFile: m.Config, TokenizerFile: m.Tokenizer}, nil
+	out := map[string][]byte{ModelFile: weights, ConfigFile: m.Config, TokenizerFile: m.Tokenizer}
+	for name, data := range m.Files {
+		if _, ok := out[name]; ok || name == OptimizerFile || name == StateFile || name == CompleteFile ||
+			name != filepath.Base(name) || name == "" || name[0] == '.' {
+			return nil, fmt.Errorf("extra file %q: not a plain file name of its own", name)
+		}
+		out[name] = data
+	}
+	return out, nil
 }
 
 func decodeModel(files map[string][]byte) (Model, error) {
@@ -50,7 +62,31 @@ func decodeModel(files map[string][]byte) (Model, error) {
 	if err != nil {
 		return Model{}, fmt.Errorf("%s: %w", ModelFile, err)
 	}
-	return Model{Tensors: ts, Config: files[ConfigFile], Tokenizer: files[TokenizerFile]}, nil
+	m := Model{Tensors: ts, Config: files[ConfigFile], Tokenizer: files[TokenizerFile]}
+	for name, data := range files {
+		switch name {
+		case ModelFile, ConfigFile, TokenizerFile, OptimizerFile, StateFile:
+		default:
+			if m.Files == nil {
+				m.Files = map[string][]byte{}
+			}
+			m.Files[name] = data
+		}
+	}
+	return m, nil
+}
+
+// extraFiles are the names COMPLETE lists beyond the fixed ones of a checkpoint (Model.Files).
+func extraFiles(m manifest) []string {
+	var out []string
+	for name := range m.Files {
+		switch name {
+		case ModelFile, ConfigFile, TokenizerFile, OptimizerFile, StateFile:
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // SaveModel writes a final model directory (model.safetensors, config.json, tokenizer.json), replacing one
@@ -76,7 +112,7 @@ func LoadModel(dir string) (Model, string, error) {
 		if err != nil {
 			return Model{}, "", fmt.Errorf("model %s is a checkpoint directory: %w", dir, err)
 		}
-		if files, err = readVerified(dir, m, names...); err != nil {
+		if files, err = readVerified(dir, m, append(names, extraFiles(m)...)...); err != nil {
 			return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
 		}
 	} else {

@@ -33,8 +33,9 @@ type tokenizerFile struct {
 // "transformer."-prefixed tensors), so transformers loads the weights.
 //
 // srcDir is the pretrained model directory the run started from ("" for a model built from scratch): when it
-// holds a Hugging Face tokenizer.json, that file's bytes are the checkpoint's tokenizer.json, so the checkpoint
-// keeps the model's own tokenizer instead of the byte tokenizer's description.
+// holds a Hugging Face tokenizer.json, that file and srcDir's other hf.TokenizerFiles (tokenizer_config.json,
+// special_tokens_map.json, generation_config.json) are copied, so a checkpoint keeps the model's own tokenizer
+// and loads as its source does.
 func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkpoint.Model, error) {
 	hc, err := p.HFConfig()
 	if err != nil {
@@ -53,6 +54,22 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkp
 	if isPretrainedDir(srcDir) {
 		if m.Tokenizer, err = os.ReadFile(filepath.Join(srcDir, tokenizer.FileName)); err != nil {
 			return checkpoint.Model{}, err
+		}
+		for _, name := range hf.TokenizerFiles {
+			if name == tokenizer.FileName {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(srcDir, name))
+			if os.IsNotExist(err) {
+				continue
+			}
+			if err != nil {
+				return checkpoint.Model{}, err
+			}
+			if m.Files == nil {
+				m.Files = map[string][]byte{}
+			}
+			m.Files[name] = b
 		}
 	}
 	for _, t := range p.Tensors() {
@@ -140,20 +157,31 @@ func weightsDigest(dir string) (string, error) {
 }
 
 func paramsOf(m checkpoint.Model, dir string) (*model.Params, tokenizer.Tokenizer, error) {
-	var tf tokenizerFile
-	if err := json.Unmarshal(m.Tokenizer, &tf); err != nil {
-		return nil, nil, fmt.Errorf("%s/%s: %v", dir, checkpoint.TokenizerFile, err)
-	}
-	tok, err := tokenizer.FromSpec(tf.Type, tf.VocabSize, tf.BOS, tf.EOS, tf.PAD, dir+"/"+checkpoint.TokenizerFile)
-	if err != nil {
-		return nil, nil, err
+	var tok tokenizer.Tokenizer
+	if tokenizer.IsHFTokenizerJSON(m.Tokenizer) {
+		// A checkpoint of a pretrained model: its tokenizer files sit beside the weights (Model.Files).
+		t, err := tokenizer.LoadDir(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("model %s: %w", dir, err)
+		}
+		tok = t
+	} else {
+		var tf tokenizerFile
+		if err := json.Unmarshal(m.Tokenizer, &tf); err != nil {
+			return nil, nil, fmt.Errorf("%s/%s: %v", dir, checkpoint.TokenizerFile, err)
+		}
+		t, err := tokenizer.FromSpec(tf.Type, tf.VocabSize, tf.BOS, tf.EOS, tf.PAD, dir+"/"+checkpoint.TokenizerFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		tok = t
 	}
 	where := dir + "/" + checkpoint.ConfigFile
 	hc, err := hf.ParseConfig(m.Config)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if hc.VocabSize != tok.VocabSize() {
+	if hc.VocabSize != tok.VocabSize() && (tok.Name() != tokenizer.HFName || tok.VocabSize() > hc.VocabSize) {
 		return nil, nil, fmt.Errorf("%s: field vocab_size is %d, the tokenizer has %d", where, hc.VocabSize, tok.VocabSize())
 	}
 	ts := make([]model.Tensor, len(m.Tensors))
