@@ -11,8 +11,10 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/loss"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/optim"
@@ -201,17 +203,59 @@ func (r *runner) readData() (train, eval []data.Row, err error) {
 	return split.Train, split.Eval, nil
 }
 
+// cgroupRoot is where checkMemory reads the container's memory limit (tests point it elsewhere).
+var cgroupRoot = hf.CgroupRoot
+
+// checkMemory estimates, before a pretrained model directory is loaded, the peak memory of one training step on
+// it (hf.EstimateMemory: weights, gradients, AdamW state, activations and logits for a micro-batch of the run's
+// batch size at the model's full context length) and fails when the container's memory limit (cgroup) is below
+// it: a *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that
+// would fit. No limit, or a from-scratch model or trainer-written directory, checks nothing.
+func (r *runner) checkMemory(dir, field string) error {
+	if !isPretrainedDir(dir) {
+		return nil
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
+	if err != nil {
+		return nil // model.Load reports it, with its reason
+	}
+	hc, err := hf.ParseConfig(raw)
+	if err != nil {
+		return nil
+	}
+	limit, source, err := hf.ReadMemoryLimit(cgroupRoot)
+	if err != nil {
+		return failed(ReasonTrainingFailed, "reading the memory limit: %v", err)
+	}
+	plan := hf.MemoryPlan{BatchSize: r.cfg.Training.BatchSize, SequencesPerExample: 1, ContextLength: hc.MaxPositionEmbeddings}
+	if r.cfg.Kind == contract.KindDPO {
+		plan.SequencesPerExample = 2
+	}
+	est, err := hf.CheckMemory(hc, plan, limit, source)
+	if err != nil {
+		return invalid(ReasonInsufficientMemory, "%s: %w", field, err)
+	}
+	r.progress.Event("memory-estimate", map[string]any{"estimateBytes": est.Total, "limitBytes": limit, "limitSource": source})
+	return nil
+}
+
 // loadModel makes the policy: a new model, a model directory (SFT from), or the DPO reference's weights.
 func (r *runner) loadModel() error {
 	cfg := r.cfg
 	switch {
 	case cfg.Kind == contract.KindDPO:
+		if err := r.checkMemory(cfg.ReferenceDir, "reference.modelURI"); err != nil {
+			return err
+		}
 		p, tok, digest, err := LoadModelDir(cfg.ReferenceDir)
 		if err != nil {
 			return invalid(reasonOf(err, ReasonReferenceUnreadable), "reference.modelURI: %v", err)
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	case cfg.FromDir != "":
+		if err := r.checkMemory(cfg.FromDir, "model.from"); err != nil {
+			return err
+		}
 		p, tok, digest, err := LoadModelDir(cfg.FromDir)
 		if err != nil {
 			return invalid(reasonOf(err, ReasonModelUnreadable), "model.from: %v", err)

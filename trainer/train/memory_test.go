@@ -1,0 +1,53 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
+)
+
+// A pretrained model whose estimated peak exceeds the container's memory limit fails before loading, with
+// InsufficientMemory and exit code 3; under a roomy limit the same run trains.
+func TestPretrainedMemoryLimit(t *testing.T) {
+	src := "../../../shared/models/stories260K"
+	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	tmp := t.TempDir()
+	cg := filepath.Join(tmp, "cgroup")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := cgroupRoot
+	cgroupRoot = cg
+	defer func() { cgroupRoot = old }()
+	rc := tinySFT(writeDemo(t, tmp, 40, 1), filepath.Join(tmp, "out"), 1)
+	rc.Model = contract.ModelConfig{From: src}
+	rc.Training.BatchSize = 4
+
+	if err := os.WriteFile(filepath.Join(cg, "memory.max"), []byte("104857600\n"), 0o644); err != nil { // 100 MiB
+		t.Fatal(err)
+	}
+	cfg, err := NewConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), cfg, Options{})
+	var me *hf.MemoryError
+	if !errors.As(err, &me) || ExitCode(err) != contract.ExitInvalidInput || reasonOf(err, "") != ReasonInsufficientMemory ||
+		!strings.Contains(err.Error(), "model.from") || me.Limit != 100<<20 || me.Estimate.Total <= me.Limit {
+		t.Fatalf("Run under 100 MiB: %v (exit %d), want an InsufficientMemory MemoryError naming model.from", err, ExitCode(err))
+	}
+	t.Logf("stories260K, batch 4 x 512 tokens: estimate %d bytes", me.Estimate.Total)
+
+	if err := os.WriteFile(filepath.Join(cg, "memory.max"), []byte("max\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rc)
+}
