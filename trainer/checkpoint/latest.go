@@ -77,7 +77,7 @@ func quickCheck(dir string, step int) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range checkpointFiles {
+	for _, name := range append(checkpointFiles, extraFiles(m)...) {
 		want, ok := m.Files[name]
 		if !ok {
 			return fmt.Errorf("%s does not list %s", CompleteFile, name)

@@ -51,3 +51,61 @@ func TestPretrainedMemoryLimit(t *testing.T) {
 	}
 	mustRun(t, rc)
 }
+
+// A run from a pretrained model resumes from its checkpoint (which carries the model's tokenizer files) to the
+// same weights as an uninterrupted run.
+func TestPretrainedResume(t *testing.T) {
+	src := "../../../shared/models/stories260K"
+	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	tmp := t.TempDir()
+	demo := writeDemo(t, tmp, 40, 2)
+	runTo := func(out string, steps int) *contract.Result {
+		rc := tinySFT(demo, out, 2)
+		rc.Model = contract.ModelConfig{From: src}
+		rc.Training.BatchSize = 4
+		rc.Training.CheckpointEvery = 1
+		if steps < 2 { // stop after step 1, as an interruption would
+			rc.Training.MaxSteps = 2
+			cfg, err := NewConfig(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			_, _ = Run(ctx, cfg, Options{Progress: &stopAt{step: 1, cancel: cancel}})
+			return nil
+		}
+		return mustRun(t, rc)
+	}
+	whole, parted := filepath.Join(tmp, "whole"), filepath.Join(tmp, "parted")
+	runTo(whole, 2)
+	runTo(parted, 1)
+	if _, err := os.Stat(filepath.Join(parted, "checkpoints", "step-00000001", "tokenizer_config.json")); err != nil {
+		t.Fatalf("interrupted run's checkpoint: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(parted, "checkpoints", "step-00000002")); err == nil {
+		t.Fatal("the interrupted run got to step 2")
+	}
+	if res := runTo(parted, 2); res.ResumedFromStep != 1 {
+		t.Fatalf("resumed from step %d, want 1", res.ResumedFromStep)
+	}
+	a, _, _, err := LoadModelDir(filepath.Join(whole, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _, err := LoadModelDir(filepath.Join(parted, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range a.Names {
+		x, _ := a.Float32s(name)
+		y, _ := b.Float32s(name)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%s[%d]: resumed %g, uninterrupted %g", name, i, y[i], x[i])
+			}
+		}
+	}
+}
