@@ -106,7 +106,7 @@ func (r *runner) setup() error {
 	if err != nil {
 		return err
 	}
-	if err := r.loadModel(); err != nil {
+	if err := r.loadModel(rows); err != nil {
 		return err
 	}
 	preference := cfg.Kind == contract.KindDPO
@@ -208,11 +208,19 @@ var cgroupRoot = hf.CgroupRoot
 
 // checkMemory estimates, before a pretrained model directory is loaded, the peak memory of one training step on
 // it (hf.EstimateMemory: weights, gradients, AdamW state, activations and logits for a micro-batch of the run's
-// batch size at the model's full context length) and fails when the container's memory limit (cgroup) is below
-// it: a *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that
-// would fit. No limit, or a from-scratch model or trainer-written directory, checks nothing.
-func (r *runner) checkMemory(dir, field string) error {
+// batch size, padded to the bucket of the longest sequence the rows encode to with the model's tokenizer, at most
+// its max_position_embeddings) and fails when the container's memory limit (cgroup) is below it: a
+// *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that would fit.
+// Without a limit, and for a from-scratch model or a trainer-written directory, it checks nothing.
+func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if !isPretrainedDir(dir) {
+		return nil
+	}
+	limit, source, err := hf.ReadMemoryLimit(cgroupRoot)
+	if err != nil {
+		return failed(ReasonTrainingFailed, "reading the memory limit: %v", err)
+	}
+	if limit <= 0 {
 		return nil
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
@@ -220,14 +228,21 @@ func (r *runner) checkMemory(dir, field string) error {
 		return nil // model.Load reports it, with its reason
 	}
 	hc, err := hf.ParseConfig(raw)
-	if err != nil {
+	if err != nil || hc.MaxPositionEmbeddings < 2 {
 		return nil
 	}
-	limit, source, err := hf.ReadMemoryLimit(cgroupRoot)
+	tok, err := tokenizer.Load(dir)
 	if err != nil {
-		return failed(ReasonTrainingFailed, "reading the memory limit: %v", err)
+		return nil // LoadModelDir reports it
 	}
-	plan := hf.MemoryPlan{BatchSize: r.cfg.Training.BatchSize, SequencesPerExample: 1, ContextLength: hc.MaxPositionEmbeddings}
+	ctxLen, longest := hc.MaxPositionEmbeddings, 1
+	for _, row := range rows {
+		longest = max(longest, len(data.Encode(tok, row.Prompt, row.Chosen, ctxLen).Tokens))
+		if r.cfg.Kind == contract.KindDPO {
+			longest = max(longest, len(data.Encode(tok, row.Prompt, row.Rejected, ctxLen).Tokens))
+		}
+	}
+	plan := hf.MemoryPlan{BatchSize: r.cfg.Training.BatchSize, SequencesPerExample: 1, ContextLength: data.BucketFor(longest, ctxLen)}
 	if r.cfg.Kind == contract.KindDPO {
 		plan.SequencesPerExample = 2
 	}
@@ -235,16 +250,18 @@ func (r *runner) checkMemory(dir, field string) error {
 	if err != nil {
 		return invalid(ReasonInsufficientMemory, "%s: %w", field, err)
 	}
-	r.progress.Event("memory-estimate", map[string]any{"estimateBytes": est.Total, "limitBytes": limit, "limitSource": source})
+	r.progress.Event("memory-estimate", map[string]any{"estimateBytes": est.Total, "limitBytes": limit, "limitSource": source,
+		"contextLength": plan.ContextLength})
 	return nil
 }
 
-// loadModel makes the policy: a new model, a model directory (SFT from), or the DPO reference's weights.
-func (r *runner) loadModel() error {
+// loadModel makes the policy: a new model, a model directory (SFT from), or the DPO reference's weights. rows
+// are the training rows (for the memory estimate).
+func (r *runner) loadModel(rows []data.Row) error {
 	cfg := r.cfg
 	switch {
 	case cfg.Kind == contract.KindDPO:
-		if err := r.checkMemory(cfg.ReferenceDir, "reference.modelURI"); err != nil {
+		if err := r.checkMemory(cfg.ReferenceDir, "reference.modelURI", rows); err != nil {
 			return err
 		}
 		p, tok, digest, err := LoadModelDir(cfg.ReferenceDir)
@@ -253,7 +270,7 @@ func (r *runner) loadModel() error {
 		}
 		r.policy, r.tok, r.startDigest = p, tok, digest
 	case cfg.FromDir != "":
-		if err := r.checkMemory(cfg.FromDir, "model.from"); err != nil {
+		if err := r.checkMemory(cfg.FromDir, "model.from", rows); err != nil {
 			return err
 		}
 		p, tok, digest, err := LoadModelDir(cfg.FromDir)
