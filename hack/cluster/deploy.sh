@@ -34,4 +34,16 @@ say "helm upgrade --install $RELEASE charts/preftune -n $NAMESPACE (image ${IMG%
 # shellcheck disable=SC2086 # HELM_ARGS is a list of arguments
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/preftune" --namespace "$NAMESPACE" --create-namespace \
 	--set image.repository="${IMG%:*}" --set image.digest="$digest" "${env_args[@]}" --wait --timeout 5m ${HELM_ARGS:-} >/dev/null
+# The progress endpoint's certificate: on a fresh install the rotator may replace the CA once while the kubelet
+# still projects the first Secret into the manager, and a run created in that window hands its trainer a CA the
+# endpoint no longer uses (no live progress for that run). Wait until the rotator says the files are current (at most
+# 3 minutes; the install stands either way).
+for _ in $(seq 90); do
+	if kubectl -n "$NAMESPACE" logs deploy/"$RELEASE"-controller-manager 2>/dev/null | grep -q '"certs are ready'; then
+		break
+	fi
+	sleep 2
+done
+kubectl -n "$NAMESPACE" logs deploy/"$RELEASE"-controller-manager 2>/dev/null | grep -q '"certs are ready' ||
+	say "warning: the progress endpoint's certificate is not reported ready yet"
 say "operator installed: $(kubectl -n "$NAMESPACE" get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.status.availableReplicas}/{.spec.replicas} available{"\n"}{end}')"
