@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/preftune/preftune/trainer/internal/durable"
 )
 
 // File names inside a checkpoint or model directory.
@@ -39,36 +41,6 @@ func sum(data []byte) fileSum {
 	return fileSum{Size: int64(len(data)), SHA256: hex.EncodeToString(h[:])}
 }
 
-// writeSynced writes a whole file and fsyncs it, so that what COMPLETE vouches for is on disk first.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir fsyncs a directory so the names created or renamed in it survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // installDir writes files into a fresh temporary sibling of dir, then COMPLETE (when complete is true) and renames
 // the whole directory to dir. An existing dir is replaced only after the new one is entirely on disk.
 func installDir(dir string, files map[string][]byte, complete bool) error {
@@ -83,7 +55,7 @@ func installDir(dir string, files map[string][]byte, complete bool) error {
 	defer os.RemoveAll(tmp) // a no-op once renamed
 	m := manifest{FormatVersion: FormatVersion, Files: make(map[string]fileSum, len(files))}
 	for name, data := range files {
-		if err := writeSynced(filepath.Join(tmp, name), data); err != nil {
+		if err := durable.WriteFile(filepath.Join(tmp, name), data); err != nil {
 			return err
 		}
 		m.Files[name] = sum(data)
@@ -93,11 +65,11 @@ func installDir(dir string, files map[string][]byte, complete bool) error {
 		if err != nil {
 			return err
 		}
-		if err := writeSynced(filepath.Join(tmp, CompleteFile), append(raw, '\n')); err != nil {
+		if err := durable.WriteFile(filepath.Join(tmp, CompleteFile), append(raw, '\n')); err != nil {
 			return err
 		}
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := durable.SyncDir(tmp); err != nil {
 		return err
 	}
 	// Rename cannot replace a non-empty directory: move the old one aside first.
@@ -113,7 +85,7 @@ func installDir(dir string, files map[string][]byte, complete bool) error {
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	if err := syncDir(parent); err != nil {
+	if err := durable.SyncDir(parent); err != nil {
 		return err
 	}
 	if old != "" {

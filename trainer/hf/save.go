@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/preftune/preftune/trainer/internal/durable"
 	"github.com/preftune/preftune/trainer/safetensors"
 )
 
@@ -118,12 +119,12 @@ func SaveModel(dir string, cfg *Config, tensors []safetensors.Tensor, opts SaveO
 		if err != nil {
 			return nil, err
 		}
-		if err := writeSynced(filepath.Join(tmp, WeightsIndexFile), bytes.NewReader(index)); err != nil {
+		if err := durable.Copy(filepath.Join(tmp, WeightsIndexFile), bytes.NewReader(index)); err != nil {
 			return nil, err
 		}
 	}
 	res.Digest = "sha256:" + hex.EncodeToString(digest.Sum(nil))
-	if err := writeSynced(filepath.Join(tmp, ConfigFile), bytes.NewReader(config)); err != nil {
+	if err := durable.Copy(filepath.Join(tmp, ConfigFile), bytes.NewReader(config)); err != nil {
 		return nil, err
 	}
 	if opts.SourceDir != "" {
@@ -136,7 +137,7 @@ func SaveModel(dir string, cfg *Config, tensors []safetensors.Tensor, opts SaveO
 			if err != nil {
 				return nil, fmt.Errorf("saving model %s: copying %s: %w", dir, name, err)
 			}
-			err = writeSynced(filepath.Join(tmp, name), f)
+			err = durable.Copy(filepath.Join(tmp, name), f)
 			f.Close()
 			if err != nil {
 				return nil, fmt.Errorf("saving model %s: copying %s: %w", dir, name, err)
@@ -151,7 +152,7 @@ func SaveModel(dir string, cfg *Config, tensors []safetensors.Tensor, opts SaveO
 	for _, e := range entries {
 		res.Files = append(res.Files, e.Name())
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := durable.SyncDir(tmp); err != nil {
 		return nil, err
 	}
 	if err := replaceDir(tmp, dir); err != nil {
@@ -185,34 +186,6 @@ func writeWeights(path string, ts []safetensors.Tensor, meta map[string]string, 
 	return f.Close()
 }
 
-func writeSynced(path string, r io.Reader) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // replaceDir renames tmp to dir; an existing dir is moved aside first and removed once tmp is in place.
 func replaceDir(tmp, dir string) error {
 	old := ""
@@ -231,7 +204,7 @@ func replaceDir(tmp, dir string) error {
 	if old != "" {
 		os.RemoveAll(old)
 	}
-	return syncDir(filepath.Dir(dir))
+	return durable.SyncDir(filepath.Dir(dir))
 }
 
 func indentJSON(v any) ([]byte, error) {
