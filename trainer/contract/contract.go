@@ -77,6 +77,9 @@ type RunConfig struct {
 	Training TrainingConfig `json:"training"`
 	// DPO holds the preference-loss settings of a DPO run.
 	DPO *DPOConfig `json:"dpo,omitempty"`
+	// Adapter, when set, trains a LoRA adapter on the frozen starting model instead of every weight (PEFT's
+	// method); nil is full fine-tuning.
+	Adapter *AdapterConfig `json:"adapter,omitempty"`
 	// Output is where checkpoints, the final model and metrics go.
 	Output OutputConfig `json:"output"`
 	// Resources is what the pod was given, for the trainer to report which device it computes on.
@@ -136,7 +139,35 @@ type ModelConfig struct {
 	// azblob://, file:// (the operator maps pvc:// to file:// under the claim's mount), or hf://org/name[@revision]
 	// for the Hugging Face Hub (endpoint $HF_ENDPOINT, token $HF_TOKEN from the pod's environment).
 	From string `json:"from,omitempty"`
+	// ChatTemplate, when set, is a Jinja chat template (the text, as tokenizer_config.json's chat_template holds
+	// it) that replaces the model's own for rendering conversational rows; the operator resolves an inline template
+	// or a ConfigMap key into this text. The template a run used is written into its output's
+	// tokenizer_config.json. Empty: the model's own template (or, for a model without one, the trainer's built-in
+	// fallback, see trainer/data).
+	ChatTemplate string `json:"chatTemplate,omitempty"`
 }
+
+// AdapterConfig is a LoRA adapter (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"; PEFT's
+// LoraConfig): each target linear layer W (out x in) gets A (Rank x in) and B (out x Rank), B starting at zero, and
+// computes W x + (Alpha/Rank) B A dropout(x).
+type AdapterConfig struct {
+	// Type is "lora", the only type.
+	Type string `json:"type"`
+	// Rank r of A and B, 1..1024.
+	Rank int `json:"rank"`
+	// Alpha scales the update by Alpha/Rank (PEFT's lora_alpha).
+	Alpha float64 `json:"alpha"`
+	// Dropout probability on the adapter's input during training, in [0, 1).
+	Dropout float64 `json:"dropout,omitempty"`
+	// TargetModules are the linear layers by their Hugging Face names (q_proj, k_proj, v_proj, o_proj, gate_proj,
+	// up_proj, down_proj for Llama-family models; c_attn, c_proj, c_fc for GPT-2). Empty: every attention and MLP
+	// projection of the architecture. An unknown name fails the run before training (ExitInvalidInput), naming
+	// the known ones.
+	TargetModules []string `json:"targetModules,omitempty"`
+}
+
+// AdapterTypeLoRA is AdapterConfig.Type for LoRA.
+const AdapterTypeLoRA = "lora"
 
 // Architecture of the decoder-only transformer.
 type Architecture struct {
@@ -151,6 +182,10 @@ type Architecture struct {
 type ReferenceConfig struct {
 	// ModelURI is the SFT model directory, pinned by the operator when the reference was resolved.
 	ModelURI string `json:"modelURI"`
+	// AdapterURI, when set, is a LoRA adapter directory (PEFT's layout) trained on ModelURI: the reference and the
+	// policy's starting weights are ModelURI with this adapter merged in. Set when the SFT run wrote an adapter
+	// and no merged model.
+	AdapterURI string `json:"adapterURI,omitempty"`
 }
 
 // TrainingConfig holds optimisation settings. Exactly one of MaxSteps and Epochs is positive.
@@ -159,9 +194,12 @@ type ReferenceConfig struct {
 // ones beyond the count are deleted, and incomplete ones older than the newest complete one. The newest complete
 // checkpoint is never deleted. 0 means the trainer's default (2).
 type TrainingConfig struct {
-	MaxSteps                  int     `json:"maxSteps,omitempty"`
-	Epochs                    float64 `json:"epochs,omitempty"`
-	BatchSize                 int     `json:"batchSize"`
+	MaxSteps  int     `json:"maxSteps,omitempty"`
+	Epochs    float64 `json:"epochs,omitempty"`
+	BatchSize int     `json:"batchSize"`
+	// MaxLength caps the sequence length in tokens (prompt and response together): the context is
+	// min(the model's max positions, MaxLength); 0 means the model's max positions.
+	MaxLength                 int     `json:"maxLength,omitempty"`
 	CheckpointsToKeep         int     `json:"checkpointsToKeep,omitempty"`
 	GradientAccumulationSteps int     `json:"gradientAccumulationSteps,omitempty"`
 	LearningRate              float64 `json:"learningRate"`
@@ -197,8 +235,13 @@ type DPOConfig struct {
 //	<uri>/checkpoints/step-<n>/   a complete checkpoint (COMPLETE is written last)
 //	<uri>/model/                  the final model (model.safetensors, config.json, tokenizer.json)
 //	<uri>/metrics.jsonl           one JSON object of metrics per logged step
+//	<uri>/adapter/                with an adapter: adapter_config.json, adapter_model.safetensors (PEFT's layout)
+//
+// With an adapter, model/ holds the merged model unless MergedModel is false.
 type OutputConfig struct {
 	URI string `json:"uri"`
+	// MergedModel, when false, leaves out model/ of a run that trains an adapter (nil or true: write it).
+	MergedModel *bool `json:"mergedModel,omitempty"`
 }
 
 // InspectConfig is the input of a dataset validation (`preftune-trainer inspect-dataset --config`).
@@ -208,6 +251,11 @@ type InspectConfig struct {
 	Dataset    DatasetConfig `json:"dataset"`
 	// MaxInvalidRows bounds how many invalid rows the report lists (all are counted).
 	MaxInvalidRows int `json:"maxInvalidRows,omitempty"`
+	// Model, when set, is the model whose tokenizer and chat template the rows are inspected with: the report then
+	// has token lengths and the truncation counts for its context. Its ChatTemplate overrides the model's.
+	Model *ModelConfig `json:"model,omitempty"`
+	// MaxLength is the run's training.maxLength for the truncation counts (0: the model's max positions).
+	MaxLength int `json:"maxLength,omitempty"`
 }
 
 // TerminationMessage is what the trainer leaves in the pod's termination message: exactly one field is set.
@@ -239,6 +287,14 @@ type Result struct {
 	Architecture string `json:"architecture,omitempty"`
 	// ParameterCount is the number of the model's parameters (tied embeddings counted once).
 	ParameterCount int64 `json:"parameterCount,omitempty"`
+	// TrainableParameterCount is the number of parameters the run trained: ParameterCount for full fine-tuning,
+	// the adapter's for LoRA.
+	TrainableParameterCount int64 `json:"trainableParameterCount,omitempty"`
+	// AdapterURI is the adapter directory of a run that trained one (PEFT's layout); ModelURI is then the merged
+	// model, or empty when OutputConfig.MergedModel is false.
+	AdapterURI string `json:"adapterURI,omitempty"`
+	// Truncation counts what fitting the rows into the context changed (training and eval rows together).
+	Truncation *Truncation `json:"truncation,omitempty"`
 	// SourceURI is the starting model as given (SFT: model.from; DPO: reference.modelURI); empty from scratch.
 	SourceURI string `json:"sourceURI,omitempty"`
 	// SourceCommit is the Hub commit an hf:// SourceURI's revision resolved to (40 hex digits).
@@ -277,6 +333,10 @@ type DatasetReport struct {
 	// "row" (grouping by prompt could not reach the fraction: rows of one prompt may sit on both sides); empty
 	// when nothing is held out.
 	SplitBy string `json:"splitBy,omitempty"`
+	// Tokens and Truncation are set when the inspection had a model (InspectConfig.Model): lengths in the model's
+	// tokens as the template renders the rows, and what the run's context would truncate.
+	Tokens     *LengthStats `json:"tokens,omitempty"`
+	Truncation *Truncation  `json:"truncation,omitempty"`
 	// ChosenLongerFraction is the share of pairs whose chosen response is longer than the rejected one.
 	ChosenLongerFraction float64 `json:"chosenLongerFraction"`
 	// Warnings, each a short sentence with a count, e.g. "3 exact duplicate rows".
@@ -304,6 +364,22 @@ type LengthStats struct {
 	ChosenMax    int     `json:"chosenMax"`
 	RejectedMean float64 `json:"rejectedMean,omitempty"`
 	RejectedMax  int     `json:"rejectedMax,omitempty"`
+}
+
+// Truncation counts what fitting rows into a context of ContextLength tokens changed. The prompt of a pair is cut
+// once (keeping its end) so that chosen and rejected see the same prompt tokens; a response is cut at its end only
+// when it does not fit on its own.
+type Truncation struct {
+	ContextLength int `json:"contextLength"`
+	// RowsTruncated: rows (pairs or SFT examples) that lost any token.
+	RowsTruncated int `json:"rowsTruncated"`
+	// PromptsEmptied: rows whose whole prompt was cut.
+	PromptsEmptied int `json:"promptsEmptied"`
+	// ResponsesCut: responses (chosen and rejected counted apart) cut before their end token.
+	ResponsesCut int `json:"responsesCut"`
+	// IdenticalPairs: pairs whose chosen and rejected are the same tokens after truncation; they carry no
+	// preference signal and are left out of training.
+	IdenticalPairs int `json:"identicalPairs,omitempty"`
 }
 
 // InvalidRow names a bad row.
@@ -350,6 +426,8 @@ type ProgressReport struct {
 	// architecture only when the starting model's config.json names it).
 	Architecture   string `json:"architecture,omitempty"`
 	ParameterCount int64  `json:"parameterCount,omitempty"`
+	// TrainableParameterCount is the parameters being trained (the adapter's with LoRA).
+	TrainableParameterCount int64 `json:"trainableParameterCount,omitempty"`
 	// OldestKeptStep, when positive, is the step of the oldest checkpoint training.checkpointsToKeep left in the
 	// output: every checkpoint of an earlier step was deleted, so status drops them.
 	OldestKeptStep int `json:"oldestKeptStep,omitempty"`
