@@ -44,7 +44,13 @@ var refOffsets = []float64{-1.5, 2.0, 0.3, 0, 0.8, -0.4, 1.1, 0}
 // batch) with gpt2_ref.py in float64, and holds the Go model, in float64 and in float32, to its numbers.
 func TestMatchesPyTorch(t *testing.T) {
 	py := findTorch(t)
-	dir := writeTinyModel(t)
+	for _, gc := range gpt2Cases {
+		t.Run(gc.name, func(t *testing.T) { matchGPT2(t, py, gc.cfg) })
+	}
+}
+
+func matchGPT2(t *testing.T, py string, cfg model.Config) {
+	dir := writeTinyModel(t, cfg)
 	b := dpoBatch()
 
 	// The reference model's log-probs are the policy's shifted by refOffsets (any numbers do; both sides get them).
@@ -74,7 +80,7 @@ func TestMatchesPyTorch(t *testing.T) {
 		rb.Generate = append(rb.Generate, g.input())
 	}
 	ref := runReference(t, py, dir, rb)
-	if want := []int{b.B, b.T, tinyConfig.VocabSize}; fmt.Sprint(ref.Shape) != fmt.Sprint(want) {
+	if want := []int{b.B, b.T, cfg.VocabSize}; fmt.Sprint(ref.Shape) != fmt.Sprint(want) {
 		t.Fatalf("gpt2_ref.py computed logits of shape %v, want %v", ref.Shape, want)
 	}
 

@@ -18,13 +18,23 @@ import (
 // batches' bucket (so wpe rows past it must be ignored).
 var tinyConfig = model.Config{VocabSize: tokenizer.ByteVocabSize, ContextLength: 64, Layers: 2, DModel: 32, Heads: 4}
 
+// gpt2Cases are the GPT-2 shapes checked against gpt2_ref.py: the demo's (tied head, MLP 4·n_embd) and one with
+// an untied lm_head.weight and n_inner apart from 4·n_embd (both allowed by Hugging Face's GPT2Config).
+var gpt2Cases = []struct {
+	name string
+	cfg  model.Config
+}{
+	{"tied", tinyConfig},
+	{"untied-n_inner-48", func() model.Config { c := tinyConfig; c.Untied, c.Intermediate = true, 48; return c }()},
+}
+
 // writeTinyModel writes a model directory in Hugging Face's layout (GPT2LMHeadModel, model.Params.Save) and
 // returns its path. The weights start from model.Init and are then perturbed, so that biases, LayerNorm gains
 // and a peaked output distribution are all exercised (GPT-2's initialisation leaves biases 0 and LayerNorm at 1,
 // which would hide their mistakes).
-func writeTinyModel(t *testing.T) string {
+func writeTinyModel(t *testing.T, cfg model.Config) string {
 	t.Helper()
-	p := model.Init(tinyConfig, tensor.Float32, 11)
+	p := model.Init(cfg, tensor.Float32, 11)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, name := range p.Names {
 		std := 0.1

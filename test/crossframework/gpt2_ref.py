@@ -122,13 +122,23 @@ class Config:
         if act != "gelu_new":
             raise InputError(f"{path}: field 'activation_function' must be \"gelu_new\", got {act!r}")
         self.eps = float(c.get("layer_norm_epsilon", 1e-5))
-        if c.get("tie_word_embeddings", True) is not True:
-            raise InputError(f"{path}: field 'tie_word_embeddings' must be true (the LM head is wte)")
+        # n_inner: the MLP's width, 4 * n_embd when absent or null (Hugging Face's GPT2Config).
+        inner = c.get("n_inner")
+        if inner is None:
+            inner = 4 * self.d
+        if not isinstance(inner, int) or isinstance(inner, bool) or inner <= 0:
+            raise InputError(f"{path}: field 'n_inner' must be a positive integer or null, got {inner!r}")
+        self.inner = inner
+        tie = c.get("tie_word_embeddings", True)
+        if not isinstance(tie, bool):
+            raise InputError(f"{path}: field 'tie_word_embeddings' must be true or false, got {tie!r}")
+        # Tied: the LM head is wte. Untied: lm_head.weight [V, D], outside the "transformer." prefix.
+        self.tied = tie
 
 
 def param_shapes(cfg):
-    """The tensor names and shapes the design fixes, in a stable order."""
-    V, T, D = cfg.vocab, cfg.positions, cfg.d
+    """The tensor names and shapes the design fixes, in a stable order (lm_head.weight only when untied)."""
+    V, T, D, I = cfg.vocab, cfg.positions, cfg.d, cfg.inner
     shapes = {"wte.weight": [V, D], "wpe.weight": [T, D]}
     for i in range(cfg.layers):
         p = f"h.{i}."
@@ -137,10 +147,12 @@ def param_shapes(cfg):
             p + "attn.c_attn.weight": [D, 3 * D], p + "attn.c_attn.bias": [3 * D],
             p + "attn.c_proj.weight": [D, D], p + "attn.c_proj.bias": [D],
             p + "ln_2.weight": [D], p + "ln_2.bias": [D],
-            p + "mlp.c_fc.weight": [D, 4 * D], p + "mlp.c_fc.bias": [4 * D],
-            p + "mlp.c_proj.weight": [4 * D, D], p + "mlp.c_proj.bias": [D],
+            p + "mlp.c_fc.weight": [D, I], p + "mlp.c_fc.bias": [I],
+            p + "mlp.c_proj.weight": [I, D], p + "mlp.c_proj.bias": [D],
         })
     shapes.update({"ln_f.weight": [D], "ln_f.bias": [D]})
+    if not cfg.tied:
+        shapes["lm_head.weight"] = [V, D]
     return shapes
 
 
@@ -150,6 +162,7 @@ def load_params(model_dir, cfg, dtype):
     # Hugging Face's GPT2LMHeadModel prefixes every name with "transformer." (GPT2Model's files do not); the
     # forward below uses the unprefixed names and grads_of reports the file's.
     cfg.prefix = "transformer." if any(n.startswith("transformer.") for n in raw) else ""
+    # lm_head.weight stays outside the prefix, as GPT2LMHeadModel names it.
     raw = {n[len(cfg.prefix):] if n.startswith(cfg.prefix) else n: t for n, t in raw.items()}
     shapes = param_shapes(cfg)
     missing = [n for n in shapes if n not in raw]
@@ -185,7 +198,7 @@ def forward(cfg, P, idx):
         h = F.gelu(h @ P[p + "mlp.c_fc.weight"] + P[p + "mlp.c_fc.bias"], approximate="tanh")
         x = x + h @ P[p + "mlp.c_proj.weight"] + P[p + "mlp.c_proj.bias"]
     x = F.layer_norm(x, (D,), P["ln_f.weight"], P["ln_f.bias"], cfg.eps)
-    return x @ P["wte.weight"].t()
+    return x @ (P["wte.weight"] if cfg.tied else P["lm_head.weight"]).t()
 
 
 # --- batch -----------------------------------------------------------------------------------------------------
@@ -384,7 +397,9 @@ def generate(cfg, P, g):
 
 def grads_of(loss, P, prefix=""):
     grads = torch.autograd.grad(loss, list(P.values()), retain_graph=True)
-    return {prefix + n: g.to(torch.float64).reshape(-1).tolist() for n, g in zip(P, grads)}
+    # The file's names: every tensor under the prefix except the untied head, which GPT2LMHeadModel keeps apart.
+    return {(n if n == "lm_head.weight" else prefix + n): g.to(torch.float64).reshape(-1).tolist()
+            for n, g in zip(P, grads)}
 
 
 def run(model_dir, batch_path, dtype):
