@@ -11,6 +11,7 @@ import (
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/plot"
 	"github.com/preftune/preftune/trainer/storage"
 )
@@ -231,7 +232,8 @@ func (r *runner) publishCheckpoint(ctx context.Context, dir string) (string, err
 }
 
 // publishModel uploads the final model directory (weights last: a reader finds all three files or no weights)
-// and returns its URI.
+// and returns its URI. A sharded model's index goes last: it names the shards, so a reader that finds it finds
+// them all.
 func (r *runner) publishModel(ctx context.Context, dir string) (string, error) {
 	if err := r.writePlots(); err != nil {
 		return "", err
@@ -239,7 +241,7 @@ func (r *runner) publishModel(ctx context.Context, dir string) (string, error) {
 	if r.io.out == nil {
 		return fileURI(dir), nil
 	}
-	if err := r.io.out.UploadDir(ctx, dir, "model", checkpoint.ModelFile); err != nil {
+	if err := r.io.out.UploadDir(ctx, dir, "model", modelLastFile(dir)); err != nil {
 		return "", failed(ReasonTrainingFailed, "uploading the final model: %v", err)
 	}
 	if err := r.uploadLogs(ctx); err != nil {
@@ -309,4 +311,13 @@ func (r *runner) remoteCheckpoints(ctx context.Context) ([]contract.Checkpoint, 
 		}
 	}
 	return out, nil
+}
+
+// modelLastFile is the file of a model directory that readers look for first and that must therefore be stored
+// last: model.safetensors.index.json for a sharded model, model.safetensors otherwise.
+func modelLastFile(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, hf.WeightsIndexFile)); err == nil {
+		return hf.WeightsIndexFile
+	}
+	return checkpoint.ModelFile
 }
