@@ -60,6 +60,11 @@ type runner struct {
 	plots []string // plot files written next to metrics.jsonl
 	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
 	sourceCommit string
+	// encoder renders and tokenizes the rows (the model's tokenizer and chat template, the run's context);
+	// truncation counts what fitting them changed; chatRows counts the conversational rows it rendered.
+	encoder    *data.Encoder
+	truncation *contract.Truncation
+	chatRows   int
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -109,10 +114,11 @@ func (r *runner) setup() error {
 	if err := r.loadModel(rows); err != nil {
 		return err
 	}
-	preference := cfg.Kind == contract.KindDPO
-	ctxLen := r.policy.ContextLength
-	trainEx := data.EncodeRows(r.tok, rows, ctxLen, preference)
-	evalEx := data.EncodeRows(r.tok, eval, ctxLen, preference)
+	ctxLen := r.policy.ContextLength // the batches' buckets; sequences are fitted into encodeData's context
+	trainEx, evalEx, err := r.encodeData(rows, eval)
+	if err != nil {
+		return err
+	}
 
 	t := cfg.Training
 	if r.loader, err = data.NewLoader(r.tok, trainEx, cfg.Kind, t.BatchSize, ctxLen, uint64(t.Seed)); err != nil {
@@ -235,7 +241,7 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if err != nil {
 		return nil // LoadModelDir reports it
 	}
-	ctxLen, longest := hc.MaxPositionEmbeddings, 1
+	ctxLen, longest := contextFor(hc.MaxPositionEmbeddings, r.cfg.Training.MaxLength), 1
 	for _, row := range rows {
 		longest = max(longest, len(data.Encode(tok, row.Prompt, row.Chosen, ctxLen).Tokens))
 		if r.cfg.Kind == contract.KindDPO {
@@ -310,6 +316,9 @@ func (r *runner) finish() (*contract.Result, error) {
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
 	}
+	if err := r.writeChatTemplate(dir); err != nil {
+		return nil, failed(ReasonTrainingFailed, "writing the chat template into the final model's tokenizer_config.json: %v", err)
+	}
 	uri, err := r.publishModel(r.ioCtx, dir)
 	if err != nil {
 		return nil, err
@@ -317,7 +326,7 @@ func (r *runner) finish() (*contract.Result, error) {
 	res := &contract.Result{
 		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
 		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
-		Plots: r.plotURIs(),
+		Plots: r.plotURIs(), Truncation: r.truncation,
 	}
 	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {
