@@ -507,3 +507,58 @@ func (res *EncodeResult) NoSignal(preference bool) string {
 	}
 	return "no row carries a training signal"
 }
+
+// BoundaryMark separates the prompt from the response in Preview.
+const BoundaryMark = "⟦|⟧"
+
+// Preview shows a row as the model sees it after rendering, tokenization and truncation: for each side, the
+// sequence's text decoded with its special tokens (BOS, the template's markers, EOS) kept where the tokenizer can
+// write them (a Hugging Face tokenizer; the byte tokenizer writes <|bos|> and <|eos|> here), with BoundaryMark
+// where the response, the part the loss covers, starts.
+func (e *Encoder) Preview(r Row, preference bool) (chosen, rejected string, err error) {
+	rd, err := e.Render(r, preference)
+	if err != nil {
+		return "", "", err
+	}
+	pt := e.tokenize(rd, r.Chat != nil, preference, &EncodeResult{})
+	ex, _ := e.fit(pt, preference)
+	chosen = e.show(ex.Chosen)
+	if preference {
+		rejected = e.show(ex.Rejected)
+	}
+	return chosen, rejected, nil
+}
+
+func (e *Encoder) show(s Sequence) string {
+	return e.decodeSpecial(s.Tokens[:s.ResponseStart]) + BoundaryMark + e.decodeSpecial(s.Tokens[s.ResponseStart:])
+}
+
+// decodeSpecial decodes ids keeping special tokens' text.
+func (e *Encoder) decodeSpecial(ids []int) string {
+	if p, ok := e.Tok.(*tokenizer.Pretrained); ok {
+		return p.DecodeWithSpecial(ids)
+	}
+	if _, ok := e.Tok.(tokenizer.Byte); !ok {
+		return e.Tok.Decode(ids)
+	}
+	var b strings.Builder
+	start := 0
+	for i, id := range ids {
+		var name string
+		switch id {
+		case tokenizer.ByteBOS:
+			name = tokenizer.ByteBOSToken
+		case tokenizer.ByteEOS:
+			name = tokenizer.ByteEOSToken
+		case tokenizer.BytePAD:
+			name = tokenizer.BytePADToken
+		default:
+			continue
+		}
+		b.WriteString(e.Tok.Decode(ids[start:i]))
+		b.WriteString(name)
+		start = i + 1
+	}
+	b.WriteString(e.Tok.Decode(ids[start:]))
+	return b.String()
+}
