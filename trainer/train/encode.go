@@ -66,6 +66,9 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 		"rowsTruncated": all.Truncation.RowsTruncated, "promptsEmptied": all.Truncation.PromptsEmptied,
 		"responsesCut": all.Truncation.ResponsesCut, "identicalPairs": all.Truncation.IdenticalPairs,
 		"chatTemplate": origin, "longest": all.Longest})
+	if len(tr.Examples) > 0 {
+		r.progress.Event("example", exampleFields(tr.Lines[0], tr.Examples[0], preference))
+	}
 	if why := tr.NoSignal(preference); why != "" {
 		return nil, nil, invalid(ReasonNoTrainingSignal, "%s: %s", cfg.DataPath, why)
 	}
@@ -144,4 +147,19 @@ func (r *runner) writeChatTemplate(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// maxExampleTokens caps the ids the "example" event logs per sequence.
+const maxExampleTokens = 1024
+
+// exampleFields describe the first training example as the model sees it (ids, where the response starts) for
+// the "example" event: what to look at when a chat template, BOS or EOS seems wrong.
+func exampleFields(line int, ex data.Example, preference bool) map[string]any {
+	ids := func(s data.Sequence) []int { return s.Tokens[:min(len(s.Tokens), maxExampleTokens)] }
+	f := map[string]any{"line": line, "chosenTokens": ids(ex.Chosen), "chosenResponseStart": ex.Chosen.ResponseStart,
+		"chosenLength": len(ex.Chosen.Tokens)}
+	if preference {
+		f["rejectedTokens"], f["rejectedResponseStart"], f["rejectedLength"] = ids(ex.Rejected), ex.Rejected.ResponseStart, len(ex.Rejected.Tokens)
+	}
+	return f
 }
