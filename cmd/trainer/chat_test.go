@@ -200,3 +200,18 @@ func TestInspectWithModel(t *testing.T) {
 		t.Errorf("--max-length without --model: exit %d", code)
 	}
 }
+
+// TestTokenizeChatTemplateFlag: tokenize --chat --chat-template FILE renders with the file's template (the one a
+// run given the same flag uses), not the model's; without either a pretrained model's missing template is an
+// error that names the flag.
+func TestTokenizeChatTemplateFlag(t *testing.T) {
+	dir := storiesDir(t)
+	tmplFile := writeFile(t, "llama2.jinja", llama2Template)
+	code, _, stderr := tokenizeRun(t, "Hi", "--model", dir, "--chat", "--chat-template", tmplFile, "--json")
+	if code != contract.ExitOK || !strings.Contains(stderr, `rendered by the chat template: "<s>[INST] Hi [/INST]"`) {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := tokenizeRun(t, "Hi", "--model", dir, "--chat"); code != contract.ExitInvalidInput || !strings.Contains(stderr, "--chat-template") {
+		t.Fatalf("no template: exit %d: %s", code, stderr)
+	}
+}

@@ -24,9 +24,10 @@ func header(role string) string { return "<|" + role + "|>\n" }
 // BuiltinChatTemplate is the trainer's own chat template, as a Jinja chat template: the template of models trained
 // from scratch (the byte tokenizer), and the fallback for a pretrained model that has none. Each message is
 // "<|role|>\n" + content, messages are separated by "\n", and the generation prompt is "<|assistant|>\n" (after
-// a "\n" when there are messages). It renders exactly what RenderPrompt and RenderResponse build: the prompt of a conversation is RenderPrompt of its
-// prompt messages, and what the whole conversation adds after it is RenderResponse of the response messages (the
-// model's EOS then takes the place of a final newline). Roles other than system, user and assistant raise.
+// a "\n" when there are messages). It renders exactly what RenderPrompt and RenderResponse build: the prompt of a
+// conversation is RenderPrompt of its prompt messages, and what the whole conversation adds after it is
+// RenderResponse of the response messages (the model's EOS then takes the place of a final newline). Roles other
+// than system, user and assistant raise.
 const BuiltinChatTemplate = `{%- for message in messages -%}` +
 	`{%- if not loop.first %}{{ '\n' }}{% endif -%}` +
 	`{%- if message['role'] == 'system' %}{{ '<|system|>\n' }}` +
