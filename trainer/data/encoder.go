@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/preftune/preftune/trainer/chattemplate"
 	"github.com/preftune/preftune/trainer/contract"
@@ -47,6 +48,9 @@ type Encoder struct {
 	// CtxLen is the context in tokens: min(the model's positions, training.maxLength).
 	CtxLen int
 	stop   map[int]bool
+	// now is the time strftime_now renders (Llama-3.1's "Today Date"): read once, so the prompt and each whole
+	// conversation of a run render the same date.
+	now time.Time
 }
 
 // specialTokener is implemented by Hugging Face tokenizers (tokenizer.Pretrained).
@@ -78,7 +82,7 @@ func NewEncoder(tok tokenizer.Tokenizer, chatTemplate, origin string, ctxLen int
 	if err != nil {
 		return nil, fmt.Errorf("chat template (%s): %w", origin, err)
 	}
-	e := &Encoder{Tok: tok, Template: tmpl, TemplateOrigin: origin, CtxLen: ctxLen, stop: map[int]bool{tok.EOS(): true}}
+	e := &Encoder{Tok: tok, Template: tmpl, TemplateOrigin: origin, CtxLen: ctxLen, stop: map[int]bool{tok.EOS(): true}, now: time.Now()}
 	if p, ok := tok.(*tokenizer.Pretrained); ok {
 		for _, id := range p.StopTokens() {
 			e.stop[id] = true
@@ -172,14 +176,14 @@ func (e *Encoder) promptResponse(prompt, response []Message) (promptText, respon
 		response = []Message{{Role: RoleAssistant}}
 	}
 	if len(prompt) > 0 {
-		promptText, responseText, err = e.Template.RenderPromptResponse(toTemplate(prompt), toTemplate(response), chattemplate.RenderOptions{})
+		promptText, responseText, err = e.Template.RenderPromptResponse(toTemplate(prompt), toTemplate(response), e.opts(false))
 	} else {
 		// A conversation that starts with the assistant (an SFT row of one message): RenderPromptResponse needs a
 		// prompt message, so the split is done here the same way.
-		promptText, err = e.Template.Render(nil, chattemplate.RenderOptions{AddGenerationPrompt: true})
+		promptText, err = e.Template.Render(nil, e.opts(true))
 		if err == nil {
 			var full string
-			if full, err = e.Template.Render(toTemplate(response), chattemplate.RenderOptions{}); err == nil {
+			if full, err = e.Template.Render(toTemplate(response), e.opts(false)); err == nil {
 				if !strings.HasPrefix(full, promptText) {
 					return "", "", "", &chattemplate.PrefixError{Prompt: promptText, Full: full, Offset: commonPrefix(promptText, full)}
 				}
@@ -197,6 +201,10 @@ func (e *Encoder) promptResponse(prompt, response []Message) (promptText, respon
 		}
 	}
 	return promptText, responseText, tail, nil
+}
+
+func (e *Encoder) opts(generationPrompt bool) chattemplate.RenderOptions {
+	return chattemplate.RenderOptions{AddGenerationPrompt: generationPrompt, Now: func() time.Time { return e.now }}
 }
 
 // EncodeResult is what Encode made of rows.
@@ -217,6 +225,8 @@ type EncodeResult struct {
 	Markers     []string
 	// Rows counts the rows encoded; ChatRows those rendered with the chat template.
 	Rows, ChatRows int
+	// Unrendered are the rows the chat template could not render (Encode's error names the first few).
+	Unrendered []*RowError
 	// Longest is the longest sequence, in tokens after truncation; TokenLengths the per-row lengths before it.
 	Longest      int
 	TokenLengths contract.LengthStats
@@ -237,6 +247,10 @@ func (e *Encoder) Encode(rows []Row, preference bool) (*EncodeResult, error) {
 		rd, err := e.Render(r, preference)
 		if err != nil {
 			errs = append(errs, err)
+			var re *RowError
+			if errors.As(err, &re) {
+				res.Unrendered = append(res.Unrendered, re)
+			}
 			continue
 		}
 		res.Rows++
@@ -494,6 +508,20 @@ func (res *EncodeResult) Warnings(preference bool) []string {
 			lineList(res.MarkerLines)))
 	}
 	return out
+}
+
+// UnrenderedWarning counts the rows the chat template could not render and names the first ones, for a run that
+// skips them (invalidRows: Skip); "" when there are none.
+func (res *EncodeResult) UnrenderedWarning() string {
+	if len(res.Unrendered) == 0 {
+		return ""
+	}
+	lines := make([]int, len(res.Unrendered))
+	for i, r := range res.Unrendered {
+		lines[i] = r.Line
+	}
+	return fmt.Sprintf("%d rows the chat template cannot render were skipped (invalidRows: Skip): %s; first: %v",
+		len(lines), lineList(lines), res.Unrendered[0])
 }
 
 // NoSignal says why rows that Encode left nothing to train on carry no signal ("" when some do).

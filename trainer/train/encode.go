@@ -45,13 +45,20 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 		return nil, nil, invalid(ReasonInvalidConfig, "%v", err)
 	}
 	r.encoder = enc
+	// Rows the template cannot render are invalid rows: they fail the run, or are skipped and counted under
+	// invalidRows: Skip.
+	skip := cfg.Dataset.InvalidRows == contract.InvalidRowsSkip
 	tr, err := enc.Encode(rows, preference)
-	if err != nil {
+	if err != nil && !skip {
 		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
 	}
 	ev, err := enc.Encode(eval, preference)
-	if err != nil {
+	if err != nil && !skip {
 		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+	}
+	unrendered := append(append([]*data.RowError(nil), tr.Unrendered...), ev.Unrendered...)
+	if w := (&data.EncodeResult{Unrendered: unrendered}).UnrenderedWarning(); w != "" {
+		r.warnings = append(r.warnings, w)
 	}
 	all := mergeEncoded(tr, ev)
 	r.truncation = &all.Truncation

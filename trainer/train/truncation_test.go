@@ -195,3 +195,33 @@ func TestCaseTemplateMarkersRun(t *testing.T) {
 		t.Errorf("dpo truncation event %v: want the reference's own template", f)
 	}
 }
+
+// TestTemplateRaiseNamesRowOrSkips: a row the chat template refuses (raise_exception) fails the run naming its
+// line, or under invalidRows: Skip is left out and counted in the warnings.
+func TestTemplateRaiseNamesRowOrSkips(t *testing.T) {
+	var rows strings.Builder
+	for i := 0; i < 6; i++ {
+		if i == 2 {
+			rows.WriteString(`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}` + "\n")
+			continue
+		}
+		rows.WriteString(`{"messages":[{"role":"user","content":"1+1?"},{"role":"assistant","content":"2"}]}` + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "chat.jsonl")
+	if err := os.WriteFile(path, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc := tinySFT(path, filepath.Join(t.TempDir(), "sft"), 1)
+	rc.Dataset.EvalFraction = 0
+	rc.Model.ChatTemplate = `{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}`
+	_, e := runCase(t, rc, nil)
+	if e == nil || e.Reason != ReasonInvalidDataset || !strings.Contains(e.Message, "cannot render 1 of 6 rows; line 3 (chosen): ") ||
+		!strings.Contains(e.Message, "System role not supported") {
+		t.Fatalf("reject: %+v", e)
+	}
+	rc.Dataset.InvalidRows = contract.InvalidRowsSkip
+	res, e := runCase(t, rc, nil)
+	if e != nil || !hasWarning(res.Warnings, "1 rows the chat template cannot render were skipped (invalidRows: Skip): line 3") {
+		t.Fatalf("skip: %+v %+v", res, e)
+	}
+}
