@@ -214,9 +214,9 @@ var cgroupRoot = hf.CgroupRoot
 
 // checkMemory estimates, before a pretrained model directory is loaded, the peak memory of one training step on
 // it (hf.EstimateMemory: weights, gradients, AdamW state, activations and logits for a micro-batch of the run's
-// batch size, padded to the bucket of the longest sequence the rows encode to with the model's tokenizer, at most
-// its max_position_embeddings) and fails when the container's memory limit (cgroup) is below it: a
-// *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that would fit.
+// batch size, padded to the bucket of the longest sequence the rows encode to with the model's tokenizer and chat
+// template, at most min(max_position_embeddings, training.maxLength)) and fails when the container's memory limit
+// (cgroup) is below it: a *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that would fit.
 // Without a limit, and for a from-scratch model or a trainer-written directory, it checks nothing.
 func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if !isPretrainedDir(dir) {
@@ -242,11 +242,17 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 		return nil // LoadModelDir reports it
 	}
 	ctxLen, longest := contextFor(hc.MaxPositionEmbeddings, r.cfg.Training.MaxLength), 1
-	for _, row := range rows {
-		longest = max(longest, len(data.Encode(tok, row.Prompt, row.Chosen, ctxLen).Tokens))
-		if r.cfg.Kind == contract.KindDPO {
-			longest = max(longest, len(data.Encode(tok, row.Prompt, row.Rejected, ctxLen).Tokens))
-		}
+	// The rows as the run will encode them (chat template, truncation); a template error is reported later.
+	tmpl, origin, err := data.ChatTemplateOf(r.cfg.Model.ChatTemplate, dir)
+	if err != nil {
+		return nil
+	}
+	enc, err := data.NewEncoder(tok, tmpl, origin, ctxLen)
+	if err != nil {
+		return nil
+	}
+	if res, _ := enc.Encode(rows, r.cfg.Kind == contract.KindDPO); res != nil {
+		longest = max(longest, res.Longest)
 	}
 	plan := hf.MemoryPlan{BatchSize: r.cfg.Training.BatchSize, SequencesPerExample: 1, ContextLength: data.BucketFor(longest, ctxLen)}
 	if r.cfg.Kind == contract.KindDPO {
