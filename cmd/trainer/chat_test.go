@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/storage"
+	"github.com/preftune/preftune/trainer/storage/s3test"
 	"github.com/preftune/preftune/trainer/tokenizer"
 	"github.com/preftune/preftune/trainer/train"
 )
@@ -213,5 +216,27 @@ func TestTokenizeChatTemplateFlag(t *testing.T) {
 	}
 	if code, _, stderr := tokenizeRun(t, "Hi", "--model", dir, "--chat"); code != contract.ExitInvalidInput || !strings.Contains(stderr, "--chat-template") {
 		t.Fatalf("no template: exit %d: %s", code, stderr)
+	}
+}
+
+// TestInspectWithModelOnS3: --model s3://… downloads config.json and the tokenizer files only (never the weights)
+// and reports as for a local directory.
+func TestInspectWithModelOnS3(t *testing.T) {
+	dir := storiesDir(t)
+	srv := s3test.Start(t, "models")
+	l, err := storage.Open(context.Background(), srv.URI("models", "stories"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.UploadDir(context.Background(), dir, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr, msg := inspectRun(t, "--data", caseFile(t, "07-asymmetric-prompt-truncation.jsonl"), "--model", srv.URI("models", "stories"), "--max-length", "32")
+	if code != 0 || msg.Dataset == nil || msg.Dataset.Truncation == nil || msg.Dataset.Truncation.RowsTruncated != 8 {
+		t.Fatalf("exit %d %+v: %s", code, msg.Dataset, stderr)
+	}
+	if strings.Contains(stderr, "SecretKey") || strings.Contains(stderr, s3test.SecretKey) {
+		t.Errorf("secret in output")
 	}
 }

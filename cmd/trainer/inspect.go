@@ -49,7 +49,7 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ic.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the dataset, Skip leaves them out (counted and named)")
 	fs.StringVar(&ic.Dataset.Digest, "digest", "", "fail unless the file still has this sha256:<hex> digest")
 	fs.IntVar(&ic.MaxInvalidRows, "max-invalid-rows", data.DefaultMaxInvalidRows, "how many invalid rows to list (all are counted)")
-	modelURI := fs.String("model", "", "model directory or URI (file://, s3://, gs://, azblob://) whose tokenizer and chat template "+
+	modelURI := fs.String("model", "", "model directory or URI (file://, s3://, gs://, azblob://, hf://) whose tokenizer and chat template "+
 		"the rows are inspected with: token lengths, truncation counts, the first rows as the model sees them")
 	fs.IntVar(&ic.MaxLength, "max-length", 0, "with --model: the run's training.maxLength for the truncation counts (0: the model's positions)")
 	templateFile := fs.String("chat-template", "", "with --model: the Jinja chat template file the run overrides the model's with")

@@ -95,8 +95,8 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 }
 
 // inspectModelDir makes a local directory of a model's tokenizer files and config.json: a plain path or
-// file:// URI is used in place; a store URI (s3://, gs://, azblob://) has those files downloaded into a temporary
-// directory, which cleanup removes. hf:// is not fetched here (it would need the Hub): download the model first.
+// file:// URI is used in place; a store URI (s3://, gs://, azblob://) or hf://org/name[@revision] ($HF_ENDPOINT,
+// $HF_TOKEN) has those files, never the weights, downloaded into a temporary directory, which cleanup removes.
 func inspectModelDir(ctx context.Context, uri string) (dir string, cleanup func(), err error) {
 	none := func() {}
 	if !strings.Contains(uri, "://") {
@@ -109,19 +109,26 @@ func inspectModelDir(ctx context.Context, uri string) (dir string, cleanup func(
 		}
 		return filepath.Clean(u.Path), none, nil
 	}
-	if storage.IsHub(uri) {
-		return "", none, fmt.Errorf("inspect-dataset does not fetch from the Hugging Face Hub; download the model and give its directory")
-	}
-	l, err := storage.Open(ctx, uri)
-	if err != nil {
-		return "", none, err
-	}
-	defer l.Close()
 	tmp, err := os.MkdirTemp("", "preftune-inspect-*")
 	if err != nil {
 		return "", none, err
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
+	if storage.IsHub(uri) {
+		hub := storage.HubFromEnv()
+		hub.SkipWeights = true
+		if _, err := hub.Download(ctx, uri, tmp); err != nil {
+			cleanup()
+			return "", none, err
+		}
+		return tmp, cleanup, nil
+	}
+	l, err := storage.Open(ctx, uri)
+	if err != nil {
+		cleanup()
+		return "", none, err
+	}
+	defer l.Close()
 	for _, name := range inspectModelFiles {
 		if err := l.DownloadFile(ctx, name, filepath.Join(tmp, name)); err != nil && !storage.IsNotExist(err) {
 			cleanup()
