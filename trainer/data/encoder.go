@@ -194,13 +194,33 @@ func (e *Encoder) promptResponse(prompt, response []Message) (promptText, respon
 	if err != nil {
 		return "", "", "", err
 	}
-	tail = responseText
-	if c := response[len(response)-1].Content; c != "" {
-		if i := strings.LastIndex(responseText, c); i >= 0 {
-			tail = responseText[i+len(c):]
+	return promptText, responseText, e.tail(prompt, response, responseText), nil
+}
+
+// tailSentinel stands in for the last message's content when finding what the template writes after it.
+const tailSentinel = "\x00preftune-content-end\x00"
+
+// tail returns what the template writes after the last response message's content: the text after a sentinel
+// put in place of that content, when the real rendering ends with it (a template that edits the content, such as
+// `| trim`, leaves the sentinel alone); else the text after the content's last occurrence; else the whole
+// response.
+func (e *Encoder) tail(prompt, response []Message, responseText string) string {
+	marked := append(append([]Message(nil), prompt...), response...)
+	last := marked[len(marked)-1]
+	marked[len(marked)-1] = Message{Role: last.Role, Content: tailSentinel}
+	if full, err := e.Template.Render(toTemplate(marked), e.opts(false)); err == nil {
+		if i := strings.LastIndex(full, tailSentinel); i >= 0 {
+			if t := full[i+len(tailSentinel):]; strings.HasSuffix(responseText, t) {
+				return t
+			}
 		}
 	}
-	return promptText, responseText, tail, nil
+	if c := last.Content; c != "" {
+		if i := strings.LastIndex(responseText, c); i >= 0 {
+			return responseText[i+len(c):]
+		}
+	}
+	return responseText
 }
 
 func (e *Encoder) opts(generationPrompt bool) chattemplate.RenderOptions {

@@ -323,3 +323,27 @@ func countID(ids []int, id int) int {
 	}
 	return n
 }
+
+// TestTurnEndWhenContentRepeatsInTail: the turn's end is found after the last message's content even when that
+// content also occurs in what the template writes after it ("im" inside "<|im_end|>"): Qwen-style ChatML on
+// stories260K's tokenizer with <|im_end|> as text would be bytes, so a template closing with eos_token is used.
+func TestTurnEndWhenContentRepeatsInTail(t *testing.T) {
+	tok := storiesTokenizer(t)
+	tmpl := `{% for m in messages %}{{ '<' + m['role'] + '>' + m['content'] }}{% if m['role'] == 'assistant' %}{{ eos_token + '\n' }}{% else %}{{ '\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<assistant>' }}{% endif %}`
+	e, err := NewEncoder(tok, tmpl, TemplateOverride, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The chosen content "\n" and "s>" both occur in the tail "</s>\n".
+	for _, content := range []string{"\n", "s>", "a"} {
+		row := Row{Line: 1, Chat: &Chat{Prompt: []Message{{RoleUser, "q"}}, Chosen: []Message{{RoleAssistant, content}}}}
+		res, err := e.Encode([]Row{row}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := res.Examples[0].Chosen
+		if s.Tokens[len(s.Tokens)-1] != tok.EOS() || countID(s.Tokens, tok.EOS()) != 1 {
+			t.Errorf("content %q: response %v does not end once with EOS", content, s.Tokens[s.ResponseStart:])
+		}
+	}
+}
