@@ -49,6 +49,11 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ic.Dataset.InvalidRows, "invalid-rows", contract.InvalidRowsReject, "what invalid rows do: Reject fails the dataset, Skip leaves them out (counted and named)")
 	fs.StringVar(&ic.Dataset.Digest, "digest", "", "fail unless the file still has this sha256:<hex> digest")
 	fs.IntVar(&ic.MaxInvalidRows, "max-invalid-rows", data.DefaultMaxInvalidRows, "how many invalid rows to list (all are counted)")
+	modelURI := fs.String("model", "", "model directory or URI (file://, s3://, gs://, azblob://, hf://) whose tokenizer and chat template "+
+		"the rows are inspected with: token lengths, truncation counts, the first rows as the model sees them")
+	fs.IntVar(&ic.MaxLength, "max-length", 0, "with --model: the run's training.maxLength for the truncation counts (0: the model's positions)")
+	templateFile := fs.String("chat-template", "", "with --model: the Jinja chat template file the run overrides the model's with")
+	showRows := fs.Int("show-rows", 3, "with --model: how many of the first rows to print (stderr) as the model sees them")
 	if err := fs.Parse(args); err != nil {
 		return contract.ExitUsage
 	}
@@ -85,6 +90,14 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 		}
 	} else if ic.Dataset.URI == "" {
 		return usageErr("give --config or --data")
+	} else if *modelURI != "" {
+		tmpl, err := readChatTemplateFile(*templateFile)
+		if err != nil {
+			return usageErr(err.Error())
+		}
+		ic.Model = &contract.ModelConfig{From: *modelURI, ChatTemplate: tmpl}
+	} else if *templateFile != "" || ic.MaxLength != 0 {
+		return usageErr("--chat-template and --max-length need --model")
 	}
 	path, err := inspectDataPath(ic.Dataset.URI)
 	if err != nil {
@@ -107,11 +120,23 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("InvalidConfig", contract.ExitInvalidInput, err)
 	}
+	noSignal := ""
+	if ic.Model != nil {
+		code, why, err := inspectWithModel(ic, d, &rep, *showRows, stderr)
+		if err != nil {
+			return fail(why, code, err)
+		}
+		noSignal = why
+	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	writeInspectTermination(termLog, contract.TerminationMessage{Dataset: &rep}, stderr)
 	if _, err := d.CheckInvalidRows(ic.Dataset.InvalidRows); err != nil {
 		fmt.Fprintf(stderr, "inspect-dataset: %v\n", err)
+		return contract.ExitInvalidInput
+	}
+	if noSignal != "" {
+		fmt.Fprintf(stderr, "inspect-dataset: NoTrainingSignal: %s\n", noSignal)
 		return contract.ExitInvalidInput
 	}
 	return contract.ExitOK
@@ -142,6 +167,12 @@ func readInspectConfig(path string) (contract.InspectConfig, error) {
 	}
 	if ic.Dataset.URI == "" {
 		return ic, fmt.Errorf("%s: field dataset.uri is empty", path)
+	}
+	if ic.Model != nil && ic.Model.From == "" {
+		return ic, fmt.Errorf("%s: field model.from is empty: the inspection needs the model's directory or URI for its tokenizer", path)
+	}
+	if ic.MaxLength < 0 || ic.MaxLength == 1 {
+		return ic, fmt.Errorf("%s: field maxLength is %d, want 0 (the model's positions) or >= 2", path, ic.MaxLength)
 	}
 	if ic.MaxInvalidRows < 0 {
 		return ic, fmt.Errorf("%s: field maxInvalidRows is %d, must not be negative", path, ic.MaxInvalidRows)

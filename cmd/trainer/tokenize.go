@@ -12,6 +12,7 @@ import (
 
 	"github.com/preftune/preftune/trainer/chattemplate"
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
@@ -40,6 +41,7 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, `print one JSON object {"ids", "pieces", "decoded", "bytes"} instead of a table`)
 	chat := fs.Bool("chat", false, "render stdin as one user message through the model's chat template (add_generation_prompt), "+
 		"print the rendering to stderr and tokenize it as a training prompt is")
+	templateFile := fs.String("chat-template", "", "with --chat: render with the Jinja chat template in this file instead of the model's")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return contract.ExitUsage
@@ -70,7 +72,7 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "preftune-trainer tokenize: warning: stdin is not valid UTF-8; invalid bytes are tokenized as U+FFFD")
 	}
 	if *chat {
-		rendered, err := renderChat(tok, text, stderr)
+		rendered, err := renderChat(tok, *modelDir, *templateFile, text, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "preftune-trainer tokenize: --chat: %v\n", err)
 			return contract.ExitInvalidInput
@@ -157,28 +159,44 @@ func bytePiece(id int) string {
 	return "?"
 }
 
-// renderChat renders text as one user message with the model's chat template (tokenizer_config.json's
-// chat_template, or chat_template.jinja), add_generation_prompt on, with the tokenizer's special tokens as the
-// template's variables, as transformers' apply_chat_template does. It warns when the text holds the template's own
-// control markers (a user message containing "<|im_start|>" renders like a real turn).
-func renderChat(tok tokenizer.Tokenizer, text string, stderr io.Writer) (string, error) {
-	p, ok := tok.(*tokenizer.Pretrained)
-	if !ok || p.Config.ChatTemplate == "" {
-		return "", fmt.Errorf("the model has no chat template (tokenizer_config.json's chat_template or chat_template.jinja)")
-	}
-	special := map[string]string{}
-	for k, v := range map[string]string{"bos_token": p.Config.BOSToken, "eos_token": p.Config.EOSToken,
-		"pad_token": p.Config.PadToken, "unk_token": p.Config.UnkToken} {
-		if v != "" {
-			special[k] = v
-		}
-	}
-	tmpl, err := chattemplate.Compile(p.Config.ChatTemplate, special)
+// renderChat renders text as one user message with the chat template a run on the model would use (the file
+// given by --chat-template, else tokenizer_config.json's chat_template or chat_template.jinja, else for the byte
+// tokenizer the built-in template), add_generation_prompt on, with the tokenizer's special tokens as the template's
+// variables, as transformers' apply_chat_template does. It warns when the text holds the template's own control
+// markers (a user message containing "<|im_start|>" renders like a real turn).
+func renderChat(tok tokenizer.Tokenizer, modelDir, templateFile, text string, stderr io.Writer) (string, error) {
+	override, err := readChatTemplateFile(templateFile)
 	if err != nil {
 		return "", err
 	}
-	if m := tmpl.FindControlMarkers(text); len(m) > 0 {
+	src, origin, err := data.ChatTemplateOf(override, modelDir)
+	if err != nil {
+		return "", err
+	}
+	if _, pretrained := tok.(*tokenizer.Pretrained); pretrained && src == "" {
+		return "", fmt.Errorf("the model has no chat template (tokenizer_config.json's chat_template or chat_template.jinja); give one with --chat-template")
+	}
+	enc, err := data.NewEncoder(tok, src, origin, 2)
+	if err != nil {
+		return "", err
+	}
+	if m := enc.Template.FindControlMarkers(text); len(m) > 0 {
 		fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: the text holds the template's control markers %q; they render like the template's own\n", m)
 	}
-	return tmpl.Render([]chattemplate.Message{chattemplate.NewMessage("user", text)}, chattemplate.RenderOptions{AddGenerationPrompt: true})
+	return enc.Template.Render([]chattemplate.Message{chattemplate.NewMessage("user", text)}, chattemplate.RenderOptions{AddGenerationPrompt: true})
+}
+
+// readChatTemplateFile reads a --chat-template file ("" when path is ""); an empty file is an error.
+func readChatTemplateFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--chat-template: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "", fmt.Errorf("--chat-template: %s is empty", path)
+	}
+	return string(b), nil
 }

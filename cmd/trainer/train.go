@@ -29,6 +29,8 @@ type runFlags struct {
 	// model directory's config.json sets them.
 	newModelFlags []string
 	minLR         *float64
+	// chatTemplateFile is --chat-template: its text becomes rc.Model.ChatTemplate.
+	chatTemplateFile string
 }
 
 func newRunFlags(kind contract.Kind) *runFlags {
@@ -48,6 +50,10 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	fs.IntVar(&t.MaxSteps, "steps", 0, "optimiser steps (or --epochs)")
 	fs.Float64Var(&t.Epochs, "epochs", 0, "epochs over the training split (or --steps)")
 	fs.IntVar(&t.BatchSize, "batch-size", 8, "examples per micro-batch")
+	fs.IntVar(&t.MaxLength, "max-length", 0, "fit each sequence (prompt and response) into this many tokens, at most the model's "+
+		"positions (0: the model's positions); the prompt is cut once per pair, from its start")
+	fs.StringVar(&f.chatTemplateFile, "chat-template", "", "render conversational rows with the Jinja chat template in this file "+
+		"instead of the model's own (written into the output model's tokenizer_config.json)")
 	fs.IntVar(&t.GradientAccumulationSteps, "grad-accum", 1, "micro-batches per optimiser step")
 	lr := 1e-3
 	if kind == contract.KindDPO {
@@ -77,6 +83,11 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 	}
 	if f.config == "" {
 		f.rc.Training.MinLearningRateRatio = f.minLR
+		tmpl, err := readChatTemplateFile(f.chatTemplateFile)
+		if err != nil {
+			return f.rc, err
+		}
+		f.rc.Model.ChatTemplate = tmpl
 		if f.finish != nil {
 			f.finish()
 		}

@@ -23,22 +23,22 @@ func TestCaseImplicitConversational(t *testing.T) {
 		t.Fatalf("format %s rows %d invalid %+v", d.Format, len(d.Rows), d.Invalid)
 	}
 	want := []Row{
-		{1, "<|user|>\nWhat is 2+2?\n<|assistant|>\n", "4", "5"},
-		{2, "<|system|>\nBe brief.\n<|user|>\nColor of the sky?\n<|assistant|>\n", "Blue.", "Green."},
+		textRow(1, "<|user|>\nWhat is 2+2?\n<|assistant|>\n", "4", "5"),
+		textRow(2, "<|system|>\nBe brief.\n<|user|>\nColor of the sky?\n<|assistant|>\n", "Blue.", "Green."),
 	}
 	for i, w := range want {
-		if d.Rows[i] != w {
+		if plain(d.Rows[i]) != w {
 			t.Errorf("row %d: %#v, want %#v", i, d.Rows[i], w)
 		}
 	}
 	// The same rows read through the explicit format name and through renamed fields.
 	e, err := ReadFile(caseFile(t, "02-implicit-conversational.jsonl"), Options{Format: FormatImplicitPrompt})
-	if err != nil || len(e.Rows) != 2 || e.Rows[1] != want[1] {
+	if err != nil || len(e.Rows) != 2 || plain(e.Rows[1]) != want[1] {
 		t.Fatalf("format implicitPrompt: %v %+v", err, e.Rows)
 	}
 	src := strings.NewReplacer(`"chosen"`, `"good"`, `"rejected"`, `"bad"`).Replace(readCase(t, "02-implicit-conversational.jsonl"))
 	m := mustParse(t, src, Options{ChosenField: "good", RejectedField: "bad"})
-	if m.Format != FormatImplicitPrompt || len(m.Rows) != 2 || m.Rows[0] != want[0] {
+	if m.Format != FormatImplicitPrompt || len(m.Rows) != 2 || plain(m.Rows[0]) != want[0] {
 		t.Fatalf("renamed fields: %s %+v %+v", m.Format, m.Rows, m.Invalid)
 	}
 	// A multi-turn conversation: the shared prompt keeps every earlier turn, the response may hold several.

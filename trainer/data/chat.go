@@ -21,6 +21,31 @@ type Message struct {
 // header is the line that opens a message in the chat template.
 func header(role string) string { return "<|" + role + "|>\n" }
 
+// BuiltinChatTemplate is the trainer's own chat template, as a Jinja chat template: the template of models trained
+// from scratch (the byte tokenizer), and the fallback for a pretrained model that has none. Each message is
+// "<|role|>\n" + content, messages are separated by "\n", and the generation prompt is "<|assistant|>\n" (after
+// a "\n" when there are messages). It renders exactly what RenderPrompt and RenderResponse build: the prompt of a
+// conversation is RenderPrompt of its prompt messages, and what the whole conversation adds after it is
+// RenderResponse of the response messages (the model's EOS then takes the place of a final newline). Roles other
+// than system, user and assistant raise.
+const BuiltinChatTemplate = `{%- for message in messages -%}` +
+	`{%- if not loop.first %}{{ '\n' }}{% endif -%}` +
+	`{%- if message['role'] == 'system' %}{{ '<|system|>\n' }}` +
+	`{%- elif message['role'] == 'user' %}{{ '<|user|>\n' }}` +
+	`{%- elif message['role'] == 'assistant' %}{{ '<|assistant|>\n' }}` +
+	`{%- else %}{{ raise_exception('the built-in chat template has no role ' + message['role']) }}{% endif -%}` +
+	`{{ message['content'] }}` +
+	`{%- endfor -%}` +
+	`{%- if add_generation_prompt %}{% if messages|length > 0 %}{{ '\n' }}{% endif %}{{ '<|assistant|>\n' }}{% endif -%}`
+
+// Chat holds a conversational row's messages, which the model's chat template renders (Encoder): Prompt are the
+// messages before the response; Chosen (the SFT completion) and Rejected are the response messages, each starting
+// with the assistant's. A response without messages (an implicit-prompt side that ends where the reply starts) is
+// rendered as one empty assistant message. Rejected is empty for SFT rows.
+type Chat struct {
+	Prompt, Chosen, Rejected []Message
+}
+
 // RenderPrompt renders prompt messages with the chat template and opens the assistant's turn.
 func RenderPrompt(msgs []Message) string {
 	var b strings.Builder

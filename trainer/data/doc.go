@@ -48,7 +48,7 @@
 //
 // # Tool turns
 //
-// The chat template below has no tool syntax, so a message with tool_calls or function_call, a message in role
+// The built-in chat template has no tool syntax, so a message with tool_calls or function_call, a message in role
 // tool/function/ipython, or a ShareGPT function_call/observation turn is an invalid row (naming the field) rather
 // than a message rendered without its call or result.
 //
@@ -59,9 +59,10 @@
 //
 // # Chat template
 //
-// Every chat format renders with one template: each message is "<|role|>\n" + content + "\n" (roles system, user,
-// assistant), and the prompt ends with the assistant header "<|assistant|>\n". The response is the first
-// assistant message's content; any later message of a multi-message response follows as "\n<|role|>\n" + content,
-// so the text reads exactly as the template would render it, and the model's EOS takes the place of the final
-// newline.
+// Conversational rows keep their messages (Row.Chat), which an Encoder renders with the model's chat template
+// (or a run's override); Row's texts are the built-in template's rendering (BuiltinChatTemplate: each message is
+// "<|role|>\n" + content, messages are separated by "\n", the prompt ends with "\n<|assistant|>\n"), which the
+// split groups by and the report measures, and which models trained from scratch are trained on. The Encoder
+// tokenizes prompt+response jointly, puts BOS and the turn's end exactly once and truncates once per pair (see
+// Encoder and trainer/DESIGN.md).
 package data

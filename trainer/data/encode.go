@@ -56,16 +56,19 @@ type Example struct {
 	Chosen, Rejected Sequence
 }
 
-// EncodeRows encodes rows; rejected responses only when preference is true.
+// EncodeRows encodes rows with the built-in chat template (conversational rows) or as their text, truncated once
+// per pair (Encoder); rejected responses only when preference is true. Pairs identical after truncation are left
+// out. Runs use an Encoder built for their model (NewEncoder with ChatTemplateOf) to get the counts too.
 func EncodeRows(tok tokenizer.Tokenizer, rows []Row, ctxLen int, preference bool) []Example {
-	out := make([]Example, len(rows))
-	for i, r := range rows {
-		out[i].Chosen = Encode(tok, r.Prompt, r.Chosen, ctxLen)
-		if preference {
-			out[i].Rejected = Encode(tok, r.Prompt, r.Rejected, ctxLen)
-		}
+	e, err := NewEncoder(tok, "", TemplateBuiltin, ctxLen)
+	if err != nil {
+		panic(fmt.Sprintf("data.EncodeRows: %v", err))
 	}
-	return out
+	res, err := e.Encode(rows, preference)
+	if err != nil {
+		panic(fmt.Sprintf("data.EncodeRows: %v", err))
+	}
+	return res.Examples
 }
 
 // Buckets are the padded lengths a batch may have: the model's graph lengths (model.Buckets: 32, 64, 128, ...

@@ -136,7 +136,7 @@ func parseImplicitMessages(obj map[string]json.RawMessage, n fieldNames) (Row, *
 			"assistant's, so the two sides differ after a finished reply; a preference is between the assistant's " +
 			"replies to the same prompt"}
 	}
-	r := Row{Prompt: RenderPrompt(chosen[:k])}
+	r := Row{Prompt: RenderPrompt(chosen[:k]), Chat: &Chat{Prompt: chosen[:k], Chosen: chosen[k:], Rejected: rejected[k:]}}
 	for _, side := range []struct {
 		key  string
 		msgs []Message
@@ -178,7 +178,7 @@ func parseConversational(obj map[string]json.RawMessage, n fieldNames) (Row, *fi
 	if err := promptMessages(prompt, n.prompt); err != nil {
 		return Row{}, err
 	}
-	return chatRow(RenderPrompt(prompt), obj, n.chosen, n.rejected, openAIKeys)
+	return chatRow(prompt, obj, n.chosen, n.rejected, openAIKeys)
 }
 
 func messageList(obj map[string]json.RawMessage, key string, k messageKeys) ([]Message, *fieldError) {
@@ -190,12 +190,13 @@ func messageList(obj map[string]json.RawMessage, key string, k messageKeys) ([]M
 }
 
 // chatRow reads the two response lists of a chat preference row.
-func chatRow(prompt string, obj map[string]json.RawMessage, chosenKey, rejectedKey string, k messageKeys) (Row, *fieldError) {
-	r := Row{Prompt: prompt}
+func chatRow(prompt []Message, obj map[string]json.RawMessage, chosenKey, rejectedKey string, k messageKeys) (Row, *fieldError) {
+	r := Row{Prompt: RenderPrompt(prompt), Chat: &Chat{Prompt: prompt}}
 	for _, side := range []struct {
-		key string
-		dst *string
-	}{{chosenKey, &r.Chosen}, {rejectedKey, &r.Rejected}} {
+		key  string
+		dst  *string
+		msgs *[]Message
+	}{{chosenKey, &r.Chosen, &r.Chat.Chosen}, {rejectedKey, &r.Rejected, &r.Chat.Rejected}} {
 		msgs, err := messageList(obj, side.key, k)
 		if err != nil {
 			return r, err
@@ -203,6 +204,7 @@ func chatRow(prompt string, obj map[string]json.RawMessage, chosenKey, rejectedK
 		if *side.dst, err = responseMessages(msgs, side.key); err != nil {
 			return r, err
 		}
+		*side.msgs = msgs
 	}
 	return r, nil
 }
@@ -222,11 +224,12 @@ func parseShareGPT(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldErr
 	if system != "" {
 		turns = append([]Message{{RoleSystem, system}}, turns...)
 	}
-	r := Row{Prompt: RenderPrompt(turns)}
+	r := Row{Prompt: RenderPrompt(turns), Chat: &Chat{Prompt: turns}}
 	for _, side := range []struct {
-		key string
-		dst *string
-	}{{n.chosen, &r.Chosen}, {n.rejected, &r.Rejected}} {
+		key  string
+		dst  *string
+		msgs *[]Message
+	}{{n.chosen, &r.Chosen, &r.Chat.Chosen}, {n.rejected, &r.Rejected, &r.Chat.Rejected}} {
 		raw, ok := obj[side.key]
 		if !ok {
 			return r, missing(side.key)
@@ -243,6 +246,7 @@ func parseShareGPT(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldErr
 			}
 			return r, err
 		}
+		*side.msgs = []Message{m}
 	}
 	return r, nil
 }
@@ -267,7 +271,7 @@ func parseChatPreference(obj map[string]json.RawMessage, _ fieldNames) (Row, *fi
 	if err := promptMessages(prompt, "input.messages"); err != nil {
 		return Row{}, err
 	}
-	return chatRow(RenderPrompt(prompt), obj, "preferred_output", "non_preferred_output", openAIKeys)
+	return chatRow(prompt, obj, "preferred_output", "non_preferred_output", openAIKeys)
 }
 
 func parsePromptCompletion(obj map[string]json.RawMessage, n fieldNames) (Row, *fieldError) {
@@ -295,7 +299,7 @@ func parseMessages(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldErr
 	if msgs[last].Content == "" {
 		return Row{}, &fieldError{fmt.Sprintf("messages[%d].content", last), "empty response"}
 	}
-	return Row{Prompt: RenderPrompt(msgs[:last]), Chosen: msgs[last].Content}, nil
+	return Row{Prompt: RenderPrompt(msgs[:last]), Chosen: msgs[last].Content, Chat: &Chat{Prompt: msgs[:last], Chosen: msgs[last:]}}, nil
 }
 
 func parseText(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError) {
@@ -332,5 +336,5 @@ func parseAlpaca(obj map[string]json.RawMessage, _ fieldNames) (Row, *fieldError
 		msgs = append(msgs, Message{RoleSystem, system})
 	}
 	msgs = append(msgs, Message{RoleUser, user})
-	return Row{Prompt: RenderPrompt(msgs), Chosen: output}, nil
+	return Row{Prompt: RenderPrompt(msgs), Chosen: output, Chat: &Chat{Prompt: msgs, Chosen: []Message{{RoleAssistant, output}}}}, nil
 }

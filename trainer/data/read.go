@@ -13,11 +13,16 @@ import (
 )
 
 // Row is one valid example. Preference rows have all three texts; SFT rows leave Rejected empty and keep the
-// completion in Chosen. Texts are rendered (chat formats through the template) and never empty responses.
+// completion in Chosen. For conversational rows the texts are the built-in template's rendering (RenderPrompt,
+// RenderResponse: what the split groups by and the report measures) and Chat keeps the messages, which an Encoder
+// renders with the model's own chat template; plain-text rows have no Chat.
 type Row struct {
 	// Line is the 1-based line of the row in its file.
 	Line                     int
 	Prompt, Chosen, Rejected string
+	// Chat is the row's messages (nil for plain-text formats: standard, implicitPrompt of strings,
+	// promptCompletion, text).
+	Chat *Chat
 }
 
 // Options says how to read a file.

@@ -21,30 +21,30 @@ func TestFormatsReadAndDetect(t *testing.T) {
 		name, format, src string
 		want              Row
 	}{
-		{"standard", FormatStandard, `{"prompt":"2+2=","chosen":"4","rejected":"5"}`, Row{1, "2+2=", "4", "5"}},
+		{"standard", FormatStandard, `{"prompt":"2+2=","chosen":"4","rejected":"5"}`, textRow(1, "2+2=", "4", "5")},
 		{"implicit prompt keeps the space", FormatImplicitPrompt, `{"chosen":"The sky is blue.","rejected":"The sky is green."}`,
-			Row{1, "The sky is ", "blue.", "green."}},
+			textRow(1, "The sky is ", "blue.", "green.")},
 		{"conversational", FormatConversational,
 			`{"prompt":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"Hello"}],"rejected":[{"role":"assistant","content":"Go away"}]}`,
-			Row{1, "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n", "Hello", "Go away"}},
+			textRow(1, "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n", "Hello", "Go away")},
 		{"conversational multi-message response", FormatConversational,
 			`{"prompt":[{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"A"},{"role":"user","content":"B"},{"role":"assistant","content":"C"}],"rejected":[{"role":"assistant","content":"D"}]}`,
-			Row{1, "<|user|>\nHi\n<|assistant|>\n", "A\n<|user|>\nB\n<|assistant|>\nC", "D"}},
+			textRow(1, "<|user|>\nHi\n<|assistant|>\n", "A\n<|user|>\nB\n<|assistant|>\nC", "D")},
 		{"sharegpt with system", FormatShareGPT,
 			`{"system":"S","conversations":[{"from":"human","value":"Q"}],"chosen":{"from":"gpt","value":"good"},"rejected":{"from":"gpt","value":"bad"}}`,
-			Row{1, "<|system|>\nS\n<|user|>\nQ\n<|assistant|>\n", "good", "bad"}},
+			textRow(1, "<|system|>\nS\n<|user|>\nQ\n<|assistant|>\n", "good", "bad")},
 		{"chatPreference", FormatChatPreference,
 			`{"input":{"messages":[{"role":"user","content":"Q"}]},"preferred_output":[{"role":"assistant","content":"good"}],"non_preferred_output":[{"role":"assistant","content":"bad"}]}`,
-			Row{1, "<|user|>\nQ\n<|assistant|>\n", "good", "bad"}},
-		{"promptCompletion", FormatPromptCompletion, `{"prompt":"Say hi:","completion":" hi"}`, Row{1, "Say hi:", " hi", ""}},
+			textRow(1, "<|user|>\nQ\n<|assistant|>\n", "good", "bad")},
+		{"promptCompletion", FormatPromptCompletion, `{"prompt":"Say hi:","completion":" hi"}`, textRow(1, "Say hi:", " hi", "")},
 		{"messages", FormatMessages,
 			`{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A"}]}`,
-			Row{1, "<|user|>\nQ\n<|assistant|>\n", "A", ""}},
-		{"text", FormatText, `{"text":"all of it"}`, Row{1, "", "all of it", ""}},
+			textRow(1, "<|user|>\nQ\n<|assistant|>\n", "A", "")},
+		{"text", FormatText, `{"text":"all of it"}`, textRow(1, "", "all of it", "")},
 		{"alpaca with input", FormatAlpaca, `{"instruction":"Add","input":"1 and 2","output":"3"}`,
-			Row{1, "<|user|>\nAdd\n\n1 and 2\n<|assistant|>\n", "3", ""}},
+			textRow(1, "<|user|>\nAdd\n\n1 and 2\n<|assistant|>\n", "3", "")},
 		{"alpaca without input", FormatAlpaca, `{"instruction":"Say 3","input":"","output":"3"}`,
-			Row{1, "<|user|>\nSay 3\n<|assistant|>\n", "3", ""}},
+			textRow(1, "<|user|>\nSay 3\n<|assistant|>\n", "3", "")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -56,7 +56,7 @@ func TestFormatsReadAndDetect(t *testing.T) {
 				if len(d.Invalid) != 0 || len(d.Rows) != 1 {
 					t.Fatalf("format %q: %d rows, invalid %v", format, len(d.Rows), d.Invalid)
 				}
-				if d.Rows[0] != c.want {
+				if plain(d.Rows[0]) != c.want {
 					t.Fatalf("format %q: row\n%#v\nwant\n%#v", format, d.Rows[0], c.want)
 				}
 				if d.Preference() != (c.want.Rejected != "") {
@@ -80,11 +80,11 @@ func TestSFTFormatNameDetectsSFTShapes(t *testing.T) {
 func TestFieldMapping(t *testing.T) {
 	opts := Options{PromptField: "question", ChosenField: "good", RejectedField: "bad"}
 	d := mustParse(t, `{"question":"q","good":"g","bad":"b","extra":1}`, opts)
-	if d.Format != FormatStandard || d.Rows[0] != (Row{1, "q", "g", "b"}) {
+	if d.Format != FormatStandard || plain(d.Rows[0]) != (textRow(1, "q", "g", "b")) {
 		t.Fatalf("mapped standard: %s %+v %v", d.Format, d.Rows, d.Invalid)
 	}
 	d = mustParse(t, `{"good":"x1","bad":"x2"}`, opts)
-	if d.Format != FormatImplicitPrompt || d.Rows[0] != (Row{1, "x", "1", "2"}) {
+	if d.Format != FormatImplicitPrompt || plain(d.Rows[0]) != (textRow(1, "x", "1", "2")) {
 		t.Fatalf("mapped implicit: %s %+v %v", d.Format, d.Rows, d.Invalid)
 	}
 	d = mustParse(t, `{"question":"q","good":"g"}`, Options{Format: FormatStandard, PromptField: "question", ChosenField: "good", RejectedField: "bad"})
@@ -318,3 +318,10 @@ func TestDigest(t *testing.T) {
 		t.Fatal("different bytes, same digest")
 	}
 }
+
+// textRow is a row's line and texts; plain drops a row's messages, so rows compare by their texts.
+func textRow(line int, prompt, chosen, rejected string) Row {
+	return Row{Line: line, Prompt: prompt, Chosen: chosen, Rejected: rejected}
+}
+
+func plain(r Row) Row { r.Chat = nil; return r }

@@ -93,6 +93,9 @@ type HubClient struct {
 	Token string
 	// HTTP is the client; nil means http.DefaultClient.
 	HTTP *http.Client
+	// SkipWeights makes Download fetch config.json and the HubFiles only (for reading a model's tokenizer and
+	// chat template, as inspect-dataset does); the weights are listed in Skipped and Digest stays empty.
+	SkipWeights bool
 }
 
 // HubFromEnv is a client for $HF_ENDPOINT (default DefaultHubEndpoint) with $HF_TOKEN.
@@ -180,6 +183,7 @@ func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, er
 		}
 	}
 	switch {
+	case c.SkipWeights:
 	case siblings[hf.WeightsIndexFile].RFilename != "":
 		if err := fetch(hf.WeightsIndexFile); err != nil {
 			return nil, err
@@ -217,6 +221,9 @@ func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, er
 	}
 	sort.Strings(m.Files)
 	sort.Strings(m.Skipped)
+	if c.SkipWeights {
+		return m, nil
+	}
 	if m.Digest, err = hf.WeightsDigest(dst); err != nil {
 		return nil, err
 	}

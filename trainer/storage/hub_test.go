@@ -235,3 +235,27 @@ func TestHubDownloadSharded(t *testing.T) {
 		t.Fatalf("loading the sharded download: %v", err)
 	}
 }
+
+// TestHubDownloadSkipWeights: with SkipWeights only config.json and the tokenizer files come down (inspect-dataset
+// reads a model's tokenizer and chat template without its weights).
+func TestHubDownloadSkipWeights(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(stories260K, "model.safetensors")); err != nil {
+		t.Skipf("stories260K not available at %s: %v", stories260K, err)
+	}
+	h := &fakeHub{repos: map[string]string{"test-org/stories260K": stories260K}, commit: strings.Repeat("cd34", 10), refs: map[string]bool{"main": true}}
+	startHub(t, h)
+	c := HubFromEnv()
+	c.SkipWeights = true
+	dst := t.TempDir()
+	m, err := c.Download(context.Background(), "hf://test-org/stories260K", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"config.json", "generation_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"}
+	if !slices.Equal(m.Files, want) || !slices.Contains(m.Skipped, "model.safetensors") || m.Digest != "" {
+		t.Fatalf("downloaded %+v", m)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "model.safetensors")); !os.IsNotExist(err) {
+		t.Fatalf("weights downloaded: %v", err)
+	}
+}

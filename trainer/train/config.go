@@ -166,6 +166,9 @@ func (c *Config) checkTraining() error {
 	if t.BatchSize < 1 {
 		return fieldErr("training.batchSize", "is %d, want >= 1", t.BatchSize)
 	}
+	if t.MaxLength < 0 || t.MaxLength == 1 {
+		return fieldErr("training.maxLength", "is %d, want 0 (the model's max positions) or >= 2 tokens", t.MaxLength)
+	}
 	if t.GradientAccumulationSteps < 0 {
 		return fieldErr("training.gradientAccumulationSteps", "is %d, want >= 1", t.GradientAccumulationSteps)
 	}

@@ -2,6 +2,8 @@ package train
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -29,13 +31,22 @@ type runIdentity struct {
 	GradClipNorm   float64             `json:"gradClipNorm"`
 	DPO            *contract.DPOConfig `json:"dpo,omitempty"`
 	StartingDigest string              `json:"startingModelDigest,omitempty"`
+	// MaxLength and ChatTemplateDigest (sha256 of model.chatTemplate) change the sequences trained on; both are
+	// left out when unset, so checkpoints written before they existed still resume.
+	MaxLength          int    `json:"maxLength,omitempty"`
+	ChatTemplateDigest string `json:"chatTemplateDigest,omitempty"`
 }
 
 func (r *runner) identity() runIdentity {
 	t := r.cfg.Training
 	id := runIdentity{Kind: r.cfg.Kind, DatasetDigest: r.dataDigest, EvalFraction: r.cfg.Dataset.EvalFraction,
 		SplitSeed: r.cfg.Dataset.Seed, SplitBy: r.splitBy, InvalidRows: r.cfg.Dataset.InvalidRows, BatchSize: t.BatchSize, GradAccum: t.GradientAccumulationSteps, Seed: t.Seed,
-		WeightDecay: t.WeightDecay, GradClipNorm: t.GradClipNorm, DPO: r.cfg.DPO, StartingDigest: r.startDigest}
+		WeightDecay: t.WeightDecay, GradClipNorm: t.GradClipNorm, DPO: r.cfg.DPO, StartingDigest: r.startDigest,
+		MaxLength: t.MaxLength}
+	if tmpl := r.cfg.Model.ChatTemplate; tmpl != "" {
+		sum := sha256.Sum256([]byte(tmpl))
+		id.ChatTemplateDigest = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	return id
 }
 

@@ -60,6 +60,11 @@ type runner struct {
 	plots []string // plot files written next to metrics.jsonl
 	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
 	sourceCommit string
+	// encoder renders and tokenizes the rows (the model's tokenizer and chat template, the run's context);
+	// truncation counts what fitting them changed; chatRows counts the conversational rows it rendered.
+	encoder    *data.Encoder
+	truncation *contract.Truncation
+	chatRows   int
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -109,10 +114,11 @@ func (r *runner) setup() error {
 	if err := r.loadModel(rows); err != nil {
 		return err
 	}
-	preference := cfg.Kind == contract.KindDPO
-	ctxLen := r.policy.ContextLength
-	trainEx := data.EncodeRows(r.tok, rows, ctxLen, preference)
-	evalEx := data.EncodeRows(r.tok, eval, ctxLen, preference)
+	ctxLen := r.policy.ContextLength // the batches' buckets; sequences are fitted into encodeData's context
+	trainEx, evalEx, err := r.encodeData(rows, eval)
+	if err != nil {
+		return err
+	}
 
 	t := cfg.Training
 	if r.loader, err = data.NewLoader(r.tok, trainEx, cfg.Kind, t.BatchSize, ctxLen, uint64(t.Seed)); err != nil {
@@ -208,9 +214,9 @@ var cgroupRoot = hf.CgroupRoot
 
 // checkMemory estimates, before a pretrained model directory is loaded, the peak memory of one training step on
 // it (hf.EstimateMemory: weights, gradients, AdamW state, activations and logits for a micro-batch of the run's
-// batch size, padded to the bucket of the longest sequence the rows encode to with the model's tokenizer, at most
-// its max_position_embeddings) and fails when the container's memory limit (cgroup) is below it: a
-// *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that would fit.
+// batch size, padded to the bucket of the longest sequence the rows encode to with the model's tokenizer and chat
+// template, at most min(max_position_embeddings, training.maxLength)) and fails when the container's memory limit
+// (cgroup) is below it: a *hf.MemoryError (reason InsufficientMemory, exit code 3) naming the figures and the batch size that would fit.
 // Without a limit, and for a from-scratch model or a trainer-written directory, it checks nothing.
 func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if !isPretrainedDir(dir) {
@@ -235,12 +241,18 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if err != nil {
 		return nil // LoadModelDir reports it
 	}
-	ctxLen, longest := hc.MaxPositionEmbeddings, 1
-	for _, row := range rows {
-		longest = max(longest, len(data.Encode(tok, row.Prompt, row.Chosen, ctxLen).Tokens))
-		if r.cfg.Kind == contract.KindDPO {
-			longest = max(longest, len(data.Encode(tok, row.Prompt, row.Rejected, ctxLen).Tokens))
-		}
+	ctxLen, longest := contextFor(hc.MaxPositionEmbeddings, r.cfg.Training.MaxLength), 1
+	// The rows as the run will encode them (chat template, truncation); a template error is reported later.
+	tmpl, origin, err := data.ChatTemplateOf(r.cfg.Model.ChatTemplate, dir)
+	if err != nil {
+		return nil
+	}
+	enc, err := data.NewEncoder(tok, tmpl, origin, ctxLen)
+	if err != nil {
+		return nil
+	}
+	if res, _ := enc.Encode(rows, r.cfg.Kind == contract.KindDPO); res != nil {
+		longest = max(longest, res.Longest)
 	}
 	plan := hf.MemoryPlan{BatchSize: r.cfg.Training.BatchSize, SequencesPerExample: 1, ContextLength: data.BucketFor(longest, ctxLen)}
 	if r.cfg.Kind == contract.KindDPO {
@@ -310,6 +322,9 @@ func (r *runner) finish() (*contract.Result, error) {
 	if err != nil {
 		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
 	}
+	if err := r.writeChatTemplate(dir); err != nil {
+		return nil, failed(ReasonTrainingFailed, "writing the chat template into the final model's tokenizer_config.json: %v", err)
+	}
 	uri, err := r.publishModel(r.ioCtx, dir)
 	if err != nil {
 		return nil, err
@@ -317,7 +332,7 @@ func (r *runner) finish() (*contract.Result, error) {
 	res := &contract.Result{
 		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
 		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
-		Plots: r.plotURIs(),
+		Plots: r.plotURIs(), Truncation: r.truncation,
 	}
 	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {

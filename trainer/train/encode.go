@@ -1,0 +1,172 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
+	"github.com/preftune/preftune/trainer/tokenizer"
+)
+
+// ReasonNoTrainingSignal: after rendering, tokenization and truncation no row (SFT) or pair (DPO) is left with
+// something to learn, for example every pair's chosen and rejected are identical once truncated.
+const ReasonNoTrainingSignal = "NoTrainingSignal"
+
+// contextFor is the context sequences are fitted into: min(the model's positions, training.maxLength).
+func contextFor(modelContext, maxLength int) int {
+	if maxLength > 0 && maxLength < modelContext {
+		return maxLength
+	}
+	return modelContext
+}
+
+// encodeData renders, tokenizes and truncates the train and eval rows with the model's tokenizer and chat
+// template (ModelConfig.ChatTemplate, else the starting model directory's, else data.BuiltinChatTemplate), once
+// per pair into min(model positions, training.maxLength) tokens. The truncation counts (train and eval together)
+// go to the result, the warnings and a "truncation" event; rows the template cannot render fail the run
+// (InvalidDataset, naming the rows), and so does data with no training signal left (NoTrainingSignal).
+func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Example, err error) {
+	cfg := r.cfg
+	preference := cfg.Kind == contract.KindDPO
+	tmpl, origin, err := data.ChatTemplateOf(cfg.Model.ChatTemplate, r.sourceDir())
+	if err != nil {
+		return nil, nil, invalid(reasonOf(err, ReasonModelUnreadable), "chat template: %v", err)
+	}
+	enc, err := data.NewEncoder(r.tok, tmpl, origin, contextFor(r.policy.ContextLength, cfg.Training.MaxLength))
+	if err != nil {
+		if cfg.Model.ChatTemplate != "" {
+			return nil, nil, &FieldError{Field: "model.chatTemplate", Reason: err.Error()}
+		}
+		return nil, nil, invalid(ReasonInvalidConfig, "%v", err)
+	}
+	r.encoder = enc
+	// Rows the template cannot render are invalid rows: they fail the run, or are skipped and counted under
+	// invalidRows: Skip.
+	skip := cfg.Dataset.InvalidRows == contract.InvalidRowsSkip
+	tr, err := enc.Encode(rows, preference)
+	if err != nil && !skip {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+	}
+	ev, err := enc.Encode(eval, preference)
+	if err != nil && !skip {
+		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+	}
+	unrendered := append(append([]*data.RowError(nil), tr.Unrendered...), ev.Unrendered...)
+	if w := (&data.EncodeResult{Unrendered: unrendered}).UnrenderedWarning(); w != "" {
+		r.warnings = append(r.warnings, w)
+	}
+	all := mergeEncoded(tr, ev)
+	r.truncation = &all.Truncation
+	r.chatRows = all.ChatRows
+	if all.ChatRows > 0 && origin == data.TemplateBuiltin && isPretrainedDir(r.sourceDir()) {
+		r.warnings = append(r.warnings, fmt.Sprintf("the model has no chat template: %d conversational rows were rendered "+
+			"with the trainer's built-in template (<|user|> ... <|assistant|>); set model.chatTemplate (--chat-template) "+
+			"to the template the model will be used with", all.ChatRows))
+	}
+	r.warnings = append(r.warnings, all.Warnings(preference)...)
+	r.progress.Event("truncation", map[string]any{"contextLength": all.Truncation.ContextLength,
+		"rowsTruncated": all.Truncation.RowsTruncated, "promptsEmptied": all.Truncation.PromptsEmptied,
+		"responsesCut": all.Truncation.ResponsesCut, "identicalPairs": all.Truncation.IdenticalPairs,
+		"chatTemplate": origin, "longest": all.Longest})
+	if len(tr.Examples) > 0 {
+		r.progress.Event("example", exampleFields(tr.Lines[0], tr.Examples[0], preference))
+	}
+	if why := tr.NoSignal(preference); why != "" {
+		return nil, nil, invalid(ReasonNoTrainingSignal, "%s: %s", cfg.DataPath, why)
+	}
+	return tr.Examples, ev.Examples, nil
+}
+
+// mergeEncoded adds two results' counts (train and eval) for the report; examples are not merged.
+func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
+	m := *a
+	m.Examples, m.Lines = nil, nil
+	t := &m.Truncation
+	t.RowsTruncated += b.Truncation.RowsTruncated
+	t.PromptsEmptied += b.Truncation.PromptsEmptied
+	t.ResponsesCut += b.Truncation.ResponsesCut
+	t.IdenticalPairs += b.Truncation.IdenticalPairs
+	m.IdenticalLines = append(append([]int(nil), a.IdenticalLines...), b.IdenticalLines...)
+	m.EmptiedLines = append(append([]int(nil), a.EmptiedLines...), b.EmptiedLines...)
+	m.CutLines = append(append([]int(nil), a.CutLines...), b.CutLines...)
+	m.MarkerLines = append(append([]int(nil), a.MarkerLines...), b.MarkerLines...)
+	seen := map[string]bool{}
+	m.Markers = nil
+	for _, x := range append(append([]string(nil), a.Markers...), b.Markers...) {
+		if !seen[x] {
+			seen[x] = true
+			m.Markers = append(m.Markers, x)
+		}
+	}
+	m.SplitApart += b.SplitApart
+	m.Rows += b.Rows
+	m.ChatRows += b.ChatRows
+	m.Longest = max(m.Longest, b.Longest)
+	return m
+}
+
+// writeChatTemplate records the chat template a run rendered its rows with in the output model directory's
+// tokenizer_config.json (chat_template), keeping the file's other fields, so that a DPO run on this model and
+// every downstream tool render as this run did. It writes only when the template is not already the directory's:
+// an override (model.chatTemplate), or the built-in template used for conversational rows.
+func (r *runner) writeChatTemplate(dir string) error {
+	if r.encoder == nil {
+		return nil
+	}
+	origin := r.encoder.TemplateOrigin
+	if origin != data.TemplateOverride && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
+		return nil
+	}
+	want := r.encoder.Template.Source()
+	if c, err := tokenizer.ReadConfig(dir); err == nil && c.ChatTemplate == want {
+		return nil
+	}
+	path := filepath.Join(dir, tokenizer.ConfigFileName)
+	cfg := map[string]json.RawMessage{}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	raw, err := json.Marshal(want)
+	if err != nil {
+		return err
+	}
+	cfg["chat_template"] = raw
+	out, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+		return err
+	}
+	// A chat_template.jinja beside it would be read only without chat_template; remove the stale copy.
+	if err := os.Remove(filepath.Join(dir, tokenizer.ChatTemplateFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// maxExampleTokens caps the ids the "example" event logs per sequence.
+const maxExampleTokens = 1024
+
+// exampleFields describe the first training example as the model sees it (ids, where the response starts) for
+// the "example" event: what to look at when a chat template, BOS or EOS seems wrong.
+func exampleFields(line int, ex data.Example, preference bool) map[string]any {
+	ids := func(s data.Sequence) []int { return s.Tokens[:min(len(s.Tokens), maxExampleTokens)] }
+	f := map[string]any{"line": line, "chosenTokens": ids(ex.Chosen), "chosenResponseStart": ex.Chosen.ResponseStart,
+		"chosenLength": len(ex.Chosen.Tokens)}
+	if preference {
+		f["rejectedTokens"], f["rejectedResponseStart"], f["rejectedLength"] = ids(ex.Rejected), ex.Rejected.ResponseStart, len(ex.Rejected.Tokens)
+	}
+	return f
+}
