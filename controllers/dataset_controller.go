@@ -56,16 +56,17 @@ func (r *DatasetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		obs.job, obs.pods = job, pods
 	}
-	status := computeDatasetStatus(ds.Status, obs)
+	status, requeueAfter := computeDatasetStatus(ds.Status, obs)
+	res := ctrl.Result{RequeueAfter: requeueAfter}
 	if equalJSON(status, ds.Status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	r.recordDatasetTransition(&ds, &status)
 	ds.Status = status
 	if err := r.Status().Update(ctx, &ds); err != nil {
 		return ctrl.Result{}, fmt.Errorf("update PreferenceDataset status: %w", err)
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // validationJobName is deterministic per generation: a new spec gets a new validation, a restarted manager finds
@@ -165,6 +166,6 @@ func (r *DatasetReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) 
 		Named("PreferenceDataset").
 		For(&v1alpha1.PreferenceDataset{}).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, podToOwner("PreferenceDataset")).
+		Watches(&corev1.Pod{}, podToOwner(mgr.GetClient(), "PreferenceDataset")).
 		Complete(r)
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,12 +40,20 @@ func validated(st *v1alpha1.PreferenceDatasetStatus, generation int64, jobName s
 	return c != nil && c.Reason != ReasonValidating && st.ObservedGeneration == generation && st.ValidationJobName == jobName
 }
 
-// computeDatasetStatus derives a dataset's status from its validation Job and pods. Pure.
-func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObservation) v1alpha1.PreferenceDatasetStatus {
+// reportGrace bounds how long a finished validation Job may go without a terminated pod in the cache. The Job's
+// and the pod's informers are separate: the Job can be seen complete before its pod's final status (and its
+// termination message) reaches the cache, so a finished Job without a terminated pod is still Validating until
+// the grace has passed since the Job finished; the pod's update requeues the dataset (podToOwner).
+const reportGrace = time.Minute
+
+// computeDatasetStatus derives a dataset's status from its validation Job and pods. Pure. requeueAfter is
+// positive while the status waits for a finished Job's pod: the reconciler comes back then, even when no pod
+// event arrives.
+func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObservation) (st v1alpha1.PreferenceDatasetStatus, requeueAfter time.Duration) {
 	if validated(&prev, obs.generation, obs.jobName) {
-		return prev
+		return prev, 0
 	}
-	st := *prev.DeepCopy()
+	st = *prev.DeepCopy()
 	st.ObservedGeneration = obs.generation
 	st.ValidationJobName = obs.jobName
 	ready := func(ok bool, reason, msg string) {
@@ -55,7 +64,7 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 	job := obs.job
 	if job == nil {
 		ready(false, ReasonValidating, "creating the validation Job")
-		return st
+		return st, 0
 	}
 	complete, failed := jobCondition(job, batchv1.JobComplete), jobCondition(job, batchv1.JobFailed)
 	if complete == nil && failed == nil {
@@ -66,19 +75,28 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 			}
 		}
 		ready(false, ReasonValidating, msg)
-		return st
+		return st, 0
 	}
-	st.ValidatedTime = &obs.now
-	var tm contract.TerminationMessage
+	finished := complete
 	phase := corev1.PodSucceeded
 	if failed != nil {
-		phase = corev1.PodFailed
+		finished, phase = failed, corev1.PodFailed
 	}
+	var tm contract.TerminationMessage
+	seen := false
 	if pod := podByPhase(obs.pods, phase); pod != nil {
 		if t := terminated(pod); t != nil {
+			seen = true
 			tm = parseTerminationMessage(t.Message)
 		}
 	}
+	if !seen {
+		if wait := reportWait(finished, obs.now); wait > 0 {
+			ready(false, ReasonValidating, fmt.Sprintf("validation Job %s finished; waiting for its pod's report", job.Name))
+			return st, wait
+		}
+	}
+	st.ValidatedTime = &obs.now
 	switch {
 	case tm.Dataset != nil:
 		applyDatasetReport(&st, tm.Dataset)
@@ -99,9 +117,18 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 	case failed != nil:
 		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job failed (%s): %s", failed.Reason, failed.Message))
 	default:
-		ready(false, ReasonValidationFailed, "the validation Job completed but its report could not be read from its pod")
+		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job completed but its report could not be read from its pod (none seen terminated within %s)", reportGrace))
 	}
-	return st
+	return st, 0
+}
+
+// reportWait is how much longer to wait for the pod of a Job that finished: reportGrace after the Job's condition
+// turned true. A condition without a time (never written so by the Job controller) gets no grace.
+func reportWait(finished *batchv1.JobCondition, now metav1.Time) time.Duration {
+	if finished.LastTransitionTime.IsZero() {
+		return 0
+	}
+	return finished.LastTransitionTime.Add(reportGrace).Sub(now.Time)
 }
 
 // invalidRowsMessage names the first bad lines, so `kubectl get -o wide` and events point at them.

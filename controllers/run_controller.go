@@ -354,7 +354,7 @@ func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) erro
 		Named(r.kind).
 		For(r.newRun().Object()).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, podToOwner(r.kind)).
+		Watches(&corev1.Pod{}, podToOwner(mgr.GetClient(), r.kind)).
 		Watches(&v1alpha1.PreferenceDataset{}, enqueueReferencing(mgr.GetClient(), r.newList, indexDatasetRef)).
 		Watches(&v1alpha1.SFTRun{}, enqueueReferencing(mgr.GetClient(), r.newList, indexSFTRunRef))
 	if r.progress != nil {
