@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -52,6 +53,8 @@ type dependency struct {
 	ready     bool
 	reason    string
 	message   string
+	// retryAfter, when positive, asks for another pass then: nothing watched will say when it is ready.
+	retryAfter time.Duration
 }
 
 func parseDecimal(field, s string) (float64, error) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -97,13 +98,17 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	runPhases.set(key, run.Status().Phase)
 	r.recordTransitions(run, before)
+	var res ctrl.Result
+	if obs.blocked != nil {
+		res.RequeueAfter = obs.blocked.retryAfter
+	}
 	if run.statusEqual(before) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	if err := r.Status().Update(ctx, run.Object()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("update %s status: %w", r.kind, err)
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // observe reads the run's Job and pods and, while it has no Job, its inputs; it creates the Job when they are
@@ -188,6 +193,10 @@ func (r *RunReconciler) datasetDependency(ctx context.Context, run Run) (*v1alph
 // createJob pins the dataset, writes the run's configuration and creates its Job. A Job that already exists (a
 // manager restarted before its cache saw it) is read back, never created twice: the name is deterministic.
 func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.PreferenceDataset, cfg contract.RunConfig, name string) (*batchv1.Job, *dependency, error) {
+	if r.progress != nil && !r.Options.Progress.certsReady() {
+		return nil, &dependency{reason: ReasonWaitingForProgressCertificate, retryAfter: certsReadyPoll,
+			message: "waiting for the manager's progress certificate (the rotator is creating or checking it) before creating the trainer Job, so the Job carries the CA the endpoint serves"}, nil
+	}
 	spec := run.Spec()
 	out, err := outputURI(run, r.Options.DefaultOutputURI)
 	if err != nil {
@@ -259,6 +268,9 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	}
 	return job, nil, nil
 }
+
+// certsReadyPoll is how often a run waiting for the progress certificate looks again.
+const certsReadyPoll = 2 * time.Second
 
 // Annotations that record what a run's Job was created with.
 const (

@@ -37,6 +37,8 @@ const (
 	ReasonRunFailed         = "RunFailed"
 	ReasonTrainerFinished   = "TrainerFinished"
 	ReasonRestarting        = "Restarting"
+	// ReasonWaitingForProgressCertificate: the run's Job waits until the progress endpoint's certificate is ready.
+	ReasonWaitingForProgressCertificate = "WaitingForProgressCertificate"
 	// ReasonOutOfMemory: the kernel killed the trainer for memory (its container's reason is OOMKilled).
 	ReasonOutOfMemory = contract.ReasonOutOfMemory
 )
