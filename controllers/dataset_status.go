@@ -31,13 +31,16 @@ type datasetObservation struct {
 	// job is nil when it is not (or no longer) there.
 	job  *batchv1.Job
 	pods []corev1.Pod
+	// blocked says why no validation Job can be created yet (a missing chat template).
+	blocked *dependency
 }
 
 // validated reports whether status already holds the outcome of validating this generation with this Job, so no
 // Job needs to run (its Job may be gone already).
 func validated(st *v1alpha1.PreferenceDatasetStatus, generation int64, jobName string) bool {
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	return c != nil && c.Reason != ReasonValidating && st.ObservedGeneration == generation && st.ValidationJobName == jobName
+	return c != nil && c.Reason != ReasonValidating && c.Reason != ReasonChatTemplateNotFound &&
+		st.ObservedGeneration == generation && st.ValidationJobName == jobName
 }
 
 // reportGrace bounds how long a finished validation Job may go without a terminated pod in the cache. The Job's
@@ -62,6 +65,10 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
 	job := obs.job
+	if job == nil && obs.blocked != nil {
+		ready(false, obs.blocked.reason, obs.blocked.message)
+		return st, obs.blocked.retryAfter
+	}
 	if job == nil {
 		ready(false, ReasonValidating, "creating the validation Job")
 		return st, 0
@@ -181,6 +188,15 @@ func applyDatasetReport(st *v1alpha1.PreferenceDatasetStatus, r *contract.Datase
 		RejectedMean: formatFloat(r.Lengths.RejectedMean), RejectedMax: int64(r.Lengths.RejectedMax),
 		ChosenLongerFraction: formatFloat(r.ChosenLongerFraction),
 	}
+	st.Tokens = nil
+	if t := r.Tokens; t != nil {
+		st.Tokens = &v1alpha1.TokenStatistics{PromptMean: formatFloat(t.PromptMean), PromptMax: int64(t.PromptMax),
+			ChosenMean: formatFloat(t.ChosenMean), ChosenMax: int64(t.ChosenMax)}
+		if t.RejectedMax > 0 || t.RejectedMean > 0 {
+			st.Tokens.RejectedMean, st.Tokens.RejectedMax = formatFloat(t.RejectedMean), int64(t.RejectedMax)
+		}
+	}
+	st.Truncation = truncationStatus(r.Truncation)
 	st.InvalidRows = nil
 	for _, row := range r.InvalidRows {
 		st.InvalidRows = append(st.InvalidRows, v1alpha1.InvalidRow{Line: int64(row.Line), Field: row.Field, Reason: row.Reason})

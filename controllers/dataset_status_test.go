@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/preftune/preftune/api/v1alpha1"
 	"github.com/preftune/preftune/trainer/contract"
@@ -115,7 +116,10 @@ func TestDatasetAndTrainingConfig(t *testing.T) {
 	if err != nil || tc.MinLearningRateRatio == nil || *tc.MinLearningRateRatio != 0 {
 		t.Fatalf("ratio 0 must reach the trainer as 0, not as the default: %+v %v", tc, err)
 	}
-	if tc, _ = trainingConfig(v1alpha1.TrainingSpec{LearningRate: "1e-3"}); tc.MinLearningRateRatio != nil {
-		t.Fatalf("unset ratio: %v", *tc.MinLearningRateRatio)
+	if tc, _ = trainingConfig(v1alpha1.TrainingSpec{LearningRate: "1e-3"}); tc.MinLearningRateRatio != nil || tc.MaxLength != 0 {
+		t.Fatalf("unset ratio %v, unset maxLength %d", tc.MinLearningRateRatio, tc.MaxLength)
+	}
+	if tc, _ = trainingConfig(v1alpha1.TrainingSpec{LearningRate: "1e-3", MaxLength: ptr.To[int32](2048)}); tc.MaxLength != 2048 {
+		t.Fatalf("maxLength %d, want 2048", tc.MaxLength)
 	}
 }

@@ -27,7 +27,7 @@ import (
 // +kubebuilder:rbac:groups=preftune.io,resources=preferencedatasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // RunReconciler reconciles one run kind (SFTRun or DPORun): it waits for the run's inputs, creates its Job once,
@@ -36,6 +36,9 @@ type RunReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Options  Options
+
+	// APIReader reads what is not cached (chat template ConfigMaps); nil: the client.
+	APIReader client.Reader
 
 	kind   string
 	suffix string
@@ -182,6 +185,9 @@ func (r *RunReconciler) datasetDependency(ctx context.Context, run Run) (*v1alph
 	case isTrue(ds.Status.Conditions, v1alpha1.ConditionReady) && ds.Status.ObservedGeneration == ds.Generation && ds.Status.Digest != "":
 		return &ds, dependency{ready: true, reason: ReasonDatasetReady,
 			message: fmt.Sprintf("PreferenceDataset %q is ready (%s)", name, ds.Status.Digest)}, nil
+	case ds.Status.ObservedGeneration == ds.Generation && conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) == ReasonChatTemplateNotFound:
+		return &ds, dependency{reason: ReasonDatasetNotReady, message: fmt.Sprintf("PreferenceDataset %q waits for its inspection's chat template: %s",
+			name, conditionMessage(ds.Status.Conditions, v1alpha1.ConditionReady))}, nil
 	case ds.Status.ObservedGeneration == ds.Generation && conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) != ReasonValidating &&
 		conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) != "":
 		return &ds, dependency{reason: ReasonDatasetInvalid,
@@ -193,6 +199,11 @@ func (r *RunReconciler) datasetDependency(ctx context.Context, run Run) (*v1alph
 // createJob pins the dataset, writes the run's configuration and creates its Job. A Job that already exists (a
 // manager restarted before its cache saw it) is read back, never created twice: the name is deterministic.
 func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.PreferenceDataset, cfg contract.RunConfig, name string) (*batchv1.Job, *dependency, error) {
+	text, missing, err := resolveChatTemplate(ctx, apiReader(r.APIReader, r.Client), run.GetNamespace(), "spec.model.chatTemplate", run.chatTemplate())
+	if err != nil || missing != nil {
+		return nil, missing, err
+	}
+	cfg.Model.ChatTemplate = text
 	if r.progress != nil && !r.Options.Progress.certsReady() {
 		return nil, &dependency{reason: ReasonWaitingForProgressCertificate, retryAfter: certsReadyPoll,
 			message: "waiting for the manager's progress certificate (the rotator is creating or checking it) before creating the trainer Job, so the Job carries the CA the endpoint serves"}, nil
@@ -216,6 +227,10 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	if err := run.configure(&cfg); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
 	}
+	if cfg.Adapter, err = adapterConfig(spec.Adapter); err != nil {
+		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+	}
+	cfg.Output.MergedModel = spec.Output.MergedModel
 	cfg.Resources.GPUs = spec.Resources.GPUs
 	if cfg.Output.URI, err = st.mapURI(out, false); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
@@ -228,6 +243,11 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	if cfg.Reference != nil {
 		if cfg.Reference.ModelURI, err = st.mapURI(cfg.Reference.ModelURI, true); err != nil {
 			return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+		}
+		if cfg.Reference.AdapterURI != "" {
+			if cfg.Reference.AdapterURI, err = st.mapURI(cfg.Reference.AdapterURI, true); err != nil {
+				return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+			}
 		}
 	}
 	doc, err := marshalConfig(cfg)
@@ -382,6 +402,14 @@ func (r *RunReconciler) forgetRun(k runKey) {
 		r.progress.forget(k)
 	}
 	deleteRunGauges(k)
+}
+
+// apiReader is r when set, else c.
+func apiReader(r, c client.Reader) client.Reader {
+	if r != nil {
+		return r
+	}
+	return c
 }
 
 func (r *RunReconciler) newList() client.ObjectList {

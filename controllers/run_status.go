@@ -174,8 +174,7 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 				"the Job completed but the trainer's result could not be read from its pod", 0))
 		} else {
 			applyResult(st, tm.Result, obs.now)
-			set(condition(v1alpha1.ConditionSucceeded, true, ReasonTrainingSucceeded,
-				fmt.Sprintf("trained %d steps; model at %s", tm.Result.Step, st.ModelURI), 0))
+			set(condition(v1alpha1.ConditionSucceeded, true, ReasonTrainingSucceeded, succeededMessage(st, tm.Result.Step), 0))
 		}
 		st.CompletionTime = completionTime(c, obs.now)
 		return &tm
@@ -232,6 +231,17 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 	return nil
 }
 
+// succeededMessage says where the outputs are: the model, the adapter, or both.
+func succeededMessage(st *v1alpha1.RunStatus, steps int) string {
+	switch {
+	case st.AdapterURI != "" && st.ModelURI != "":
+		return fmt.Sprintf("trained %d steps; adapter at %s, merged model at %s", steps, st.AdapterURI, st.ModelURI)
+	case st.AdapterURI != "":
+		return fmt.Sprintf("trained %d steps; adapter at %s (no merged model)", steps, st.AdapterURI)
+	}
+	return fmt.Sprintf("trained %d steps; model at %s", steps, st.ModelURI)
+}
+
 // applyResult copies the shared part of the trainer's result into status.
 func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) {
 	pct := int32(100)
@@ -251,6 +261,9 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	st.ModelDigest = res.ModelDigest
 	st.Architecture = res.Architecture
 	st.ParameterCount = res.ParameterCount
+	st.TrainableParameterCount = res.TrainableParameterCount
+	st.AdapterURI = unmapURI(res.AdapterURI)
+	st.Truncation = truncationStatus(res.Truncation)
 	st.SourceModel = nil
 	if res.SourceURI != "" || res.SourceCommit != "" || res.SourceDigest != "" {
 		st.SourceModel = &v1alpha1.SourceModelStatus{URI: unmapURI(res.SourceURI), Commit: res.SourceCommit, Digest: res.SourceDigest}
@@ -273,6 +286,15 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	if n := len(st.Checkpoints); n > maxStatusCheckpoints {
 		st.Checkpoints = st.Checkpoints[n-maxStatusCheckpoints:]
 	}
+}
+
+// truncationStatus is the API's form of the trainer's truncation counts (nil stays nil).
+func truncationStatus(t *contract.Truncation) *v1alpha1.TruncationStatus {
+	if t == nil {
+		return nil
+	}
+	return &v1alpha1.TruncationStatus{ContextLength: int64(t.ContextLength), RowsTruncated: int64(t.RowsTruncated),
+		PromptsEmptied: int64(t.PromptsEmptied), ResponsesCut: int64(t.ResponsesCut), IdenticalPairs: int64(t.IdenticalPairs)}
 }
 
 func formatFloat(v float64) string {
