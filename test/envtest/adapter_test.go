@@ -360,4 +360,32 @@ func TestKubectlExplainAdapterAndTemplate(t *testing.T) {
 		"promptsEmptied", "responsesCut", "identicalPairs", "rowsTruncated")
 	wantAll(t, "explain dporun.status.trainableParameterCount", explain("dporun.status.trainableParameterCount"),
 		"parameterCount for full fine-tuning")
+
+	// The trainable count is a wide column right after the parameter count; the dataset's truncated rows too.
+	ns := newNamespace(t)
+	run := newSFTRun(ns, "lora-cols", "arith")
+	run.Spec.Model = v1alpha1.ModelSpec{From: &v1alpha1.ModelSource{URI: "hf://org/base"}}
+	run.Spec.Adapter = &v1alpha1.AdapterSpec{}
+	create(t, run)
+	run.Status.ParameterCount, run.Status.TrainableParameterCount = 134515008, 4884480
+	if err := k8s.Status().Update(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	eventually(t, "kubectl get sftruns -o wide", func() error {
+		var err error
+		out, err = kubectl("get", "sftruns", "-n", ns, "-o", "wide")
+		if err == nil && !strings.Contains(out, "4884480") {
+			err = fmt.Errorf("no trainable count yet:\n%s", out)
+		}
+		return err
+	})
+	wantAll(t, "get sftruns -o wide", out, "PARAMS TRAINABLE MODEL", "134515008 4884480")
+	newDataset(t, ns, "cols")
+	eventually(t, "kubectl get pds -o wide", func() error {
+		var err error
+		out, err = kubectl("get", "pds", "-n", ns, "-o", "wide")
+		return err
+	})
+	wantAll(t, "get pds -o wide", out, "SKIPPED TRUNCATED DIGEST")
 }
