@@ -123,14 +123,17 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 		ready(false, ReasonInvalidSource, tm.Error.Reason+": "+tm.Error.Message)
 	case failed != nil:
 		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job failed (%s): %s", failed.Reason, failed.Message))
-	default:
+	case !seen:
 		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job completed but its report could not be read from its pod (none seen terminated within %s)", reportGrace))
+	default:
+		ready(false, ReasonValidationFailed, "the validation Job completed but its report could not be read from its pod (its termination message holds none)")
 	}
 	return st, 0
 }
 
 // reportWait is how much longer to wait for the pod of a Job that finished: reportGrace after the Job's condition
-// turned true. A condition without a time (never written so by the Job controller) gets no grace.
+// turned true. A condition without a time (never written so by the Job controller) gets no grace. Runs wait for
+// their trainer's result the same way (awaitingResult).
 func reportWait(finished *batchv1.JobCondition, now metav1.Time) time.Duration {
 	if finished.LastTransitionTime.IsZero() {
 		return 0

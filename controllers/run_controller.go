@@ -101,7 +101,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	runPhases.set(key, run.Status().Phase)
 	r.recordTransitions(run, before)
-	var res ctrl.Result
+	res := ctrl.Result{RequeueAfter: awaitingResult(obs)}
 	if obs.blocked != nil {
 		res.RequeueAfter = obs.blocked.retryAfter
 	}

@@ -160,6 +160,14 @@ func waitingCondition(obs runObservation) metav1.Condition {
 // jobConditions sets Running, Succeeded and Failed from the Job and its pods.
 func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.Condition), jobSuspended bool) *contract.TerminationMessage {
 	job := obs.job
+	if awaitingResult(obs) > 0 {
+		// The Job finished, but the cache has not shown its pod's end yet: a run's outcome is final, so wait for it.
+		set(condition(v1alpha1.ConditionRunning, false, ReasonTrainerFinished,
+			"the Job finished; waiting for the trainer's result from its pod", 0))
+		set(condition(v1alpha1.ConditionSucceeded, false, ReasonInProgress, "", 0))
+		set(condition(v1alpha1.ConditionFailed, false, ReasonInProgress, "", 0))
+		return nil
+	}
 	if c := jobCondition(job, batchv1.JobComplete); c != nil {
 		var tm contract.TerminationMessage
 		if pod := podByPhase(obs.pods, corev1.PodSucceeded); pod != nil {
@@ -240,6 +248,27 @@ func succeededMessage(st *v1alpha1.RunStatus, steps int) string {
 		return fmt.Sprintf("trained %d steps; adapter at %s (no merged model)", steps, st.AdapterURI)
 	}
 	return fmt.Sprintf("trained %d steps; model at %s", steps, st.ModelURI)
+}
+
+// awaitingResult is how much longer a run waits for the pod of its finished Job: the Job's and the pod's
+// informers are separate, so the Job can be seen complete (or failed) before its pod's terminated state, which
+// holds the trainer's result (or its error, or OOMKilled). Until reportGrace has passed since the Job finished, a
+// run without such a pod is not finished; 0 when nothing is awaited.
+func awaitingResult(obs runObservation) time.Duration {
+	if obs.job == nil {
+		return 0
+	}
+	finished, phase := jobCondition(obs.job, batchv1.JobComplete), corev1.PodSucceeded
+	if finished == nil {
+		finished, phase = jobCondition(obs.job, batchv1.JobFailed), corev1.PodFailed
+	}
+	if finished == nil {
+		return 0
+	}
+	if pod := podByPhase(obs.pods, phase); pod != nil && terminated(pod) != nil {
+		return 0
+	}
+	return max(0, reportWait(finished, obs.now))
 }
 
 // applyResult copies the shared part of the trainer's result into status.
