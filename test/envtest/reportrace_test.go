@@ -50,3 +50,38 @@ func TestDatasetJobCompleteBeforeItsPod(t *testing.T) {
 		return wantCondition(ds.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, "Valid")
 	})
 }
+
+// TestRunJobCompleteBeforeItsPod: the same race for a run. A run's outcome is final, so until its pod's end is
+// seen the run stays unfinished (Running=False/TrainerFinished); the pod's update alone then makes it Succeeded with
+// the trainer's result, not ResultMissing.
+func TestRunJobCompleteBeforeItsPod(t *testing.T) {
+	stop := startManager(t)
+	defer stop()
+	ns := newNamespace(t)
+	readyDataset(t, ns, "arith")
+	create(t, newSFTRun(ns, "late", "arith"))
+	job := waitForJob(t, ns, "SFTRun", "late")
+	pod := startPod(t, job, "a", corev1.PodRunning)
+	completeJob(t, job)
+
+	var run v1alpha1.SFTRun
+	eventually(t, "run waiting for its pod's result", func() error {
+		get(t, &run, ns, "late")
+		return wantCondition(run.Status.Conditions, v1alpha1.ConditionRunning, metav1.ConditionFalse, "TrainerFinished")
+	})
+	consistently(t, "not finished before the pod's result", 2*time.Second, func() error {
+		get(t, &run, ns, "late")
+		if run.Status.CompletionTime != nil || run.Status.Phase == v1alpha1.RunPhaseSucceeded {
+			return fmt.Errorf("finished without the result: phase %s %v", run.Status.Phase, run.Status.Conditions)
+		}
+		return nil
+	})
+	finishPod(t, pod, 0, runResult("file:///mnt/pvc/outputs/preftune/"+ns+"/late/model", map[string]float64{"loss": 0.5}))
+	eventually(t, "Succeeded with the trainer's result", func() error {
+		get(t, &run, ns, "late")
+		if run.Status.ModelURI == "" {
+			return fmt.Errorf("no modelURI: %v", run.Status.Conditions)
+		}
+		return wantCondition(run.Status.Conditions, v1alpha1.ConditionSucceeded, metav1.ConditionTrue, "TrainingSucceeded")
+	})
+}
