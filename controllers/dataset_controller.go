@@ -34,8 +34,10 @@ const validationDeadline = 15 * time.Minute
 // turns its report into status.
 type DatasetReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Options  Options
+	// APIReader reads what is not cached (chat template ConfigMaps); nil: the client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Options   Options
 }
 
 // Reconcile validates each generation of a dataset once.
@@ -50,22 +52,23 @@ func (r *DatasetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	jobName := validationJobName(&ds)
 	obs := datasetObservation{generation: ds.Generation, now: metav1.Now(), jobName: jobName}
 	if !validated(&ds.Status, ds.Generation, jobName) {
-		job, pods, err := r.ensureValidationJob(ctx, &ds, jobName)
+		job, pods, blocked, err := r.ensureValidationJob(ctx, &ds, jobName)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		obs.job, obs.pods = job, pods
+		obs.job, obs.pods, obs.blocked = job, pods, blocked
 	}
-	status := computeDatasetStatus(ds.Status, obs)
+	status, requeueAfter := computeDatasetStatus(ds.Status, obs)
+	res := ctrl.Result{RequeueAfter: requeueAfter}
 	if equalJSON(status, ds.Status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	r.recordDatasetTransition(&ds, &status)
 	ds.Status = status
 	if err := r.Status().Update(ctx, &ds); err != nil {
 		return ctrl.Result{}, fmt.Errorf("update PreferenceDataset status: %w", err)
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // validationJobName is deterministic per generation: a new spec gets a new validation, a restarted manager finds
@@ -74,39 +77,50 @@ func validationJobName(ds *v1alpha1.PreferenceDataset) string {
 	return childName(ds.Name, fmt.Sprintf("validate-g%d", ds.Generation), string(ds.UID))
 }
 
-func (r *DatasetReconciler) ensureValidationJob(ctx context.Context, ds *v1alpha1.PreferenceDataset, name string) (*batchv1.Job, []corev1.Pod, error) {
+// ensureValidationJob returns the validation Job and its pods, creating the Job when missing. blocked says why no
+// Job can be created yet (a missing chat template ConfigMap).
+func (r *DatasetReconciler) ensureValidationJob(ctx context.Context, ds *v1alpha1.PreferenceDataset, name string) (*batchv1.Job, []corev1.Pod, *dependency, error) {
 	var job batchv1.Job
 	err := r.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: name}, &job)
 	if err == nil {
 		var pods corev1.PodList
 		if err := r.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels{LabelJobName: name}); err != nil {
-			return nil, nil, fmt.Errorf("list pods of Job %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("list pods of Job %s: %w", name, err)
 		}
 		sortPodsNewestFirst(pods.Items)
-		return &job, pods.Items, nil
+		return &job, pods.Items, nil, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("get Job %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("get Job %s: %w", name, err)
 	}
-	newJob, cm, err := constructValidationJob(ds, name, r.Options)
+	var template string
+	if in := ds.Spec.Inspection; in != nil {
+		var missing *dependency
+		template, missing, err = resolveChatTemplate(ctx, apiReader(r.APIReader, r.Client), ds.Namespace, "spec.inspection.model.chatTemplate", in.Model.ChatTemplate)
+		if err != nil || missing != nil {
+			return nil, nil, missing, err
+		}
+	}
+	newJob, cm, err := constructValidationJob(ds, name, template, r.Options)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := r.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, nil, fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
+		return nil, nil, nil, fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
 	}
 	if err := r.Create(ctx, newJob); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return nil, nil, nil // the cache lags behind; the Job's event brings us back
+			return nil, nil, nil, nil // the cache lags behind; the Job's event brings us back
 		}
-		return nil, nil, fmt.Errorf("create Job %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("create Job %s: %w", name, err)
 	}
 	ctrl.LoggerFrom(ctx).Info("Created validation Job", "job", name)
-	return newJob, nil, nil
+	return newJob, nil, nil, nil
 }
 
-// constructValidationJob builds the validation Job and its configuration. Pure.
-func constructValidationJob(ds *v1alpha1.PreferenceDataset, name string, opts Options) (*batchv1.Job, *corev1.ConfigMap, error) {
+// constructValidationJob builds the validation Job and its configuration; chatTemplate is the resolved text of
+// spec.inspection.model.chatTemplate ("" for none). Pure.
+func constructValidationJob(ds *v1alpha1.PreferenceDataset, name, chatTemplate string, opts Options) (*batchv1.Job, *corev1.ConfigMap, error) {
 	var st podStorage
 	uri, cm, envFrom, err := datasetSourceParams(ds, &st)
 	if err != nil {
@@ -117,8 +131,22 @@ func constructValidationJob(ds *v1alpha1.PreferenceDataset, name string, opts Op
 		return nil, nil, err
 	}
 	dc.Digest = "" // validation computes the digest
-	doc, err := marshalConfig(contract.InspectConfig{APIVersion: contract.APIVersion, Kind: contract.KindInspect,
-		Dataset: dc, MaxInvalidRows: maxReportedInvalidRows})
+	ic := contract.InspectConfig{APIVersion: contract.APIVersion, Kind: contract.KindInspect,
+		Dataset: dc, MaxInvalidRows: maxReportedInvalidRows}
+	if in := ds.Spec.Inspection; in != nil {
+		from, err := st.mapURI(in.Model.URI, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spec.inspection.model.uri: %w", err)
+		}
+		ic.Model = &contract.ModelConfig{From: from, ChatTemplate: chatTemplate}
+		if in.MaxLength != nil {
+			ic.MaxLength = int(*in.MaxLength)
+		}
+		if in.SecretRef != nil {
+			envFrom = append(envFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: *in.SecretRef}})
+		}
+	}
+	doc, err := marshalConfig(ic)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,6 +193,6 @@ func (r *DatasetReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) 
 		Named("PreferenceDataset").
 		For(&v1alpha1.PreferenceDataset{}).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, podToOwner("PreferenceDataset")).
+		Watches(&corev1.Pod{}, podToOwner(mgr.GetClient(), "PreferenceDataset")).
 		Complete(r)
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,21 +31,32 @@ type datasetObservation struct {
 	// job is nil when it is not (or no longer) there.
 	job  *batchv1.Job
 	pods []corev1.Pod
+	// blocked says why no validation Job can be created yet (a missing chat template).
+	blocked *dependency
 }
 
 // validated reports whether status already holds the outcome of validating this generation with this Job, so no
 // Job needs to run (its Job may be gone already).
 func validated(st *v1alpha1.PreferenceDatasetStatus, generation int64, jobName string) bool {
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	return c != nil && c.Reason != ReasonValidating && st.ObservedGeneration == generation && st.ValidationJobName == jobName
+	return c != nil && c.Reason != ReasonValidating && c.Reason != ReasonChatTemplateNotFound &&
+		st.ObservedGeneration == generation && st.ValidationJobName == jobName
 }
 
-// computeDatasetStatus derives a dataset's status from its validation Job and pods. Pure.
-func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObservation) v1alpha1.PreferenceDatasetStatus {
+// reportGrace bounds how long a finished validation Job may go without a terminated pod in the cache. The Job's
+// and the pod's informers are separate: the Job can be seen complete before its pod's final status (and its
+// termination message) reaches the cache, so a finished Job without a terminated pod is still Validating until
+// the grace has passed since the Job finished; the pod's update requeues the dataset (podToOwner).
+const reportGrace = time.Minute
+
+// computeDatasetStatus derives a dataset's status from its validation Job and pods. Pure. requeueAfter is
+// positive while the status waits for a finished Job's pod: the reconciler comes back then, even when no pod
+// event arrives.
+func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObservation) (st v1alpha1.PreferenceDatasetStatus, requeueAfter time.Duration) {
 	if validated(&prev, obs.generation, obs.jobName) {
-		return prev
+		return prev, 0
 	}
-	st := *prev.DeepCopy()
+	st = *prev.DeepCopy()
 	st.ObservedGeneration = obs.generation
 	st.ValidationJobName = obs.jobName
 	ready := func(ok bool, reason, msg string) {
@@ -53,9 +65,13 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
 	job := obs.job
+	if job == nil && obs.blocked != nil {
+		ready(false, obs.blocked.reason, obs.blocked.message)
+		return st, obs.blocked.retryAfter
+	}
 	if job == nil {
 		ready(false, ReasonValidating, "creating the validation Job")
-		return st
+		return st, 0
 	}
 	complete, failed := jobCondition(job, batchv1.JobComplete), jobCondition(job, batchv1.JobFailed)
 	if complete == nil && failed == nil {
@@ -66,19 +82,28 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 			}
 		}
 		ready(false, ReasonValidating, msg)
-		return st
+		return st, 0
 	}
-	st.ValidatedTime = &obs.now
-	var tm contract.TerminationMessage
+	finished := complete
 	phase := corev1.PodSucceeded
 	if failed != nil {
-		phase = corev1.PodFailed
+		finished, phase = failed, corev1.PodFailed
 	}
+	var tm contract.TerminationMessage
+	seen := false
 	if pod := podByPhase(obs.pods, phase); pod != nil {
 		if t := terminated(pod); t != nil {
+			seen = true
 			tm = parseTerminationMessage(t.Message)
 		}
 	}
+	if !seen {
+		if wait := reportWait(finished, obs.now); wait > 0 {
+			ready(false, ReasonValidating, fmt.Sprintf("validation Job %s finished; waiting for its pod's report", job.Name))
+			return st, wait
+		}
+	}
+	st.ValidatedTime = &obs.now
 	switch {
 	case tm.Dataset != nil:
 		applyDatasetReport(&st, tm.Dataset)
@@ -98,10 +123,22 @@ func computeDatasetStatus(prev v1alpha1.PreferenceDatasetStatus, obs datasetObse
 		ready(false, ReasonInvalidSource, tm.Error.Reason+": "+tm.Error.Message)
 	case failed != nil:
 		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job failed (%s): %s", failed.Reason, failed.Message))
+	case !seen:
+		ready(false, ReasonValidationFailed, fmt.Sprintf("the validation Job completed but its report could not be read from its pod (none seen terminated within %s)", reportGrace))
 	default:
-		ready(false, ReasonValidationFailed, "the validation Job completed but its report could not be read from its pod")
+		ready(false, ReasonValidationFailed, "the validation Job completed but its report could not be read from its pod (its termination message holds none)")
 	}
-	return st
+	return st, 0
+}
+
+// reportWait is how much longer to wait for the pod of a Job that finished: reportGrace after the Job's condition
+// turned true. A condition without a time (never written so by the Job controller) gets no grace. Runs wait for
+// their trainer's result the same way (awaitingResult).
+func reportWait(finished *batchv1.JobCondition, now metav1.Time) time.Duration {
+	if finished.LastTransitionTime.IsZero() {
+		return 0
+	}
+	return finished.LastTransitionTime.Add(reportGrace).Sub(now.Time)
 }
 
 // invalidRowsMessage names the first bad lines, so `kubectl get -o wide` and events point at them.
@@ -154,6 +191,15 @@ func applyDatasetReport(st *v1alpha1.PreferenceDatasetStatus, r *contract.Datase
 		RejectedMean: formatFloat(r.Lengths.RejectedMean), RejectedMax: int64(r.Lengths.RejectedMax),
 		ChosenLongerFraction: formatFloat(r.ChosenLongerFraction),
 	}
+	st.Tokens = nil
+	if t := r.Tokens; t != nil {
+		st.Tokens = &v1alpha1.TokenStatistics{PromptMean: formatFloat(t.PromptMean), PromptMax: int64(t.PromptMax),
+			ChosenMean: formatFloat(t.ChosenMean), ChosenMax: int64(t.ChosenMax)}
+		if t.RejectedMax > 0 || t.RejectedMean > 0 {
+			st.Tokens.RejectedMean, st.Tokens.RejectedMax = formatFloat(t.RejectedMean), int64(t.RejectedMax)
+		}
+	}
+	st.Truncation = truncationStatus(r.Truncation)
 	st.InvalidRows = nil
 	for _, row := range r.InvalidRows {
 		st.InvalidRows = append(st.InvalidRows, v1alpha1.InvalidRow{Line: int64(row.Line), Field: row.Field, Reason: row.Reason})

@@ -38,6 +38,10 @@ func runTransitions(prev, next *v1alpha1.RunStatus) []transition {
 			out = append(out, transition{corev1.EventTypeNormal, "Started", c.Message})
 		case c.Reason == "Unschedulable":
 			out = append(out, transition{corev1.EventTypeWarning, "Unschedulable", c.Message})
+		case c.Reason == ReasonWaitingForProgressCertificate:
+			out = append(out, transition{corev1.EventTypeNormal, c.Reason, c.Message})
+		case c.Reason == ReasonChatTemplateNotFound:
+			out = append(out, transition{corev1.EventTypeWarning, c.Reason, c.Message})
 		}
 	}
 	if c, ok := changed(v1alpha1.ConditionSuspended); ok && prev.Conditions != nil {

@@ -34,23 +34,40 @@ type ProgressCertOptions struct {
 // The rotator only updates the Secret, so it is created here, empty, when missing (the manager's Role may create
 // Secrets in its namespace). Shipping it in the manifests instead would make GitOps tools see the rotator's data as
 // drift; creating it at start keeps every install method the same.
-func AddProgressCertRotator(ctx context.Context, mgr ctrl.Manager, o ProgressCertOptions) error {
+//
+// The returned function reports whether the rotator is ready: it has brought the Secret up to date at start
+// (creating or replacing the CA when needed) and the certificate's files are in CertDir. Set it as
+// ProgressOptions.CertsReady, so that no trainer Job is handed a CA before then.
+func AddProgressCertRotator(ctx context.Context, mgr ctrl.Manager, o ProgressCertOptions) (ready func() bool, err error) {
 	if err := ensureSecret(ctx, mgr, o.Secret); err != nil {
-		return fmt.Errorf("progress certificate secret: %w", err)
+		return nil, fmt.Errorf("progress certificate secret: %w", err)
 	}
+	isReady := make(chan struct{})
 	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 		SecretKey:      o.Secret,
 		CertDir:        o.CertDir,
 		CAName:         "preftune-progress-ca",
 		CAOrganization: "preftune",
 		DNSName:        o.DNSName,
-		IsReady:        make(chan struct{}),
+		IsReady:        isReady,
 		// The endpoint is served by the leader only; every replica keeps the files current.
 		RequireLeaderElection: false,
 	}); err != nil {
-		return fmt.Errorf("progress certificate rotator: %w", err)
+		return nil, fmt.Errorf("progress certificate rotator: %w", err)
 	}
-	return nil
+	return closedChecker(isReady), nil
+}
+
+// closedChecker reports, without blocking, whether ch is closed.
+func closedChecker(ch <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // ensureSecret creates the Secret, empty, unless it exists. The manager's cache is not started yet: a direct client.

@@ -34,7 +34,13 @@ type ProgressOptions struct {
 	CertDir string
 	// Interval bounds how often a run's status is rewritten from its reports.
 	Interval time.Duration
+	// CertsReady, when set, says whether CertDir holds the certificate the endpoint will serve (the cert rotator
+	// has made or checked it and the files are there). Until then no trainer Job that reports progress is created:
+	// it would carry a CA about to be replaced, or none. nil: ready (cert-manager's files, tests).
+	CertsReady func() bool
 }
+
+func (o ProgressOptions) certsReady() bool { return o.CertsReady == nil || o.CertsReady() }
 
 // Files in ProgressOptions.CertDir (the names cert-controller and cert-manager use).
 const (

@@ -38,6 +38,9 @@ func applyReport(run Run, rep *receivedReport) {
 	if rep.ParameterCount > 0 {
 		st.ParameterCount = rep.ParameterCount
 	}
+	if rep.TrainableParameterCount > 0 {
+		st.TrainableParameterCount = rep.TrainableParameterCount
+	}
 	st.Attempts = max(st.Attempts, int32(rep.Attempt))
 	st.Checkpoints = mergeCheckpoints(st.Checkpoints, rep.Checkpoints, rep.OldestKeptStep)
 

@@ -16,7 +16,7 @@ func TestApplyReportDPO(t *testing.T) {
 	run.Status().Checkpoints = []v1alpha1.CheckpointStatus{{Step: 10, URI: "pvc://out/checkpoints/step-00000010"}}
 	rep := &receivedReport{received: metav1.Now(), ProgressReport: contract.ProgressReport{
 		Step: 30, TotalSteps: 40, Epoch: 1.25, ETASeconds: 99.6, TokensPerSecond: 1234.5, ResumedFromStep: 20, Attempt: 2,
-		Architecture: "Qwen2ForCausalLM", ParameterCount: 494032768,
+		Architecture: "Qwen2ForCausalLM", ParameterCount: 494032768, TrainableParameterCount: 4399104,
 		TrainMetrics: map[string]float64{"loss": 0.5, "rewards/accuracies": 0.75, "rewards/margins": 1.5, "rewards/chosen": 0.25, "rewards/rejected": -1.25},
 		EvalMetrics:  map[string]float64{"eval_loss": 0.6, "eval_rewards/accuracies": 0.7},
 		Checkpoints: []contract.Checkpoint{
@@ -33,8 +33,8 @@ func TestApplyReportDPO(t *testing.T) {
 	if st.ResumedFromStep != 20 || st.Attempts != 2 {
 		t.Errorf("resumedFromStep %d attempts %d", st.ResumedFromStep, st.Attempts)
 	}
-	if st.Architecture != "Qwen2ForCausalLM" || st.ParameterCount != 494032768 {
-		t.Errorf("architecture %q parameterCount %d", st.Architecture, st.ParameterCount)
+	if st.Architecture != "Qwen2ForCausalLM" || st.ParameterCount != 494032768 || st.TrainableParameterCount != 4399104 {
+		t.Errorf("architecture %q parameterCount %d trainable %d", st.Architecture, st.ParameterCount, st.TrainableParameterCount)
 	}
 	m := run.DPORun.Status.Metrics
 	if m.Loss != "0.5" || m.RewardAccuracy != "0.75" || m.RewardMargin != "1.5" || m.ChosenReward != "0.25" ||

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,6 +34,8 @@ type Run interface {
 	resolveModel(ctx context.Context, c client.Reader, cfg *contract.RunConfig) (dependency, error)
 	// configure fills the kind's hyperparameters into cfg.
 	configure(cfg *contract.RunConfig) error
+	// chatTemplate is the kind's chat template override (SFT: spec.model.chatTemplate); nil for none.
+	chatTemplate() *v1alpha1.ChatTemplateSource
 	// setResult copies a finished run's metrics into the kind's status.
 	setResult(res *contract.Result)
 	// annotatePins records on the Job the inputs pinned for it, and restorePins reads them back into status: the
@@ -52,6 +56,8 @@ type dependency struct {
 	ready     bool
 	reason    string
 	message   string
+	// retryAfter, when positive, asks for another pass then: nothing watched will say when it is ready.
+	retryAfter time.Duration
 }
 
 func parseDecimal(field, s string) (float64, error) {
@@ -102,14 +108,19 @@ func (r sftRun) resolveModel(ctx context.Context, c client.Reader, cfg *contract
 		return dependency{reason: "ModelNotFound", message: fmt.Sprintf("SFTRun %q named by spec.model.from.sftRun does not exist", m.From.SFTRun)}, nil
 	case err != nil:
 		return dependency{}, fmt.Errorf("get SFTRun %s: %w", m.From.SFTRun, err)
-	case src.Status.ModelURI == "" || !isTrue(src.Status.Conditions, v1alpha1.ConditionSucceeded):
+	case !isTrue(src.Status.Conditions, v1alpha1.ConditionSucceeded) || (src.Status.ModelURI == "" && src.Status.AdapterURI == ""):
 		return dependency{reason: "WaitingForModel", message: fmt.Sprintf("waiting for SFTRun %q to succeed", m.From.SFTRun)}, nil
+	case src.Status.ModelURI == "":
+		return dependency{reason: "ModelNotMerged", message: fmt.Sprintf("SFTRun %q wrote only an adapter (%s; spec.output.mergedModel false): "+
+			"start from its starting model with a DPORun, or from a run that writes a merged model", m.From.SFTRun, src.Status.AdapterURI)}, nil
 	}
 	cfg.Model.From = src.Status.ModelURI
 	return dependency{ready: true}, nil
 }
 
 func (r sftRun) configure(*contract.RunConfig) error { return nil }
+
+func (r sftRun) chatTemplate() *v1alpha1.ChatTemplateSource { return r.SFTRun.Spec.Model.ChatTemplate }
 
 func (r sftRun) annotatePins(map[string]string) {}
 func (r sftRun) restorePins(map[string]string)  {}
@@ -141,9 +152,8 @@ func (r dpoRun) statusEqual(o Run) bool {
 func (r dpoRun) resolveModel(ctx context.Context, c client.Reader, cfg *contract.RunConfig) (dependency, error) {
 	name := r.DPORun.Spec.ReferenceRef.SFTRun
 	if pinned := r.DPORun.Status.Reference; pinned != nil {
-		cfg.Reference = &contract.ReferenceConfig{ModelURI: pinned.ModelURI}
-		return dependency{condition: v1alpha1.ConditionReferenceReady, ready: true, reason: "Pinned",
-			message: fmt.Sprintf("reference pinned to SFTRun %q (uid %s) model %s", pinned.SFTRun, pinned.UID, pinned.ModelURI)}, nil
+		cfg.Reference = &contract.ReferenceConfig{ModelURI: pinned.ModelURI, AdapterURI: pinned.AdapterURI}
+		return dependency{condition: v1alpha1.ConditionReferenceReady, ready: true, reason: "Pinned", message: pinnedMessage(pinned)}, nil
 	}
 	var ref v1alpha1.SFTRun
 	err := c.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: name}, &ref)
@@ -156,36 +166,87 @@ func (r dpoRun) resolveModel(ctx context.Context, c client.Reader, cfg *contract
 	case isTrue(ref.Status.Conditions, v1alpha1.ConditionFailed):
 		return dependency{condition: v1alpha1.ConditionReferenceReady, reason: "ReferenceFailed",
 			message: fmt.Sprintf("SFTRun %q failed: %s", name, conditionMessage(ref.Status.Conditions, v1alpha1.ConditionFailed))}, nil
-	case !isTrue(ref.Status.Conditions, v1alpha1.ConditionSucceeded) || ref.Status.ModelURI == "":
+	case !isTrue(ref.Status.Conditions, v1alpha1.ConditionSucceeded) || (ref.Status.ModelURI == "" && ref.Status.AdapterURI == ""):
 		return dependency{condition: v1alpha1.ConditionReferenceReady, reason: "ReferenceNotReady",
 			message: fmt.Sprintf("waiting for SFTRun %q to succeed", name)}, nil
 	}
-	r.DPORun.Status.Reference = &v1alpha1.PinnedReference{
-		SFTRun: name, UID: string(ref.UID), ModelURI: ref.Status.ModelURI, ModelDigest: ref.Status.ModelDigest,
+	pinned, dep := pinReference(&ref)
+	if pinned == nil {
+		return dep, nil
 	}
-	cfg.Reference = &contract.ReferenceConfig{ModelURI: ref.Status.ModelURI}
-	return dependency{condition: v1alpha1.ConditionReferenceReady, ready: true, reason: "Pinned",
-		message: fmt.Sprintf("reference pinned to SFTRun %q (uid %s) model %s", name, ref.UID, ref.Status.ModelURI)}, nil
+	r.DPORun.Status.Reference = pinned
+	cfg.Reference = &contract.ReferenceConfig{ModelURI: pinned.ModelURI, AdapterURI: pinned.AdapterURI}
+	return dependency{condition: v1alpha1.ConditionReferenceReady, ready: true, reason: "Pinned", message: pinnedMessage(pinned)}, nil
+}
+
+// pinReference pins a succeeded SFTRun's output as a DPO reference: its merged (or fully trained) model, or, when
+// it wrote only an adapter, its starting model with the adapter. The starting model is pinned at the Hub commit
+// its revision resolved to, so the adapter meets the weights it was trained on. Pure.
+func pinReference(ref *v1alpha1.SFTRun) (*v1alpha1.PinnedReference, dependency) {
+	p := &v1alpha1.PinnedReference{SFTRun: ref.Name, UID: string(ref.UID), ModelURI: ref.Status.ModelURI, ModelDigest: ref.Status.ModelDigest}
+	if p.ModelURI != "" {
+		return p, dependency{}
+	}
+	base := ""
+	if sm := ref.Status.SourceModel; sm != nil {
+		base = pinHubRevision(sm.URI, sm.Commit)
+	}
+	if base == "" && ref.Spec.Model.From != nil {
+		base = ref.Spec.Model.From.URI
+	}
+	if base == "" {
+		return nil, dependency{condition: v1alpha1.ConditionReferenceReady, reason: "ReferenceBaseUnknown",
+			message: fmt.Sprintf("SFTRun %q wrote only an adapter (%s) and its starting model is not recorded (status.sourceModel)", ref.Name, ref.Status.AdapterURI)}
+	}
+	p.ModelURI, p.AdapterURI = base, ref.Status.AdapterURI
+	if sm := ref.Status.SourceModel; sm != nil {
+		p.ModelDigest = sm.Digest
+	}
+	return p, dependency{}
+}
+
+// pinHubRevision replaces an hf:// URI's revision by the commit it resolved to ("" commit: uri unchanged).
+func pinHubRevision(uri, commit string) string {
+	if commit == "" || !strings.HasPrefix(uri, "hf://") {
+		return uri
+	}
+	repo, _, _ := strings.Cut(uri, "@")
+	return repo + "@" + commit
+}
+
+func pinnedMessage(p *v1alpha1.PinnedReference) string {
+	if p.AdapterURI != "" {
+		return fmt.Sprintf("reference pinned to SFTRun %q (uid %s): model %s with adapter %s", p.SFTRun, p.UID, p.ModelURI, p.AdapterURI)
+	}
+	return fmt.Sprintf("reference pinned to SFTRun %q (uid %s) model %s", p.SFTRun, p.UID, p.ModelURI)
 }
 
 // Annotations that record a DPO Job's pinned reference.
 const (
-	annotationReferenceRun   = "preftune.io/reference-sftrun"
-	annotationReferenceUID   = "preftune.io/reference-uid"
-	annotationReferenceModel = "preftune.io/reference-model-uri"
+	annotationReferenceRun     = "preftune.io/reference-sftrun"
+	annotationReferenceUID     = "preftune.io/reference-uid"
+	annotationReferenceModel   = "preftune.io/reference-model-uri"
+	annotationReferenceAdapter = "preftune.io/reference-adapter-uri"
 )
 
 func (r dpoRun) annotatePins(a map[string]string) {
 	if p := r.DPORun.Status.Reference; p != nil {
 		a[annotationReferenceRun], a[annotationReferenceUID], a[annotationReferenceModel] = p.SFTRun, p.UID, p.ModelURI
+		if p.AdapterURI != "" {
+			a[annotationReferenceAdapter] = p.AdapterURI
+		}
 	}
 }
 
 func (r dpoRun) restorePins(a map[string]string) {
 	if r.DPORun.Status.Reference == nil && a[annotationReferenceModel] != "" {
-		r.DPORun.Status.Reference = &v1alpha1.PinnedReference{SFTRun: a[annotationReferenceRun], UID: a[annotationReferenceUID], ModelURI: a[annotationReferenceModel]}
+		r.DPORun.Status.Reference = &v1alpha1.PinnedReference{SFTRun: a[annotationReferenceRun], UID: a[annotationReferenceUID],
+			ModelURI: a[annotationReferenceModel], AdapterURI: a[annotationReferenceAdapter]}
 	}
 }
+
+// chatTemplate: a DPORun renders with the template its reference SFTRun wrote into its output.
+func (r dpoRun) chatTemplate() *v1alpha1.ChatTemplateSource { return nil }
 
 func (r dpoRun) configure(cfg *contract.RunConfig) error {
 	s := r.DPORun.Spec

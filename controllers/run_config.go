@@ -44,6 +44,9 @@ func trainingConfig(t v1alpha1.TrainingSpec) (contract.TrainingConfig, error) {
 	if t.MaxSteps != nil {
 		out.MaxSteps = int(*t.MaxSteps)
 	}
+	if t.MaxLength != nil {
+		out.MaxLength = int(*t.MaxLength)
+	}
 	var err error
 	if t.Epochs != nil {
 		if out.Epochs, err = parseDecimal("spec.training.epochs", *t.Epochs); err != nil {
@@ -65,6 +68,39 @@ func trainingConfig(t v1alpha1.TrainingSpec) (contract.TrainingConfig, error) {
 			return out, err
 		}
 		out.MinLearningRateRatio = &r
+	}
+	return out, nil
+}
+
+// defaultAdapterRank is spec.adapter.rank's schema default, for objects stored before the field had it.
+const defaultAdapterRank = 16
+
+// adapterConfig turns spec.adapter into the contract's AdapterConfig (nil: full fine-tuning). alpha defaults to
+// 2 x rank here: a schema default cannot depend on another field.
+func adapterConfig(a *v1alpha1.AdapterSpec) (*contract.AdapterConfig, error) {
+	if a == nil {
+		return nil, nil
+	}
+	out := &contract.AdapterConfig{Type: string(a.Type), Rank: int(a.Rank), TargetModules: append([]string(nil), a.TargetModules...)}
+	if out.Type == "" {
+		out.Type = contract.AdapterTypeLoRA
+	}
+	if out.Type != contract.AdapterTypeLoRA {
+		return nil, fmt.Errorf("spec.adapter.type: %q is not an adapter type the trainer knows (lora)", a.Type)
+	}
+	if out.Rank == 0 {
+		out.Rank = defaultAdapterRank
+	}
+	out.Alpha = float64(2 * out.Rank)
+	if a.Alpha != nil {
+		out.Alpha = float64(*a.Alpha)
+	}
+	var err error
+	if out.Dropout, err = parseDecimal("spec.adapter.dropout", a.Dropout); err != nil {
+		return nil, err
+	}
+	if out.Dropout < 0 || out.Dropout >= 1 {
+		return nil, fmt.Errorf("spec.adapter.dropout: %s is not in [0, 1)", a.Dropout)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +27,7 @@ import (
 // +kubebuilder:rbac:groups=preftune.io,resources=preferencedatasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // RunReconciler reconciles one run kind (SFTRun or DPORun): it waits for the run's inputs, creates its Job once,
@@ -35,6 +36,9 @@ type RunReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Options  Options
+
+	// APIReader reads what is not cached (chat template ConfigMaps); nil: the client.
+	APIReader client.Reader
 
 	kind   string
 	suffix string
@@ -97,13 +101,17 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	runPhases.set(key, run.Status().Phase)
 	r.recordTransitions(run, before)
+	res := ctrl.Result{RequeueAfter: awaitingResult(obs)}
+	if obs.blocked != nil {
+		res.RequeueAfter = obs.blocked.retryAfter
+	}
 	if run.statusEqual(before) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	if err := r.Status().Update(ctx, run.Object()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("update %s status: %w", r.kind, err)
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // observe reads the run's Job and pods and, while it has no Job, its inputs; it creates the Job when they are
@@ -177,6 +185,9 @@ func (r *RunReconciler) datasetDependency(ctx context.Context, run Run) (*v1alph
 	case isTrue(ds.Status.Conditions, v1alpha1.ConditionReady) && ds.Status.ObservedGeneration == ds.Generation && ds.Status.Digest != "":
 		return &ds, dependency{ready: true, reason: ReasonDatasetReady,
 			message: fmt.Sprintf("PreferenceDataset %q is ready (%s)", name, ds.Status.Digest)}, nil
+	case ds.Status.ObservedGeneration == ds.Generation && conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) == ReasonChatTemplateNotFound:
+		return &ds, dependency{reason: ReasonDatasetNotReady, message: fmt.Sprintf("PreferenceDataset %q waits for its inspection's chat template: %s",
+			name, conditionMessage(ds.Status.Conditions, v1alpha1.ConditionReady))}, nil
 	case ds.Status.ObservedGeneration == ds.Generation && conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) != ReasonValidating &&
 		conditionReason(ds.Status.Conditions, v1alpha1.ConditionReady) != "":
 		return &ds, dependency{reason: ReasonDatasetInvalid,
@@ -188,6 +199,15 @@ func (r *RunReconciler) datasetDependency(ctx context.Context, run Run) (*v1alph
 // createJob pins the dataset, writes the run's configuration and creates its Job. A Job that already exists (a
 // manager restarted before its cache saw it) is read back, never created twice: the name is deterministic.
 func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.PreferenceDataset, cfg contract.RunConfig, name string) (*batchv1.Job, *dependency, error) {
+	text, missing, err := resolveChatTemplate(ctx, apiReader(r.APIReader, r.Client), run.GetNamespace(), "spec.model.chatTemplate", run.chatTemplate())
+	if err != nil || missing != nil {
+		return nil, missing, err
+	}
+	cfg.Model.ChatTemplate = text
+	if r.progress != nil && !r.Options.Progress.certsReady() {
+		return nil, &dependency{reason: ReasonWaitingForProgressCertificate, retryAfter: certsReadyPoll,
+			message: "waiting for the manager's progress certificate (the rotator is creating or checking it) before creating the trainer Job, so the Job carries the CA the endpoint serves"}, nil
+	}
 	spec := run.Spec()
 	out, err := outputURI(run, r.Options.DefaultOutputURI)
 	if err != nil {
@@ -207,6 +227,10 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	if err := run.configure(&cfg); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
 	}
+	if cfg.Adapter, err = adapterConfig(spec.Adapter); err != nil {
+		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+	}
+	cfg.Output.MergedModel = spec.Output.MergedModel
 	cfg.Resources.GPUs = spec.Resources.GPUs
 	if cfg.Output.URI, err = st.mapURI(out, false); err != nil {
 		return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
@@ -219,6 +243,11 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	if cfg.Reference != nil {
 		if cfg.Reference.ModelURI, err = st.mapURI(cfg.Reference.ModelURI, true); err != nil {
 			return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+		}
+		if cfg.Reference.AdapterURI != "" {
+			if cfg.Reference.AdapterURI, err = st.mapURI(cfg.Reference.AdapterURI, true); err != nil {
+				return nil, &dependency{reason: ReasonInvalidSpec, message: err.Error()}, nil
+			}
 		}
 	}
 	doc, err := marshalConfig(cfg)
@@ -259,6 +288,9 @@ func (r *RunReconciler) createJob(ctx context.Context, run Run, ds *v1alpha1.Pre
 	}
 	return job, nil, nil
 }
+
+// certsReadyPoll is how often a run waiting for the progress certificate looks again.
+const certsReadyPoll = 2 * time.Second
 
 // Annotations that record what a run's Job was created with.
 const (
@@ -354,7 +386,7 @@ func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) erro
 		Named(r.kind).
 		For(r.newRun().Object()).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, podToOwner(r.kind)).
+		Watches(&corev1.Pod{}, podToOwner(mgr.GetClient(), r.kind)).
 		Watches(&v1alpha1.PreferenceDataset{}, enqueueReferencing(mgr.GetClient(), r.newList, indexDatasetRef)).
 		Watches(&v1alpha1.SFTRun{}, enqueueReferencing(mgr.GetClient(), r.newList, indexSFTRunRef))
 	if r.progress != nil {
@@ -370,6 +402,14 @@ func (r *RunReconciler) forgetRun(k runKey) {
 		r.progress.forget(k)
 	}
 	deleteRunGauges(k)
+}
+
+// apiReader is r when set, else c.
+func apiReader(r, c client.Reader) client.Reader {
+	if r != nil {
+		return r
+	}
+	return c
 }
 
 func (r *RunReconciler) newList() client.ObjectList {

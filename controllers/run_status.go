@@ -37,6 +37,8 @@ const (
 	ReasonRunFailed         = "RunFailed"
 	ReasonTrainerFinished   = "TrainerFinished"
 	ReasonRestarting        = "Restarting"
+	// ReasonWaitingForProgressCertificate: the run's Job waits until the progress endpoint's certificate is ready.
+	ReasonWaitingForProgressCertificate = "WaitingForProgressCertificate"
 	// ReasonOutOfMemory: the kernel killed the trainer for memory (its container's reason is OOMKilled).
 	ReasonOutOfMemory = contract.ReasonOutOfMemory
 )
@@ -158,6 +160,14 @@ func waitingCondition(obs runObservation) metav1.Condition {
 // jobConditions sets Running, Succeeded and Failed from the Job and its pods.
 func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.Condition), jobSuspended bool) *contract.TerminationMessage {
 	job := obs.job
+	if awaitingResult(obs) > 0 {
+		// The Job finished, but the cache has not shown its pod's end yet: a run's outcome is final, so wait for it.
+		set(condition(v1alpha1.ConditionRunning, false, ReasonTrainerFinished,
+			"the Job finished; waiting for the trainer's result from its pod", 0))
+		set(condition(v1alpha1.ConditionSucceeded, false, ReasonInProgress, "", 0))
+		set(condition(v1alpha1.ConditionFailed, false, ReasonInProgress, "", 0))
+		return nil
+	}
 	if c := jobCondition(job, batchv1.JobComplete); c != nil {
 		var tm contract.TerminationMessage
 		if pod := podByPhase(obs.pods, corev1.PodSucceeded); pod != nil {
@@ -172,8 +182,7 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 				"the Job completed but the trainer's result could not be read from its pod", 0))
 		} else {
 			applyResult(st, tm.Result, obs.now)
-			set(condition(v1alpha1.ConditionSucceeded, true, ReasonTrainingSucceeded,
-				fmt.Sprintf("trained %d steps; model at %s", tm.Result.Step, st.ModelURI), 0))
+			set(condition(v1alpha1.ConditionSucceeded, true, ReasonTrainingSucceeded, succeededMessage(st, tm.Result.Step), 0))
 		}
 		st.CompletionTime = completionTime(c, obs.now)
 		return &tm
@@ -230,6 +239,38 @@ func jobConditions(st *v1alpha1.RunStatus, obs runObservation, set func(metav1.C
 	return nil
 }
 
+// succeededMessage says where the outputs are: the model, the adapter, or both.
+func succeededMessage(st *v1alpha1.RunStatus, steps int) string {
+	switch {
+	case st.AdapterURI != "" && st.ModelURI != "":
+		return fmt.Sprintf("trained %d steps; adapter at %s, merged model at %s", steps, st.AdapterURI, st.ModelURI)
+	case st.AdapterURI != "":
+		return fmt.Sprintf("trained %d steps; adapter at %s (no merged model)", steps, st.AdapterURI)
+	}
+	return fmt.Sprintf("trained %d steps; model at %s", steps, st.ModelURI)
+}
+
+// awaitingResult is how much longer a run waits for the pod of its finished Job: the Job's and the pod's
+// informers are separate, so the Job can be seen complete (or failed) before its pod's terminated state, which
+// holds the trainer's result (or its error, or OOMKilled). Until reportGrace has passed since the Job finished, a
+// run without such a pod is not finished; 0 when nothing is awaited.
+func awaitingResult(obs runObservation) time.Duration {
+	if obs.job == nil {
+		return 0
+	}
+	finished, phase := jobCondition(obs.job, batchv1.JobComplete), corev1.PodSucceeded
+	if finished == nil {
+		finished, phase = jobCondition(obs.job, batchv1.JobFailed), corev1.PodFailed
+	}
+	if finished == nil {
+		return 0
+	}
+	if pod := podByPhase(obs.pods, phase); pod != nil && terminated(pod) != nil {
+		return 0
+	}
+	return max(0, reportWait(finished, obs.now))
+}
+
 // applyResult copies the shared part of the trainer's result into status.
 func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) {
 	pct := int32(100)
@@ -249,6 +290,9 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	st.ModelDigest = res.ModelDigest
 	st.Architecture = res.Architecture
 	st.ParameterCount = res.ParameterCount
+	st.TrainableParameterCount = res.TrainableParameterCount
+	st.AdapterURI = unmapURI(res.AdapterURI)
+	st.Truncation = truncationStatus(res.Truncation)
 	st.SourceModel = nil
 	if res.SourceURI != "" || res.SourceCommit != "" || res.SourceDigest != "" {
 		st.SourceModel = &v1alpha1.SourceModelStatus{URI: unmapURI(res.SourceURI), Commit: res.SourceCommit, Digest: res.SourceDigest}
@@ -271,6 +315,15 @@ func applyResult(st *v1alpha1.RunStatus, res *contract.Result, now metav1.Time) 
 	if n := len(st.Checkpoints); n > maxStatusCheckpoints {
 		st.Checkpoints = st.Checkpoints[n-maxStatusCheckpoints:]
 	}
+}
+
+// truncationStatus is the API's form of the trainer's truncation counts (nil stays nil).
+func truncationStatus(t *contract.Truncation) *v1alpha1.TruncationStatus {
+	if t == nil {
+		return nil
+	}
+	return &v1alpha1.TruncationStatus{ContextLength: int64(t.ContextLength), RowsTruncated: int64(t.RowsTruncated),
+		PromptsEmptied: int64(t.PromptsEmptied), ResponsesCut: int64(t.ResponsesCut), IdenticalPairs: int64(t.IdenticalPairs)}
 }
 
 func formatFloat(v float64) string {

@@ -28,6 +28,14 @@ func job(suspended bool, conds ...batchv1.JobConditionType) *batchv1.Job {
 	return j
 }
 
+// finishedLongAgo moves a Job's conditions reportGrace and more before t0: a pod not seen by then is gone.
+func finishedLongAgo(j *batchv1.Job) *batchv1.Job {
+	for i := range j.Status.Conditions {
+		j.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-2 * reportGrace))
+	}
+	return j
+}
+
 func pod(name string, phase corev1.PodPhase, exit int32, msg string) corev1.Pod {
 	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: t0}, Status: corev1.PodStatus{Phase: phase}}
 	if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
@@ -198,9 +206,17 @@ func TestComputeRunStatus(t *testing.T) {
 				}
 			}},
 		{name: "succeeded but the pod is gone",
-			obs:   runObservation{job: job(false, batchv1.JobComplete)},
+			obs:   runObservation{job: finishedLongAgo(job(false, batchv1.JobComplete))},
 			phase: v1alpha1.RunPhaseSucceeded, hasDone: true,
 			want: map[string]string{"Succeeded": "True/ResultMissing"}},
+		{name: "complete, the pod's end not in the cache yet",
+			obs:   runObservation{job: job(false, batchv1.JobComplete), pods: []corev1.Pod{pod("p1", corev1.PodRunning, 0, "")}},
+			phase: v1alpha1.RunPhaseRunning,
+			want:  map[string]string{"Running": "False/TrainerFinished", "Succeeded": "False/InProgress", "Failed": "False/InProgress"}},
+		{name: "failed, the pod's end not in the cache yet",
+			obs:   runObservation{job: job(false, batchv1.JobFailed)},
+			phase: v1alpha1.RunPhasePending,
+			want:  map[string]string{"Running": "False/TrainerFinished", "Succeeded": "False/InProgress", "Failed": "False/InProgress"}},
 		{name: "failed with the trainer's reason",
 			obs:    runObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{pod("p1", corev1.PodFailed, 3, invalid)}},
 			phase:  v1alpha1.RunPhaseFailed,
@@ -272,7 +288,7 @@ func TestRunTransitions(t *testing.T) {
 	pending, _ := computeRunStatus(v1alpha1.RunStatus{}, runObservation{now: t0, job: job(false)})
 	suspended, _ := computeRunStatus(running, runObservation{now: t0, runSuspended: true, job: job(true)})
 	resumed, _ := computeRunStatus(suspended, runObservation{now: t0, job: job(false), pods: []corev1.Pod{pod("p2", corev1.PodRunning, 0, "")}})
-	failed, _ := computeRunStatus(running, runObservation{now: t0, job: job(false, batchv1.JobFailed)})
+	failed, _ := computeRunStatus(running, runObservation{now: t0, job: finishedLongAgo(job(false, batchv1.JobFailed))})
 	oomRetry, _ := computeRunStatus(running, runObservation{now: t0, job: func() *batchv1.Job { j := job(false); j.Status.Failed = 1; return j }(),
 		pods: []corev1.Pod{oomPod("p", "1Gi")}})
 	checkpointed := *running.DeepCopy()
@@ -328,12 +344,11 @@ func TestComputeDatasetStatus(t *testing.T) {
 		{"valid", datasetObservation{job: job(false, batchv1.JobComplete), pods: []corev1.Pod{pod("p", corev1.PodSucceeded, 0, mustJSON(contract.TerminationMessage{Dataset: &report}))}}, "True/Valid", "10 pairs"},
 		{"invalid rows name the lines", datasetObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{pod("p", corev1.PodFailed, 3, mustJSON(contract.TerminationMessage{Dataset: &bad}))}}, "False/InvalidRows", "line 3 field chosen: missing; line 7: invalid JSON"},
 		{"unreadable source", datasetObservation{job: job(false, batchv1.JobFailed), pods: []corev1.Pod{pod("p", corev1.PodFailed, 3, mustJSON(contract.TerminationMessage{Error: &contract.Error{Reason: "InvalidDataset", Message: "no such file"}}))}}, "False/InvalidSource", "no such file"},
-		{"job failed without a report", datasetObservation{job: job(false, batchv1.JobFailed)}, "False/ValidationFailed", "backoff limit"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.obs.generation, tc.obs.jobName, tc.obs.now = 1, "d-validate-g1-abcde", t0
-			st := computeDatasetStatus(v1alpha1.PreferenceDatasetStatus{}, tc.obs)
+			st, _ := computeDatasetStatus(v1alpha1.PreferenceDatasetStatus{}, tc.obs)
 			c := meta.FindStatusCondition(st.Conditions, "Ready")
 			if got := string(c.Status) + "/" + c.Reason; got != tc.want || !strings.Contains(c.Message, tc.msgHas) {
 				t.Errorf("Ready = %s %q, want %s containing %q", got, c.Message, tc.want, tc.msgHas)
@@ -349,7 +364,7 @@ func TestComputeDatasetStatus(t *testing.T) {
 			}
 			// A validated generation is never validated again, even when its Job is gone.
 			if tc.want != "False/Validating" {
-				again := computeDatasetStatus(st, datasetObservation{generation: 1, jobName: tc.obs.jobName, now: t0})
+				again, _ := computeDatasetStatus(st, datasetObservation{generation: 1, jobName: tc.obs.jobName, now: t0})
 				if !equalJSON(again, st) {
 					t.Error("validated status changed without a new generation")
 				}
@@ -388,5 +403,28 @@ func TestRunPhaseOnlyMovesForward(t *testing.T) {
 	}
 	if seen[0] != v1alpha1.RunPhasePending || seen[4] != v1alpha1.RunPhaseRunning || st.Phase != v1alpha1.RunPhaseSucceeded {
 		t.Errorf("phases %v: want Pending first, Running once the pod runs, Succeeded last", seen)
+	}
+}
+
+// TestAwaitingResult: how long a pass asks to come back for a finished Job whose pod's end is not yet seen.
+func TestAwaitingResult(t *testing.T) {
+	at := func(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
+	done := pod("p", corev1.PodSucceeded, 0, "{}")
+	cases := []struct {
+		name string
+		obs  runObservation
+		want time.Duration
+	}{
+		{"no Job", runObservation{now: t0}, 0},
+		{"Job running", runObservation{now: t0, job: job(false)}, 0},
+		{"complete, no pod, 10 s later", runObservation{now: at(10 * time.Second), job: job(false, batchv1.JobComplete)}, reportGrace - 10*time.Second},
+		{"complete, pod terminated", runObservation{now: at(time.Second), job: job(false, batchv1.JobComplete), pods: []corev1.Pod{done}}, 0},
+		{"failed, succeeded pod does not count", runObservation{now: t0, job: job(false, batchv1.JobFailed), pods: []corev1.Pod{done}}, reportGrace},
+		{"complete, grace over", runObservation{now: at(reportGrace + time.Second), job: job(false, batchv1.JobComplete)}, 0},
+	}
+	for _, tc := range cases {
+		if got := awaitingResult(tc.obs); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

@@ -34,16 +34,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, c Concurrency) e
 			return fmt.Errorf("add the progress endpoint: %w", err)
 		}
 	}
-	if err := (&DatasetReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr, c.Datasets); err != nil {
+	if err := (&DatasetReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Options: opts}).SetupWithManager(mgr, c.Datasets); err != nil {
 		return fmt.Errorf("set up the PreferenceDataset controller: %w", err)
 	}
 	sft := NewSFTRunReconciler(mgr.GetClient(), rec, opts)
-	sft.progress = store
+	sft.progress, sft.APIReader = store, mgr.GetAPIReader()
 	if err := sft.SetupWithManager(mgr, c.Runs); err != nil {
 		return fmt.Errorf("set up the SFTRun controller: %w", err)
 	}
 	dpo := NewDPORunReconciler(mgr.GetClient(), rec, opts)
-	dpo.progress = store
+	dpo.progress, dpo.APIReader = store, mgr.GetAPIReader()
 	if err := dpo.SetupWithManager(mgr, c.Runs); err != nil {
 		return fmt.Errorf("set up the DPORun controller: %w", err)
 	}

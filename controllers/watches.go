@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -67,14 +69,42 @@ func enqueueReferencing(c client.Client, newList func() client.ObjectList, index
 	})
 }
 
-// podToOwner maps a trainer pod to the custom resource of kind that owns its Job (from the labels the operator
-// put on the pod template), so pod phase changes (scheduling, running) reach the run without a Job change.
-func podToOwner(kind string) handler.EventHandler {
-	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		l := o.GetLabels()
-		if l[LabelOwnerKind] != kind || l[LabelManagedBy] != managedBy || l[LabelOwnerName] == "" {
-			return nil
-		}
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[LabelOwnerName]}}}
+// podToOwner maps a trainer pod to the custom resource of kind that owns its Job, so pod changes (scheduling,
+// running, the final status with the trainer's report) reach the owner without a Job change. The owner is the
+// Job's controller (read from the cache); the owner-name label stands in when the Job is not there, and only when
+// it is the whole name (labels hold 63 characters: longer names are shortened with a hash).
+func podToOwner(jobs client.Reader, kind string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return podOwnerRequests(ctx, jobs, kind, o)
 	})
+}
+
+func podOwnerRequests(ctx context.Context, jobs client.Reader, kind string, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[LabelOwnerKind] != kind || l[LabelManagedBy] != managedBy || l[LabelOwnerName] == "" {
+		return nil
+	}
+	name := ownerOfJob(ctx, jobs, o.GetNamespace(), l[LabelJobName], kind)
+	if name == "" && len(l[LabelOwnerName]) < 63 {
+		name = l[LabelOwnerName]
+	}
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// ownerOfJob is the name of the Job's controller when it is of kind, "" when the Job or its owner is unknown.
+func ownerOfJob(ctx context.Context, jobs client.Reader, ns, job, kind string) string {
+	if job == "" || jobs == nil {
+		return ""
+	}
+	var j batchv1.Job
+	if err := jobs.Get(ctx, types.NamespacedName{Namespace: ns, Name: job}, &j); err != nil {
+		return ""
+	}
+	if ref := metav1.GetControllerOf(&j); ref != nil && ref.Kind == kind && ref.APIVersion == v1alpha1.GroupVersion.String() {
+		return ref.Name
+	}
+	return ""
 }

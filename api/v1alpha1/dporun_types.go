@@ -17,7 +17,10 @@ const (
 
 // ReferenceReference names the frozen reference model of a DPO run.
 type ReferenceReference struct {
-	// sftRun names an SFTRun in the same namespace. The DPORun waits until it has succeeded, then pins its model.
+	// sftRun names an SFTRun in the same namespace. The DPORun waits until it has succeeded, then pins its model:
+	// its merged model, or, when it wrote only an adapter (output.mergedModel false), its starting model with that
+	// adapter. The SFTRun's output carries the chat template it trained with (tokenizer_config.json), and DPO
+	// renders rows with it: a DPORun has no chatTemplate of its own, so reference and policy always agree.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	SFTRun string `json:"sftRun"`
@@ -25,6 +28,7 @@ type ReferenceReference struct {
 
 // DPORunSpec is a Direct Preference Optimization run: the policy starts from the reference SFT model and learns
 // from prompt/chosen/rejected pairs, with the SFT model frozen as the reference. No reward model, no sampling.
+// +kubebuilder:validation:XValidation:rule="!has(self.output) || !has(self.output.mergedModel) || self.output.mergedModel || has(self.adapter)",message="output.mergedModel false applies only to runs with an adapter"
 // +kubebuilder:validation:XValidation:rule="self.lossType in ['sigmoid', 'robust'] || !self.labelSmoothing.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || double(self.labelSmoothing) == 0.0",message="labelSmoothing applies only to the sigmoid and robust losses"
 type DPORunSpec struct {
 	// referenceRef names the SFTRun whose model is the reference and the starting policy.
@@ -109,6 +113,10 @@ type PinnedReference struct {
 	// modelDigest is that model's sha256, when known.
 	// +optional
 	ModelDigest string `json:"modelDigest,omitempty"`
+	// adapterURI is the SFTRun's adapter when it wrote no merged model: the reference is modelURI (the SFTRun's
+	// starting model) with this adapter merged in.
+	// +optional
+	AdapterURI string `json:"adapterURI,omitempty"`
 }
 
 // DPORunStatus is the observed state of a DPORun.
@@ -139,9 +147,10 @@ type DPORunStatus struct {
 // +kubebuilder:printcolumn:name="Margin",type=string,JSONPath=`.status.metrics.rewardMargin`
 // +kubebuilder:printcolumn:name="Eval Acc",type=string,JSONPath=`.status.metrics.evalRewardAccuracy`,priority=1
 // +kubebuilder:printcolumn:name="Params",type=integer,JSONPath=`.status.parameterCount`,priority=1
+// +kubebuilder:printcolumn:name="Trainable",type=integer,JSONPath=`.status.trainableParameterCount`,priority=1
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.status.modelURI`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.referenceRef == oldSelf.spec.referenceRef && self.spec.beta == oldSelf.spec.beta && self.spec.lossType == oldSelf.spec.lossType && self.spec.labelSmoothing == oldSelf.spec.labelSmoothing && self.spec.rpoAlpha == oldSelf.spec.rpoAlpha && self.spec.precomputeReferenceLogProbs == oldSelf.spec.precomputeReferenceLogProbs && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.referenceRef == oldSelf.spec.referenceRef && self.spec.beta == oldSelf.spec.beta && self.spec.lossType == oldSelf.spec.lossType && self.spec.labelSmoothing == oldSelf.spec.labelSmoothing && self.spec.rpoAlpha == oldSelf.spec.rpoAlpha && self.spec.precomputeReferenceLogProbs == oldSelf.spec.precomputeReferenceLogProbs && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.adapter) == has(oldSelf.spec.adapter) && (!has(self.spec.adapter) || self.spec.adapter == oldSelf.spec.adapter) && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"
 type DPORun struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -104,6 +104,43 @@ type FieldMapping struct {
 	RejectedField string `json:"rejectedField,omitempty"`
 }
 
+// InspectionModel is the model whose tokenizer and chat template a dataset's validation reads the rows with.
+type InspectionModel struct {
+	// uri of a model directory in the Hugging Face layout (tokenizer.json, tokenizer_config.json and config.json
+	// are read; the weights are not), with the schemes of SFTRun's spec.model.from.uri: s3://, gs://, azblob://,
+	// https://, file://, pvc://<claim>/<path> (mounted read-only) or hf://<org>/<name>[@<revision>].
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(s3|gs|azblob|https|file|pvc|hf)://.+$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('hf://') || self.matches('^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?(@[^@ ]+)?$')",message="an hf:// uri is hf://<org>/<name> with an optional @<revision>"
+	URI string `json:"uri"`
+
+	// chatTemplate replaces the model's own chat template, as an SFTRun's spec.model.chatTemplate does: set the
+	// same one here to see the rows as that run will.
+	// +optional
+	ChatTemplate *ChatTemplateSource `json:"chatTemplate,omitempty"`
+}
+
+// DatasetInspection has the validation read the rows as a run on a given model will: rendered with the model's
+// chat template, in the model's tokens, and fitted to a context.
+type DatasetInspection struct {
+	// model whose tokenizer and chat template render the rows. status.tokens then holds token lengths and
+	// status.truncation what a run's context would cut.
+	Model InspectionModel `json:"model"`
+
+	// maxLength is the training.maxLength of the runs to come: the truncation counts are for a context of the
+	// smaller of the model's max positions and maxLength (absent: the model's).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	MaxLength *int32 `json:"maxLength,omitempty"`
+
+	// secretRef names a Secret in the dataset's namespace with credentials for model.uri (AWS_*, GOOGLE_*,
+	// AZURE_*, HF_TOKEN); its keys become the validation's environment.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
 // PreferenceDatasetSpec says where preference data is and how to read it.
 type PreferenceDatasetSpec struct {
 	// source of the data.
@@ -141,6 +178,12 @@ type PreferenceDatasetSpec struct {
 	// +kubebuilder:default=Reject
 	// +optional
 	InvalidRows InvalidRowsPolicy `json:"invalidRows,omitempty"`
+
+	// inspection, when set, also reads the rows with a model's tokenizer and chat template: token lengths
+	// (status.tokens) and truncation counts for a context (status.truncation). Without it, lengths are in bytes of
+	// the text only.
+	// +optional
+	Inspection *DatasetInspection `json:"inspection,omitempty"`
 }
 
 // DatasetCounts are row counts of a validated dataset.
@@ -190,9 +233,29 @@ type LengthStatistics struct {
 	ChosenLongerFraction string `json:"chosenLongerFraction"`
 }
 
+// TokenStatistics are lengths in tokens of the rows as the inspection's model sees them (its chat template
+// rendering them, its tokenizer counting).
+type TokenStatistics struct {
+	// promptMean is the mean prompt length.
+	PromptMean string `json:"promptMean"`
+	// promptMax is the longest prompt.
+	PromptMax int64 `json:"promptMax"`
+	// chosenMean is the mean chosen response length.
+	ChosenMean string `json:"chosenMean"`
+	// chosenMax is the longest chosen response.
+	ChosenMax int64 `json:"chosenMax"`
+	// rejectedMean is the mean rejected response length.
+	// +optional
+	RejectedMean string `json:"rejectedMean,omitempty"`
+	// rejectedMax is the longest rejected response.
+	// +optional
+	RejectedMax int64 `json:"rejectedMax,omitempty"`
+}
+
 // PreferenceDatasetStatus is the outcome of the latest validation.
 type PreferenceDatasetStatus struct {
-	// conditions: Ready (reasons Validating, Valid, InvalidRows, InvalidSource, ValidationFailed).
+	// conditions: Ready (reasons Validating, Valid, InvalidRows, InvalidSource, ValidationFailed,
+	// ChatTemplateNotFound).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -228,6 +291,14 @@ type PreferenceDatasetStatus struct {
 	// +optional
 	Lengths *LengthStatistics `json:"lengths,omitempty"`
 
+	// tokens are the lengths in the inspection model's tokens (spec.inspection).
+	// +optional
+	Tokens *TokenStatistics `json:"tokens,omitempty"`
+
+	// truncation counts what the context of spec.inspection would cut.
+	// +optional
+	Truncation *TruncationStatus `json:"truncation,omitempty"`
+
 	// warnings about the data: duplicates, chosen identical to rejected, length bias, personal data.
 	// +optional
 	// +listType=atomic
@@ -256,6 +327,7 @@ type PreferenceDatasetStatus struct {
 // +kubebuilder:printcolumn:name="Eval",type=integer,JSONPath=`.status.counts.eval`
 // +kubebuilder:printcolumn:name="Invalid",type=integer,JSONPath=`.status.counts.invalid`
 // +kubebuilder:printcolumn:name="Skipped",type=integer,JSONPath=`.status.counts.skipped`,priority=1
+// +kubebuilder:printcolumn:name="Truncated",type=integer,JSONPath=`.status.truncation.rowsTruncated`,priority=1,description="rows the inspection's context truncates"
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.digest`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PreferenceDataset struct {

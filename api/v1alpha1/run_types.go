@@ -129,10 +129,104 @@ type TrainingSpec struct {
 	// +optional
 	CheckpointsToKeep int32 `json:"checkpointsToKeep,omitempty"`
 
+	// maxLength caps a sequence (prompt and response together) in tokens: the context is the smaller of the model's
+	// max positions and maxLength (absent: the model's). Each pair's prompt is cut once, keeping its end, so chosen
+	// and rejected see the same prompt; a response is cut at its end only when it does not fit on its own. What
+	// was cut is counted in status.truncation and the warnings.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	MaxLength *int32 `json:"maxLength,omitempty"`
+
 	// seed makes the run reproducible: initialisation, data order and sampling.
 	// +kubebuilder:default=42
 	// +optional
 	Seed int64 `json:"seed,omitempty"`
+}
+
+// ConfigMapKeyReference names one key of a ConfigMap in the object's namespace.
+type ConfigMapKeyReference struct {
+	// name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key in the ConfigMap's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// ChatTemplateSource is a Jinja chat template, as tokenizer_config.json's chat_template holds it: inline text or a
+// ConfigMap key, exactly one.
+// +kubebuilder:validation:XValidation:rule="has(self.inline) != has(self.configMapKeyRef)",message="exactly one of inline or configMapKeyRef must be set"
+type ChatTemplateSource struct {
+	// inline is the template's text.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	Inline string `json:"inline,omitempty"`
+
+	// configMapKeyRef names a ConfigMap key holding the template's text. The operator reads it when it creates the
+	// Job (the text is copied into the Job's configuration, so later changes do not affect a started run); while
+	// the ConfigMap or the key is missing, the run waits with reason ChatTemplateNotFound and looks again every
+	// few seconds.
+	// +optional
+	ConfigMapKeyRef *ConfigMapKeyReference `json:"configMapKeyRef,omitempty"`
+}
+
+// AdapterType names a parameter-efficient fine-tuning method.
+// +kubebuilder:validation:Enum=lora
+type AdapterType string
+
+// AdapterTypeLoRA is LoRA (Hu et al. 2021), as Hugging Face PEFT implements it.
+const AdapterTypeLoRA AdapterType = "lora"
+
+// AdapterSpec trains a low-rank adapter on the frozen starting model instead of every weight (PEFT's LoraConfig):
+// each target linear layer W (out x in) gets A (rank x in) and B (out x rank), B starting at zero, and computes
+// W x + (alpha/rank) B A dropout(x). Only the adapter gets gradients and AdamW state (about 16 bytes per adapter
+// parameter instead of per model parameter). The run writes the adapter in PEFT's layout under <output>/adapter/
+// (status.adapterURI) and, unless spec.output.mergedModel is false, the merged model under <output>/model/.
+type AdapterSpec struct {
+	// type of adapter; lora is the only one.
+	// +kubebuilder:default=lora
+	// +optional
+	Type AdapterType `json:"type,omitempty"`
+
+	// rank r of A and B (PEFT's r).
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	Rank int32 `json:"rank,omitempty"`
+
+	// alpha scales the adapter's update by alpha/rank (PEFT's lora_alpha). Absent: 2 x rank, which the operator
+	// fills in when it builds the trainer's configuration (a schema default cannot depend on rank).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65536
+	// +optional
+	Alpha *int32 `json:"alpha,omitempty"`
+
+	// dropout is the probability of dropping an input of the adapter during training, a decimal in [0, 1)
+	// (PEFT's lora_dropout); "0" (the default) disables it.
+	// +kubebuilder:default="0"
+	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$') || double(self) < 1.0",message="dropout must be below 1"
+	// +optional
+	Dropout string `json:"dropout,omitempty"`
+
+	// targetModules are the linear layers that get an adapter, by their Hugging Face names: q_proj, k_proj,
+	// v_proj, o_proj, gate_proj, up_proj, down_proj for Llama-family models; c_attn, c_proj, c_fc for GPT-2.
+	// Empty (the default): every attention and MLP projection of the architecture. The trainer refuses a name the
+	// architecture does not have before training (reason InvalidConfig), listing the names it knows.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z_][A-Za-z0-9_.]*$`
+	// +optional
+	TargetModules []string `json:"targetModules,omitempty"`
 }
 
 // ResourcesSpec says what the trainer's pod asks for.
@@ -206,6 +300,14 @@ type OutputSpec struct {
 	// AWS_SECRET_ACCESS_KEY); its keys become the trainer's environment. They never appear in status or logs.
 	// +optional
 	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// mergedModel, for a run with spec.adapter, also writes the starting model with the adapter merged in under
+	// model/ (the layout of a pretrained model; status.modelURI). false writes only the adapter (status.adapterURI),
+	// which needs the starting model to be used: a DPORun on such an SFTRun uses that SFTRun's starting model with
+	// the adapter as its reference. Only runs with spec.adapter may set it to false.
+	// +kubebuilder:default=true
+	// +optional
+	MergedModel *bool `json:"mergedModel,omitempty"`
 }
 
 // TrainerSpec overrides the trainer's container.
@@ -242,6 +344,11 @@ type RunSpec struct {
 	// trainer overrides the trainer's container.
 	// +optional
 	Trainer TrainerSpec `json:"trainer,omitempty"`
+
+	// adapter trains a LoRA adapter on the frozen starting model instead of every weight. Absent: full
+	// fine-tuning.
+	// +optional
+	Adapter *AdapterSpec `json:"adapter,omitempty"`
 
 	// maxRetries is how many times a failed trainer pod is retried (the Job's backoffLimit). Disruptions such as
 	// preemption or eviction do not count; invalid input is never retried.
@@ -333,6 +440,23 @@ type SourceModelStatus struct {
 	Digest string `json:"digest,omitempty"`
 }
 
+// TruncationStatus counts what fitting the rows into the context changed (the trainer's counts; for a run, the
+// training and eval rows together).
+type TruncationStatus struct {
+	// contextLength in tokens: the smaller of the model's max positions and training.maxLength.
+	ContextLength int64 `json:"contextLength"`
+	// rowsTruncated: rows (pairs, or SFT examples) that lost any token.
+	RowsTruncated int64 `json:"rowsTruncated"`
+	// promptsEmptied: rows whose whole prompt was cut.
+	PromptsEmptied int64 `json:"promptsEmptied"`
+	// responsesCut: responses (chosen and rejected counted apart) cut before their end token.
+	ResponsesCut int64 `json:"responsesCut"`
+	// identicalPairs: pairs whose chosen and rejected are the same tokens after truncation; they carry no
+	// preference and are left out of training.
+	// +optional
+	IdenticalPairs int64 `json:"identicalPairs,omitempty"`
+}
+
 // PinnedDataset records the dataset a run trains on, pinned when the run starts.
 type PinnedDataset struct {
 	// name of the PreferenceDataset.
@@ -371,7 +495,8 @@ type RunStatus struct {
 	// +listType=atomic
 	Plots []string `json:"plots,omitempty"`
 
-	// modelURI is the final model's directory, set when the run succeeded.
+	// modelURI is the final model's directory, set when the run succeeded (with spec.adapter, the merged model;
+	// empty when spec.output.mergedModel is false).
 	// +optional
 	ModelURI string `json:"modelURI,omitempty"`
 
@@ -386,6 +511,20 @@ type RunStatus struct {
 	// parameterCount is the number of the model's parameters (tied embeddings counted once).
 	// +optional
 	ParameterCount int64 `json:"parameterCount,omitempty"`
+
+	// trainableParameterCount is the number of parameters the run trains: parameterCount for full fine-tuning,
+	// the adapter's with spec.adapter.
+	// +optional
+	TrainableParameterCount int64 `json:"trainableParameterCount,omitempty"`
+
+	// adapterURI is the adapter's directory (PEFT's layout: adapter_config.json, adapter_model.safetensors), set
+	// when a run with spec.adapter succeeded.
+	// +optional
+	AdapterURI string `json:"adapterURI,omitempty"`
+
+	// truncation counts what fitting the rows into the run's context cut.
+	// +optional
+	Truncation *TruncationStatus `json:"truncation,omitempty"`
 
 	// sourceModel is the model the run started from as the trainer resolved it (SFT: spec.model.from; DPO: the
 	// reference model); empty for a model trained from scratch.

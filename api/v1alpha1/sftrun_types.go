@@ -92,9 +92,17 @@ type ModelSpec struct {
 	// from is an existing model to fine-tune: a pretrained model directory (uri) or a succeeded SFTRun's model.
 	// +optional
 	From *ModelSource `json:"from,omitempty"`
+
+	// chatTemplate replaces the model's own chat template (tokenizer_config.json's chat_template) for rendering
+	// conversational rows: inline text or a ConfigMap key. The template the run used is written into its output's
+	// tokenizer_config.json, so a DPORun on this run and every downstream tool render with the same one.
+	// +optional
+	ChatTemplate *ChatTemplateSource `json:"chatTemplate,omitempty"`
 }
 
 // SFTRunSpec is a supervised fine-tuning run on prompt -> chosen.
+// +kubebuilder:validation:XValidation:rule="!has(self.adapter) || has(self.model.from)",message="adapter needs a pretrained starting model (model.from): LoRA trains an adapter on frozen weights"
+// +kubebuilder:validation:XValidation:rule="!has(self.output) || !has(self.output.mergedModel) || self.output.mergedModel || has(self.adapter)",message="output.mergedModel false applies only to runs with an adapter"
 type SFTRunSpec struct {
 	// model is the starting model.
 	Model ModelSpec `json:"model"`
@@ -133,9 +141,10 @@ type SFTRunStatus struct {
 // +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.metrics.trainLoss`
 // +kubebuilder:printcolumn:name="Eval Loss",type=string,JSONPath=`.status.metrics.evalLoss`
 // +kubebuilder:printcolumn:name="Params",type=integer,JSONPath=`.status.parameterCount`,priority=1
+// +kubebuilder:printcolumn:name="Trainable",type=integer,JSONPath=`.status.trainableParameterCount`,priority=1
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.status.modelURI`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.model == oldSelf.spec.model && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.model == oldSelf.spec.model && self.spec.datasetRef == oldSelf.spec.datasetRef && self.spec.training == oldSelf.spec.training && self.spec.resources == oldSelf.spec.resources && self.spec.output == oldSelf.spec.output && self.spec.maxRetries == oldSelf.spec.maxRetries && has(self.spec.adapter) == has(oldSelf.spec.adapter) && (!has(self.spec.adapter) || self.spec.adapter == oldSelf.spec.adapter) && has(self.spec.trainer) == has(oldSelf.spec.trainer) && (!has(self.spec.trainer) || self.spec.trainer == oldSelf.spec.trainer) && has(self.spec.activeDeadlineSeconds) == has(oldSelf.spec.activeDeadlineSeconds) && (!has(self.spec.activeDeadlineSeconds) || self.spec.activeDeadlineSeconds == oldSelf.spec.activeDeadlineSeconds) && has(self.spec.scheduling) == has(oldSelf.spec.scheduling) && (!has(self.spec.scheduling) || self.spec.scheduling == oldSelf.spec.scheduling))",message="the spec cannot change once the run has started (its Job exists); only suspend can"
 type SFTRun struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

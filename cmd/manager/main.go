@@ -90,13 +90,15 @@ func main() {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if opts.Progress.BindAddress != "" && !progressCertManager {
-		if err := controllers.AddProgressCertRotator(ctx, mgr, controllers.ProgressCertOptions{
+		ready, err := controllers.AddProgressCertRotator(ctx, mgr, controllers.ProgressCertOptions{
 			Secret:  types.NamespacedName{Namespace: managerNamespace, Name: progressCertSecret},
 			DNSName: progressDNS, CertDir: opts.Progress.CertDir,
-		}); err != nil {
+		})
+		if err != nil {
 			log.Error(err, "Unable to set up the progress certificate")
 			os.Exit(1)
 		}
+		opts.Progress.CertsReady = ready
 	}
 	if err := controllers.Setup(ctx, mgr, opts, controllers.Concurrency{Runs: concurrentRuns, Datasets: concurrentDataset}); err != nil {
 		log.Error(err, "Unable to set up the controllers")

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,5 +412,56 @@ func TestProgressReports(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// TestRunWaitsForTheProgressCertificate: while the manager's progress certificate is not ready, a run whose inputs
+// are ready gets no Job (it would carry a CA the rotator is about to replace, or none) and says why in its Running
+// condition and an event; once ready, the Job is created with the CA.
+func TestRunWaitsForTheProgressCertificate(t *testing.T) {
+	dir := t.TempDir()
+	caPEM := writeSelfSignedCert(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var certsReady atomic.Bool
+	opts := testOptions
+	opts.Progress = controllers.ProgressOptions{BindAddress: addr, URL: "https://" + addr, CertDir: dir, Interval: time.Second,
+		CertsReady: certsReady.Load}
+	stop := startManagerWith(t, cfg, opts, controllers.Concurrency{Runs: 2, Datasets: 1})
+	defer stop()
+
+	ns := newNamespace(t)
+	readyDataset(t, ns, "arith")
+	create(t, newSFTRun(ns, "early", "arith"))
+	var run v1alpha1.SFTRun
+	eventually(t, "run waiting for the certificate", func() error {
+		get(t, &run, ns, "early")
+		return wantCondition(run.Status.Conditions, v1alpha1.ConditionRunning, metav1.ConditionFalse, controllers.ReasonWaitingForProgressCertificate)
+	})
+	consistently(t, "no Job before the certificate is ready", 3*time.Second, func() error {
+		if jobs := ownedJobs(t, ns, "SFTRun", "early"); len(jobs) != 0 {
+			return fmt.Errorf("%d Jobs", len(jobs))
+		}
+		return nil
+	})
+	wantEvents(t, ns, "early", controllers.ReasonWaitingForProgressCertificate)
+
+	certsReady.Store(true)
+	job := waitForJob(t, ns, "SFTRun", "early")
+	var cm corev1.ConfigMap
+	get(t, &cm, ns, job.Name+"-config")
+	if cm.Data["progress-ca.crt"] != string(caPEM) {
+		t.Errorf("the Job's CA is not the endpoint's: %q", cm.Data["progress-ca.crt"])
+	}
+	eventually(t, "run no longer waiting", func() error {
+		get(t, &run, ns, "early")
+		if c := findCondition(run.Status.Conditions, v1alpha1.ConditionRunning); c == nil || c.Reason == controllers.ReasonWaitingForProgressCertificate {
+			return fmt.Errorf("Running %+v", c)
+		}
+		return nil
 	})
 }
