@@ -20,7 +20,7 @@ import (
 )
 
 // inspectModelFiles are the files of a model directory the inspection reads (never the weights).
-var inspectModelFiles = append([]string{checkpoint.ConfigFile, tokenizer.ChatTemplateFileName}, hf.TokenizerFiles...)
+var inspectModelFiles = append([]string{checkpoint.ConfigFile}, hf.TokenizerFiles...)
 
 // inspectWithModel adds to rep what the model makes of the rows (ic.Model, ic.MaxLength): token lengths
 // (rep.Tokens), the truncation counts for the run's context (rep.Truncation), warnings (truncation, the

@@ -89,6 +89,11 @@ func extraFiles(m manifest) []string {
 	return out
 }
 
+// ModelSideFiles are the files of a model directory beside its weights, config and tokenizer.json that LoadModel
+// reads into Model.Files when they are there: the tokenizer's settings, its special tokens, the generation
+// settings and a chat template kept in its own file (Hugging Face's names).
+var ModelSideFiles = []string{"tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"}
+
 // SaveModel writes a final model directory (model.safetensors, config.json, tokenizer.json), replacing one
 // already there only once the new files are on disk, and returns the weights' digest "sha256:<hex>".
 func SaveModel(dir string, m Model) (string, error) {
@@ -102,8 +107,9 @@ func SaveModel(dir string, m Model) (string, error) {
 	return Digest(files[ModelFile]), nil
 }
 
-// LoadModel reads a model directory, or the model inside a checkpoint directory (verified against its COMPLETE;
-// a checkpoint directory without COMPLETE is refused). It returns the weights' digest too.
+// LoadModel reads a model directory (with ModelSideFiles found there in Model.Files), or the model inside a
+// checkpoint directory (verified against its COMPLETE; a checkpoint directory without COMPLETE is refused). It
+// returns the weights' digest too.
 func LoadModel(dir string) (Model, string, error) {
 	var files map[string][]byte
 	names := []string{ModelFile, ConfigFile, TokenizerFile}
@@ -121,6 +127,16 @@ func LoadModel(dir string) (Model, string, error) {
 			data, err := os.ReadFile(filepath.Join(dir, name))
 			if errors.Is(err, os.ErrNotExist) {
 				return Model{}, "", fmt.Errorf("model %s: %s is missing", dir, name)
+			}
+			if err != nil {
+				return Model{}, "", fmt.Errorf("model %s: %w", dir, err)
+			}
+			files[name] = data
+		}
+		for _, name := range ModelSideFiles {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
 			}
 			if err != nil {
 				return Model{}, "", fmt.Errorf("model %s: %w", dir, err)

@@ -23,8 +23,10 @@ const (
 	GenerationConfigFile = "generation_config.json"
 )
 
-// TokenizerFiles are copied from the source model directory into a saved one when present.
-var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", GenerationConfigFile}
+// TokenizerFiles (the tokenizer and its settings, the generation settings, a chat template in its own file) are
+// copied from the source model directory into a saved one when present.
+var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", GenerationConfigFile,
+	"chat_template.jinja"}
 
 // TensorInfo is one tensor of a model directory's weights, as its safetensors header gives it.
 type TensorInfo struct {

@@ -70,7 +70,7 @@ func corruptCopy(t *testing.T, dir, tensor string, edit func([]float32)) string 
 	v, _ := p.Float32s(tensor)
 	edit(v)
 	out := filepath.Join(t.TempDir(), "model")
-	if _, err := saveModel(out, p, tok, ""); err != nil {
+	if _, err := saveModel(out, p, tok, strings.TrimPrefix(dir, "file://")); err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -32,7 +33,7 @@ type tokenizerFile struct {
 // names in Hugging Face's layout (model.Params.HFConfig; a from-scratch GPT is a GPT2LMHeadModel with
 // "transformer."-prefixed tensors), so transformers loads the weights.
 //
-// srcDir is the pretrained model directory the run started from ("" for a model built from scratch): when it
+// srcDir is the model or checkpoint directory the run started from ("" for a model built from scratch): when it
 // holds a Hugging Face tokenizer.json, that file and srcDir's other hf.TokenizerFiles (tokenizer_config.json,
 // special_tokens_map.json, generation_config.json) are copied, so a checkpoint keeps the model's own tokenizer
 // and loads as its source does.
@@ -45,13 +46,23 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkp
 	if err != nil {
 		return checkpoint.Model{}, err
 	}
-	tk, err := json.MarshalIndent(tokenizerFile{Type: tok.Name(), VocabSize: tok.VocabSize(), BOS: tok.BOS(),
-		EOS: tok.EOS(), PAD: tok.PAD()}, "", "  ")
-	if err != nil {
-		return checkpoint.Model{}, err
+	var m checkpoint.Model
+	switch {
+	case hasHFTokenizer(srcDir):
+		// copied below
+	case tok.Name() == tokenizer.ByteName:
+		// A model built from scratch: the byte tokenizer as a Hugging Face tokenizer.json (the same ids through
+		// transformers and our reader) and a tokenizer_config.json with its BOS/EOS/PAD, context and the built-in
+		// chat template the rows were rendered with, so the directory loads like any pretrained model's.
+		if m.Files, err = byteTokenizerFiles(p.ContextLength); err != nil {
+			return checkpoint.Model{}, err
+		}
+		m.Tokenizer = tokenizer.ByteTokenizerJSON()
+	default:
+		return checkpoint.Model{}, fmt.Errorf("tokenizer %s has no tokenizer.json to write and no source directory", tok.Name())
 	}
-	m := checkpoint.Model{Config: cfg, Tokenizer: append(tk, '\n')}
-	if isPretrainedDir(srcDir) {
+	m.Config = cfg
+	if hasHFTokenizer(srcDir) {
 		if m.Tokenizer, err = os.ReadFile(filepath.Join(srcDir, tokenizer.FileName)); err != nil {
 			return checkpoint.Model{}, err
 		}
@@ -78,6 +89,25 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkp
 	return m, nil
 }
 
+// byteTokenizerFiles is the tokenizer_config.json of a from-scratch model (tokenizer.ByteTokenizerConfigJSON with
+// data.BuiltinChatTemplate as chat_template), keyed by file name for checkpoint.Model.Files.
+func byteTokenizerFiles(contextLength int) (map[string][]byte, error) {
+	cfg := map[string]json.RawMessage{}
+	if err := json.Unmarshal(tokenizer.ByteTokenizerConfigJSON(contextLength), &cfg); err != nil {
+		return nil, err
+	}
+	tmpl, err := json.Marshal(data.BuiltinChatTemplate)
+	if err != nil {
+		return nil, err
+	}
+	cfg["chat_template"] = tmpl
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{tokenizer.ConfigFileName: append(b, '\n')}, nil
+}
+
 // LoadModelDir reads a model directory (or a checkpoint directory) into float32 Params and its tokenizer, and
 // returns the weights' digest ("sha256:<hex>", weightsDigest). A Hugging Face model directory (its
 // tokenizer.json is a Hugging Face tokenizer: config.json, model.safetensors or shards, tokenizer.json,
@@ -95,6 +125,16 @@ func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error
 	}
 	p, tok, err := paramsOf(m, dir)
 	return p, tok, digest, err
+}
+
+// hasHFTokenizer says whether dir holds a Hugging Face tokenizer.json: a pretrained model directory, a model
+// directory the trainer wrote, or a checkpoint of either.
+func hasHFTokenizer(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, tokenizer.FileName))
+	return err == nil && tokenizer.IsHFTokenizerJSON(b)
 }
 
 // isPretrainedDir says whether dir is a model directory (not a checkpoint directory) whose tokenizer.json is a

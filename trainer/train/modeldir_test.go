@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/preftune/preftune/trainer/checkpoint"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -45,9 +46,30 @@ func TestModelDirIsHuggingFaceLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _, _, err := LoadModelDir(dir)
+	r, rtok, _, err := LoadModelDir(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The byte tokenizer is written as a Hugging Face tokenizer.json (the npm tokenizers check of that file is
+	// trainer/tokenizer's TestHFMatchesReference) with a tokenizer_config.json holding the built-in chat template,
+	// and reads back as a tokenizer giving Byte's ids.
+	tc, err := tokenizer.ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.ChatTemplate != data.BuiltinChatTemplate {
+		t.Errorf("tokenizer_config.json chat_template %q, want the built-in template", tc.ChatTemplate)
+	}
+	if _, ok := rtok.(*tokenizer.Pretrained); !ok {
+		t.Fatalf("the model's tokenizer loads as %T, want the Hugging Face reader's", rtok)
+	}
+	for _, text := range []string{"<|user|>\n76+9=\n<|assistant|>\n", "héllo wörld ✓", ""} {
+		if got, want := rtok.Encode(text), tok.Encode(text); !slices.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, the byte tokenizer gives %v", text, got, want)
+		}
+	}
+	if rtok.BOS() != tok.BOS() || rtok.EOS() != tok.EOS() || rtok.PAD() != tok.PAD() {
+		t.Errorf("BOS/EOS/PAD %d/%d/%d, want %d/%d/%d", rtok.BOS(), rtok.EOS(), rtok.PAD(), tok.BOS(), tok.EOS(), tok.PAD())
 	}
 	want := p.Tensors()
 	for _, got := range [][]model.Tensor{q.Tensors(), r.Tensors()} {
@@ -58,11 +80,13 @@ func TestModelDirIsHuggingFaceLayout(t *testing.T) {
 		}
 	}
 
-	// The layout before: unprefixed names and the old config.json.
+	// The layout before: unprefixed names, the old config.json and tokenizer.json, no tokenizer_config.json.
 	m, _, err := checkpoint.LoadModel(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Tokenizer = []byte(`{"type": "byte", "vocab_size": 259, "bos": 256, "eos": 257, "pad": 258}`)
+	m.Files = nil
 	for i := range m.Tensors {
 		m.Tensors[i].Name = strings.TrimPrefix(m.Tensors[i].Name, "transformer.")
 	}

@@ -131,8 +131,9 @@ func readInput(path string) ([]byte, error) { return os.ReadFile(path) }
 // saveModel writes the final model directory and returns its weights' digest. A model that started from a
 // pretrained Hugging Face directory srcDir is written in that layout by Params.Save (config.json,
 // model.safetensors or shards, and srcDir's tokenizer files and generation_config.json copied), so it loads as
-// its source did; a from-scratch model (srcDir "" or not such a directory) gets config.json, model.safetensors
-// and the byte tokenizer's tokenizer.json.
+// its source did; a from-scratch model (srcDir "") gets config.json, model.safetensors, the byte tokenizer's
+// tokenizer.json and tokenizer_config.json; a model that started from a checkpoint directory gets that
+// checkpoint's tokenizer files.
 func saveModel(dir string, p *model.Params, tok tokenizer.Tokenizer, srcDir string) (string, error) {
 	if isPretrainedDir(srcDir) {
 		if _, err := p.Save(dir, hf.SaveOptions{SourceDir: srcDir}); err != nil {
@@ -140,7 +141,7 @@ func saveModel(dir string, p *model.Params, tok tokenizer.Tokenizer, srcDir stri
 		}
 		return weightsDigest(dir)
 	}
-	m, err := modelFiles(p, tok, "")
+	m, err := modelFiles(p, tok, srcDir)
 	if err != nil {
 		return "", err
 	}
