@@ -257,3 +257,65 @@ func TestLoRADropoutIsSeeded(t *testing.T) {
 		t.Fatalf("losses %v, %v (same seed), %v (another seed)", a, b2, c)
 	}
 }
+
+// TestAdapterSaveLoad: an adapter written in PEFT's layout loads back onto its base with the same tensors and
+// configuration; the files name what PEFT names.
+func TestAdapterSaveLoad(t *testing.T) {
+	for name, cfg := range loraModels() {
+		t.Run(name, func(t *testing.T) {
+			p := Init(cfg, tensor.Float32, 91)
+			if err := p.AddLoRA(LoRA{Rank: 2, Alpha: 3, Dropout: 0.05}, 92); err != nil {
+				t.Fatal(err)
+			}
+			randomizeAdapter(p, 93)
+			dir := t.TempDir()
+			if _, err := p.SaveAdapter(dir, "file:///base"); err != nil {
+				t.Fatal(err)
+			}
+			c, err := ReadAdapterConfig(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PEFTType != "LORA" || c.R != 2 || c.LoRAAlpha != 3 || c.FanInFanOut != (name == "gpt2") || c.TaskType != "CAUSAL_LM" {
+				t.Fatalf("adapter_config.json %+v", c)
+			}
+			q := Init(cfg, tensor.Float32, 91)
+			if err := q.LoadAdapter(dir); err != nil {
+				t.Fatal(err)
+			}
+			want, got := p.AdapterTensors(), q.AdapterTensors()
+			if len(want) != len(got) {
+				t.Fatalf("%d tensors back, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if want[i].Name != got[i].Name || !slicesEqualF(want[i].Data, got[i].Data) {
+					t.Fatalf("tensor %s differs after the round trip", want[i].Name)
+				}
+			}
+			first := want[0].Name
+			if name == "llama" && first != "model.layers.0.self_attn.q_proj.lora_A.weight" ||
+				name == "gpt2" && first != "transformer.h.0.attn.c_attn.lora_A.weight" {
+				t.Fatalf("first adapter tensor %s", first)
+			}
+			// A model of another shape refuses it, naming the tensor.
+			other := cfg
+			other.DModel *= 2
+			r := Init(other, tensor.Float32, 1)
+			if err := r.LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "has shape") {
+				t.Fatalf("loading onto another shape: %v", err)
+			}
+		})
+	}
+}
+
+func slicesEqualF(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
