@@ -1,6 +1,9 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -330,4 +333,34 @@ func (a *adapter) graph(g *G.ExprGraph, dt tensor.Dtype, training bool) (G.Nodes
 		}
 		return nn.LoRADelta(y, x, an, nodes[module+LoRASuffixB], a.cfg.Scaling(), a.cfg.Dropout, seed, a.stream[module])
 	}
+}
+
+// ShapeOf is the shape of a weight or adapter tensor; it panics on an unknown name.
+func (p *Params) ShapeOf(name string) []int {
+	if p.lora != nil {
+		if v, ok := p.lora.values[name]; ok {
+			return append([]int(nil), v.Shape()...)
+		}
+	}
+	v, ok := p.Values[name]
+	if !ok {
+		panic(fmt.Sprintf("model: no weight %q", name))
+	}
+	return append([]int(nil), v.Shape()...)
+}
+
+// BaseDigest is "sha256:<hex>" over the base weights (names, shapes and float32 values in Names order), for a
+// model that has no weights file to name it by (one built in code).
+func (p *Params) BaseDigest() string {
+	h := sha256.New()
+	for _, n := range p.Names {
+		t := p.tensor(n)
+		fmt.Fprintf(h, "%s%v;", n, t.Shape)
+		buf := make([]byte, 4*len(t.Data))
+		for i, v := range t.Data {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		h.Write(buf)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -60,6 +60,10 @@ type runner struct {
 	plots []string // plot files written next to metrics.jsonl
 	// sourceCommit is the Hub commit an hf:// starting model (or DPO reference) resolved to.
 	sourceCommit string
+	// baseDigest identifies the frozen base model of a run that trains an adapter (lora.go); "" otherwise.
+	baseDigest string
+	// refAdapterDigest is the digest of reference.adapterURI's weights, merged into the starting model.
+	refAdapterDigest string
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -109,6 +113,9 @@ func (r *runner) setup() error {
 	if err := r.loadModel(rows); err != nil {
 		return err
 	}
+	if err := r.setupAdapter(); err != nil {
+		return err
+	}
 	preference := cfg.Kind == contract.KindDPO
 	ctxLen := r.policy.ContextLength
 	trainEx := data.EncodeRows(r.tok, rows, ctxLen, preference)
@@ -136,9 +143,9 @@ func (r *runner) setup() error {
 	ac := optim.DefaultAdamW()
 	ac.WeightDecay = t.WeightDecay
 	var params []optim.Param
-	for _, s := range r.policy.Shapes() {
-		v, g := r.policy.Float32s(s.Name)
-		params = append(params, optim.Param{Name: s.Name, Shape: s.Shape, Data: v, Grad: g})
+	for _, name := range r.policy.TrainableNames() {
+		v, g := r.policy.Float32s(name)
+		params = append(params, optim.Param{Name: name, Shape: r.policy.ShapeOf(name), Data: v, Grad: g})
 	}
 	if r.opt, err = optim.NewAdamW(ac, params, nil); err != nil {
 		return failed(ReasonTrainingFailed, "%v", err)
@@ -303,22 +310,40 @@ func (r *runner) sourceDir() string {
 	return r.cfg.FromDir
 }
 
-// finish writes the final model and builds the result.
+// finish writes the final model (with an adapter: the adapter, then the merged model unless output.mergedModel is
+// false) and builds the result.
 func (r *runner) finish() (*contract.Result, error) {
-	dir := filepath.Join(r.cfg.OutputDir, "model")
-	digest, err := saveModel(dir, r.policy, r.tok, r.sourceDir())
-	if err != nil {
-		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
-	}
-	uri, err := r.publishModel(r.ioCtx, dir)
-	if err != nil {
-		return nil, err
-	}
 	res := &contract.Result{
 		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
-		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
-		Plots: r.plotURIs(),
+		Metrics: Metrics{}, ResumedFromStep: r.resumedFrom,
+		TrainableParameterCount: int64(r.policy.NumTrainable()),
 	}
+	dir := filepath.Join(r.cfg.OutputDir, "model")
+	_, adapter := r.policy.LoRAConfig()
+	var err error
+	if adapter {
+		if res.AdapterURI, err = r.finishAdapter(r.ioCtx); err != nil {
+			return nil, err
+		}
+		r.policy.MergeLoRA()
+	}
+	if !adapter || r.mergedModel() {
+		digest, err := saveModel(dir, r.policy, r.tok, r.sourceDir())
+		if err != nil {
+			return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
+		}
+		if res.ModelURI, err = r.publishModel(r.ioCtx, dir); err != nil {
+			return nil, err
+		}
+		res.ModelDigest = digest
+	} else if err := r.writePlots(); err != nil {
+		return nil, err
+	} else if r.io.out != nil {
+		if err := r.uploadLogs(r.ioCtx); err != nil {
+			return nil, err
+		}
+	}
+	res.Plots = r.plotURIs()
 	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {
 		res.Metrics[k] = v
@@ -344,7 +369,8 @@ func (r *runner) finish() (*contract.Result, error) {
 		return nil, failed(ReasonTrainingFailed, "%v", err)
 	}
 	// The warnings are in the result (the run's status) and here too, for a run on the command line.
-	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest, "warnings": res.Warnings})
+	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": res.ModelDigest,
+		"adapter": res.AdapterURI, "warnings": res.Warnings})
 	return res, nil
 }
 
