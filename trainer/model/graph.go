@@ -86,12 +86,18 @@ func (p *Params) build(key graphKey) (gr *graph, err error) {
 	}
 	wrt := gr.params
 	gr.trainable = p.Names
-	ad := func(_ string, _, y *G.Node) (*G.Node, error) { return y, nil }
+	conv := p.Family == GPT2 // Conv1D weights [in, out]
+	lin := func(_ string, x, w, b *G.Node) (*G.Node, error) {
+		if conv {
+			return nn.Linear(x, w, b)
+		}
+		return nn.LinearT(x, w, b)
+	}
 	if p.lora != nil && key.kind != kindBaseLogProbs {
-		wrt, ad = p.lora.graph(gr.g, p.Dtype, key.kind == kindSFT || key.kind == kindDPO)
+		wrt, lin = p.lora.graph(gr.g, p.Dtype, key.kind == kindSFT || key.kind == kindDPO, conv, lin)
 		gr.trainable = p.lora.names
 	}
-	h, head, err := p.fam.forward(p.Config, w, gr.tk, ad)
+	h, head, err := p.fam.forward(p.Config, w, gr.tk, lin)
 	if err != nil {
 		return nil, err
 	}

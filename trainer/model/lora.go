@@ -312,8 +312,8 @@ func (a *adapter) gradients(dt tensor.Dtype) map[string]*tensor.Dense {
 }
 
 // graph puts the adapter's tensors on g and returns them (in names order, the nodes to differentiate) and the
-// function that adds each target's update (nn.LoRADelta); training graphs apply the adapter's dropout.
-func (a *adapter) graph(g *G.ExprGraph, dt tensor.Dtype, training bool) (G.Nodes, adaptFn) {
+// linear layer builder: nn.LoRALinear on the targets, base elsewhere; training graphs apply the adapter's dropout.
+func (a *adapter) graph(g *G.ExprGraph, dt tensor.Dtype, training, conv bool, base linearFn) (G.Nodes, linearFn) {
 	nodes := map[string]*G.Node{}
 	var wrt G.Nodes
 	for _, n := range a.names {
@@ -326,12 +326,15 @@ func (a *adapter) graph(g *G.ExprGraph, dt tensor.Dtype, training bool) (G.Nodes
 	if training && a.cfg.Dropout > 0 {
 		seed = &a.seed
 	}
-	return wrt, func(module string, x, y *G.Node) (*G.Node, error) {
+	return wrt, func(module string, x, w, b *G.Node) (*G.Node, error) {
 		an, ok := nodes[module+LoRASuffixA]
-		if !ok || x == nil || y == nil {
-			return y, nil
+		if !ok {
+			return base(module, x, w, b)
 		}
-		return nn.LoRADelta(y, x, an, nodes[module+LoRASuffixB], a.cfg.Scaling(), a.cfg.Dropout, seed, a.stream[module])
+		if x == nil || w == nil {
+			return nil, nil // a failed op before: its error is the one reported
+		}
+		return nn.LoRALinear(x, w, b, an, nodes[module+LoRASuffixB], conv, a.cfg.Scaling(), a.cfg.Dropout, seed, a.stream[module])
 	}
 }
 

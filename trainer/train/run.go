@@ -253,6 +253,9 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if r.cfg.Kind == contract.KindDPO {
 		plan.SequencesPerExample = 2
 	}
+	if a := r.cfg.Adapter; a != nil {
+		plan.LoRA = &hf.LoRAPlan{Rank: a.Rank, Targets: a.TargetModules, Dropout: a.Dropout > 0}
+	}
 	est, err := hf.CheckMemory(hc, plan, limit, source)
 	if err != nil {
 		return invalid(ReasonInsufficientMemory, "%s: %w", field, err)
