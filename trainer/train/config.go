@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/storage"
 )
 
 // Defaults applied by NewConfig where a RunConfig leaves a field at its zero value.
@@ -244,6 +245,10 @@ func (c *Config) checkDPO() error {
 	}
 	c.ReferenceDir = dir
 	if u := c.Reference.AdapterURI; u != "" {
+		if storage.IsHub(u) {
+			return fieldErr("reference.adapterURI", "%q: adapters are read from a store (s3, gs, azblob) or a file "+
+				"path; the Hugging Face Hub download takes model repositories only", u)
+		}
 		if c.ReferenceAdapterDir, err = resolve(u, false); err != nil {
 			return fieldErr("reference.adapterURI", "%v", err)
 		}

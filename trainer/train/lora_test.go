@@ -90,6 +90,9 @@ func TestLoRARun(t *testing.T) {
 	if stateBytes != 8*int(a.TrainableParameterCount) {
 		t.Errorf("optimiser state %d bytes, want 8 per trainable parameter (%d)", stateBytes, 8*a.TrainableParameterCount)
 	}
+	if _, _, _, err := LoadModelDir(checkpoint.Dir(filepath.Join(dir, "a"), 2*k)); err == nil || !strings.Contains(err.Error(), "LoRA adapter") {
+		t.Errorf("LoadModelDir on an adapter checkpoint: %v, want a refusal naming the adapter", err)
+	}
 	if c.State.BaseModelDigest != base.ModelDigest {
 		t.Errorf("checkpoint base digest %q, want the base model's %q", c.State.BaseModelDigest, base.ModelDigest)
 	}
@@ -174,6 +177,11 @@ func TestLoRARefusesUnknownTargets(t *testing.T) {
 		if _, err := NewConfig(withAdapter(tinySFT(dataPath, dir, 2), bad)); err == nil {
 			t.Errorf("adapter %+v accepted", bad)
 		}
+	}
+	hub := tinyDPO(dataPath, dir, dir, 2)
+	hub.Reference.AdapterURI = "hf://org/adapter"
+	if _, err := NewConfig(hub); err == nil || !strings.Contains(err.Error(), "reference.adapterURI") {
+		t.Errorf("hf:// reference adapter: %v", err)
 	}
 	c, err := NewConfig(withAdapter(tinySFT(dataPath, dir, 2), contract.AdapterConfig{Rank: 8}))
 	if err != nil || c.Adapter.Alpha != 16 || c.Adapter.Type != contract.AdapterTypeLoRA {
