@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
@@ -115,12 +116,19 @@ func (r *runner) checkpointModel() (checkpoint.Model, error) {
 	return m, nil
 }
 
-// baseName is the adapter's base_model_name_or_path: the starting model's URI as given ("" from scratch).
+// baseName is the adapter's base_model_name_or_path: the starting model's URI as given, a file:// URI as its path
+// (what PEFT's from_pretrained reads); "" from scratch.
 func (r *runner) baseName() string {
+	u := r.cfg.Model.From
 	if r.cfg.Kind == contract.KindDPO && r.cfg.Reference != nil {
-		return r.cfg.Reference.ModelURI
+		u = r.cfg.Reference.ModelURI
 	}
-	return r.cfg.Model.From
+	if strings.HasPrefix(u, "file://") {
+		if p, err := localPath(u); err == nil {
+			return p
+		}
+	}
+	return u
 }
 
 // checkBase refuses a checkpoint whose adapter belongs to another base model, or that holds an adapter when the
