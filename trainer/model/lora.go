@@ -256,25 +256,38 @@ func (p *Params) MergeLoRA() {
 	r := a.cfg.Rank
 	for _, m := range a.modules {
 		w := p.Values[m+".weight"]
-		av, bv := a.values[m+LoRASuffixA], a.values[m+LoRASuffixB]
+		av, bv := floats64(a.values[m+LoRASuffixA]), floats64(a.values[m+LoRASuffixB])
 		in, out := a.in[m], a.out[m]
-		conv := p.Family == GPT2
+		row := make([]float64, in)
 		for o := 0; o < out; o++ {
-			for i := 0; i < in; i++ {
-				var d float64
-				for k := 0; k < r; k++ {
-					d += at(bv, o*r+k) * at(av, k*in+i)
+			clear(row)
+			for k := 0; k < r; k++ {
+				c := s * bv[o*r+k]
+				for i, x := range av[k*in : (k+1)*in] {
+					row[i] += c * x
 				}
+			}
+			// Row o of B·A is row o of W [out, in], or column o of a Conv1D W [in, out].
+			for i, d := range row {
 				idx := o*in + i
-				if conv {
+				if p.Family == GPT2 {
 					idx = i*out + o
 				}
-				setAt(w, idx, at(w, idx)+s*d)
+				setAt(w, idx, at(w, idx)+d)
 			}
 		}
 	}
 	p.ReleaseGraphs()
 	p.lora = nil
+}
+
+// floats64 copies a tensor's values as float64.
+func floats64(t *tensor.Dense) []float64 {
+	out := make([]float64, t.Shape().TotalSize())
+	for i := range out {
+		out[i] = at(t, i)
+	}
+	return out
 }
 
 func setAt(t *tensor.Dense, i int, v float64) {
