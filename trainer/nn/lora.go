@@ -11,7 +11,7 @@ import (
 
 // A LoRA adapter (Hu et al. 2021, arXiv:2106.09685; PEFT's lora.Linear): a target linear layer computes
 // base(x) + scale·B·A·dropout(x). LoRALinear does it in one op; Scale and Dropout compose the same from LinearT
-// and Add (the tests hold the fused op to that composition).
+// and Add (the tests hold both to one plain-Go reference).
 
 // Scale computes s·x for a tensor of any shape; its gradient is s·g.
 func Scale(x *G.Node, s float64) (*G.Node, error) {
