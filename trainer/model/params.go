@@ -153,7 +153,8 @@ func (p *Params) tensor(n string) Tensor {
 	return t
 }
 
-// Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs.
+// Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs (and no adapter: merge
+// one first to keep it).
 func (p *Params) Convert(dt tensor.Dtype) *Params {
 	q, err := newParams(p.Config, dt)
 	if err != nil {
