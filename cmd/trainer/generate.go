@@ -21,7 +21,8 @@ func init() {
 
 func runGenerate(args []string) int {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	modelDir := fs.String("model", "", "model or checkpoint directory")
+	modelDir := fs.String("model", "", "model or checkpoint directory (with --adapter: the adapter's base model)")
+	adapterDir := fs.String("adapter", "", "a LoRA adapter directory (PEFT's layout) to apply to --model")
 	prompt := fs.String("prompt", "", "one prompt; the completion goes to stdout")
 	promptsFile := fs.String("prompts-file", "", `JSON lines, each {"prompt": ...}; writes {"prompt", "completion"} lines to stdout ("-": stdin)`)
 	maxNew := fs.Int("max-new", 64, "most tokens to generate")
@@ -46,6 +47,13 @@ func runGenerate(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %v\n", err)
 		return contract.ExitInvalidInput
+	}
+	if *adapterDir != "" {
+		if err := p.LoadAdapter(*adapterDir); err != nil {
+			fmt.Fprintf(os.Stderr, "preftune-trainer generate: %v\n", err)
+			return contract.ExitInvalidInput
+		}
+		p.MergeLoRA()
 	}
 	g := generator{p: p, tok: tok, maxNew: *maxNew, temperature: *temperature, rng: rand.New(rand.NewPCG(*seed, 0))}
 	if *prompt != "" {

@@ -31,6 +31,7 @@ type runFlags struct {
 	minLR         *float64
 	// chatTemplateFile is --chat-template: its text becomes rc.Model.ChatTemplate.
 	chatTemplateFile string
+	lora             *loraFlags
 }
 
 func newRunFlags(kind contract.Kind) *runFlags {
@@ -70,6 +71,7 @@ func newRunFlags(kind contract.Kind) *runFlags {
 	fs.IntVar(&t.CheckpointsToKeep, "checkpoints-to-keep", 0, "keep the newest N complete checkpoints, deleting older ones (0: 2)")
 	fs.Int64Var(&t.Seed, "seed", 0, "seed of initialisation and shuffling")
 	f.minLR = minLR
+	f.lora = addLoRAFlags(fs)
 	return f
 }
 
@@ -91,6 +93,7 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 		if f.finish != nil {
 			f.finish()
 		}
+		f.lora.apply(f.fs, &f.rc)
 		if len(f.newModelFlags) > 0 {
 			return f.rc, fmt.Errorf("%v shape a new model; with --from the model's config.json sets them (its context length is "+
 				"max_position_embeddings, n_positions for GPT-2)", f.newModelFlags)

@@ -38,7 +38,10 @@ type State struct {
 	// Schedule is the learning-rate schedule in force, so a resume can check it still matches.
 	Schedule json.RawMessage `json:"schedule,omitempty"`
 	// ReferenceDigest identifies the reference log-probabilities a DPO run precomputed.
-	ReferenceDigest string          `json:"referenceDigest,omitempty"`
+	ReferenceDigest string `json:"referenceDigest,omitempty"`
+	// BaseModelDigest is set in the checkpoints of a run that trains an adapter: they hold the adapter (and its
+	// optimiser state) only, and this identifies the frozen base model they belong to.
+	BaseModelDigest string          `json:"baseModelDigest,omitempty"`
 	Extra           json.RawMessage `json:"extra,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,49 @@ type MemoryPlan struct {
 	ContextLength int
 	// ReferenceWeights adds a second float32 copy of the weights (a DPO reference model held during training).
 	ReferenceWeights bool
+	// LoRA, when set, is the adapter the run trains on frozen weights: gradients and AdamW state are the
+	// adapter's only (LoRAParameters), and its activations are added.
+	LoRA *LoRAPlan
+}
+
+// LoRAPlan is an adapter for the memory estimate: its rank, target module names (empty: all projections) and
+// whether it has dropout.
+type LoRAPlan struct {
+	Rank    int
+	Targets []string
+	Dropout bool
+}
+
+// loraTargets lists each target module's (in, out) features per layer, for the adapter's parameter count and
+// activations: Llama's q/k/v/o/gate/up/down_proj, GPT-2's c_attn, c_proj (attention's and the MLP's), c_fc.
+func loraTargets(c *Config, targets []string) [][2]int64 {
+	D, I := int64(c.HiddenSize), int64(c.IntermediateSize)
+	q, kv := int64(c.NumHeads*c.HeadDim), int64(c.NumKVHeads*c.HeadDim)
+	type mod struct {
+		name    string
+		in, out int64
+	}
+	mods := []mod{{"q_proj", D, q}, {"k_proj", D, kv}, {"v_proj", D, kv}, {"o_proj", q, D}, {"gate_proj", D, I},
+		{"up_proj", D, I}, {"down_proj", I, D}}
+	if c.Family == FamilyGPT2 {
+		mods = []mod{{"c_attn", D, 3 * D}, {"c_proj", D, D}, {"c_fc", D, I}, {"c_proj", I, D}}
+	}
+	var out [][2]int64
+	for _, m := range mods {
+		if len(targets) == 0 || slices.Contains(targets, m.name) {
+			out = append(out, [2]int64{m.in, m.out})
+		}
+	}
+	return out
+}
+
+// LoRAParameters is the number of an adapter's parameters on the model: rank × (in + out) per target and layer.
+func LoRAParameters(c *Config, l LoRAPlan) int64 {
+	var n int64
+	for _, io := range loraTargets(c, l.Targets) {
+		n += int64(l.Rank) * (io[0] + io[1])
+	}
+	return n * int64(c.NumLayers)
 }
 
 // MemoryEstimate is the peak memory of full fine-tuning with AdamW in float32, in bytes.
@@ -58,6 +102,12 @@ func EstimateMemory(c *Config, p MemoryPlan) MemoryEstimate {
 	e.Weights = 4 * e.Parameters
 	e.Gradients = 4 * e.Parameters
 	e.OptimizerState = 8 * e.Parameters
+	if p.LoRA != nil {
+		a := LoRAParameters(c, *p.LoRA)
+		e.Weights += 4 * a
+		e.Gradients = 4 * a
+		e.OptimizerState = 8 * a
+	}
 	if p.ReferenceWeights {
 		e.Reference = 4 * e.Parameters
 	}
@@ -75,6 +125,17 @@ func EstimateMemory(c *Config, p MemoryPlan) MemoryEstimate {
 		}
 	}
 	perToken += int64(c.NumHeads) * int64(p.ContextLength)
+	if p.LoRA != nil {
+		// Per target (nn.LoRALinear, which replaces the layer's product): the rank-wide product kept for the
+		// backward pass and two rank-wide scratch products of the backward ops; with dropout, the dropped input
+		// and a scratch of its size.
+		for _, io := range loraTargets(c, p.LoRA.Targets) {
+			perToken += 3 * int64(p.LoRA.Rank)
+			if p.LoRA.Dropout {
+				perToken += 2 * io[0]
+			}
+		}
+	}
 	perLayer := 4 * tokens * perToken
 	e.Activations = perLayer*int64(c.NumLayers+1) + 4*tokens*2*D
 	e.Logits = 3 * 4 * tokens * int64(c.VocabSize)

@@ -133,3 +133,30 @@ func TestReadMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestEstimateMemoryLoRA: with an adapter, gradients and AdamW state are the adapter's (rank × (in + out) per
+// target and layer), the weights gain the adapter, and the adapter's activations are added.
+func TestEstimateMemoryLoRA(t *testing.T) {
+	c := mustParse(t, smolLM2)
+	plan := MemoryPlan{BatchSize: 8, SequencesPerExample: 1, ContextLength: 256}
+	full := EstimateMemory(c, plan)
+	plan.LoRA = &LoRAPlan{Rank: 16}
+	lora := EstimateMemory(c, plan)
+	// Per layer: q (576+576) + k, v (576+192 each) + o (576+576) + gate, up (576+1536 each) + down (1536+576).
+	perLayer := int64(16 * ((576 + 576) + 2*(576+192) + (576 + 576) + 2*(576+1536) + (1536 + 576)))
+	if a := LoRAParameters(c, *plan.LoRA); a != 30*perLayer {
+		t.Fatalf("adapter parameters %d, want %d", a, 30*perLayer)
+	}
+	if lora.Gradients != 4*30*perLayer || lora.OptimizerState != 8*30*perLayer || lora.Weights != full.Weights+4*30*perLayer {
+		t.Errorf("lora %+v", lora)
+	}
+	if lora.Activations <= full.Activations || lora.Total >= full.Total {
+		t.Errorf("LoRA total %d (activations %d), full %d (activations %d)", lora.Total, lora.Activations, full.Total, full.Activations)
+	}
+	only := LoRAParameters(c, LoRAPlan{Rank: 16, Targets: []string{"q_proj", "v_proj"}})
+	if only != 30*16*((576+576)+(576+192)) {
+		t.Errorf("q_proj, v_proj adapter: %d parameters", only)
+	}
+	t.Logf("SmolLM2-135M SFT batch 8 × 256: full fine-tuning %s, LoRA rank 16 on all projections %s (%d adapter parameters)",
+		gib(full.Total), gib(lora.Total), 30*perLayer)
+}

@@ -155,12 +155,18 @@ type family interface {
 	// when constant is true (norm weights 1, biases 0).
 	initStd(c Config, name string) (std float64, constant bool)
 	// forward builds the decoder on the graph's weights and tokens and returns the final hidden states
-	// [B·T, D] and the LM head's weight [V, D].
-	forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (h, head *G.Node, err error)
+	// [B·T, D] and the LM head's weight [V, D]. Every adapter-targetable linear layer is built by lin, which
+	// adds a LoRA adapter where the module has one.
+	forward(c Config, w map[string]*G.Node, tk *nn.Tokens, lin linearFn) (h, head *G.Node, err error)
 	// fusedHead: the log-probs come from nn.HeadLogProbs (only masked-in rows multiplied by the head);
 	// otherwise from the whole logits (MatMul + TargetLogProbs).
 	fusedHead() bool
 }
+
+// linearFn builds the linear layer named module (its Hugging Face module path, e.g. model.layers.0.mlp.up_proj)
+// on input x with weight w and bias b (nil: none): nn.LinearT (nn.Linear for GPT-2's Conv1D weights), or
+// nn.LoRALinear where the module has an adapter.
+type linearFn func(module string, x, w, b *G.Node) (*G.Node, error)
 
 var families = map[Family]family{}
 

@@ -82,7 +82,7 @@ func (gpt2) initStd(c Config, name string) (float64, bool) {
 	return 0.02, false
 }
 
-func (gpt2) forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (*G.Node, *G.Node, error) {
+func (gpt2) forward(c Config, w map[string]*G.Node, tk *nn.Tokens, lin linearFn) (*G.Node, *G.Node, error) {
 	var err error
 	must := func(n *G.Node, e error) *G.Node {
 		if err == nil && e != nil {
@@ -94,17 +94,17 @@ func (gpt2) forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (*G.Node, *G.
 	for i := 0; i < c.Layers && err == nil; i++ {
 		pre := fmt.Sprintf("transformer.h.%d.", i)
 		h := must(nn.LayerNorm(x, w[pre+"ln_1.weight"], w[pre+"ln_1.bias"]))
-		qkv := must(nn.Linear(h, w[pre+"attn.c_attn.weight"], w[pre+"attn.c_attn.bias"]))
+		qkv := must(lin(pre+"attn.c_attn", h, w[pre+"attn.c_attn.weight"], w[pre+"attn.c_attn.bias"]))
 		if err != nil {
 			break
 		}
 		a := must(nn.Attention(qkv, tk.B, tk.T, c.Heads))
-		a = must(nn.Linear(a, w[pre+"attn.c_proj.weight"], w[pre+"attn.c_proj.bias"]))
+		a = must(lin(pre+"attn.c_proj", a, w[pre+"attn.c_proj.weight"], w[pre+"attn.c_proj.bias"]))
 		x = must(nn.Add(x, a))
 		h = must(nn.LayerNorm(x, w[pre+"ln_2.weight"], w[pre+"ln_2.bias"]))
-		f := must(nn.Linear(h, w[pre+"mlp.c_fc.weight"], w[pre+"mlp.c_fc.bias"]))
+		f := must(lin(pre+"mlp.c_fc", h, w[pre+"mlp.c_fc.weight"], w[pre+"mlp.c_fc.bias"]))
 		f = must(nn.GELU(f))
-		f = must(nn.Linear(f, w[pre+"mlp.c_proj.weight"], w[pre+"mlp.c_proj.bias"]))
+		f = must(lin(pre+"mlp.c_proj", f, w[pre+"mlp.c_proj.weight"], w[pre+"mlp.c_proj.bias"]))
 		x = must(nn.Add(x, f))
 	}
 	if err != nil {

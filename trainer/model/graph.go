@@ -13,14 +13,15 @@ import (
 type kind int
 
 const (
-	kindSFT      kind = iota // forward + backward of the mean token NLL
-	kindDPO                  // forward + backward of the DPO (+ RPO) loss
-	kindLogProbs             // forward only: masked target log-probs per position
-	kindLogits               // forward only: logits at every position (generation)
+	kindSFT          kind = iota // forward + backward of the mean token NLL
+	kindDPO                      // forward + backward of the DPO (+ RPO) loss
+	kindLogProbs                 // forward only: masked target log-probs per position
+	kindLogits                   // forward only: logits at every position (generation)
+	kindBaseLogProbs             // forward only: masked target log-probs of the base model, adapter off
 )
 
 func (k kind) String() string {
-	return [...]string{"SFT", "DPO", "LogProbs", "Logits"}[k]
+	return [...]string{"SFT", "DPO", "LogProbs", "Logits", "BaseLogProbs"}[k]
 }
 
 type graphKey struct {
@@ -36,10 +37,12 @@ type graph struct {
 	tk     *nn.Tokens
 	dpo    *nn.DPOSpec
 	params []*G.Node // in Params.Names order
-	grads  []*G.Node
-	loss   *G.Node
-	lp     *G.Node
-	logits *G.Node
+	// grads are the gradients of the trainable tensors (Params.TrainableNames at build time), in that order.
+	grads     []*G.Node
+	trainable []string
+	loss      *G.Node
+	lp        *G.Node
+	logits    *G.Node
 }
 
 // graphFor returns the cached graph of (k, b, t), building and compiling it on first use.
@@ -81,7 +84,20 @@ func (p *Params) build(key graphKey) (gr *graph, err error) {
 		}
 		return n
 	}
-	h, head, err := p.fam.forward(p.Config, w, gr.tk)
+	wrt := gr.params
+	gr.trainable = p.Names
+	conv := p.Family == GPT2 // Conv1D weights [in, out]
+	lin := func(_ string, x, w, b *G.Node) (*G.Node, error) {
+		if conv {
+			return nn.Linear(x, w, b)
+		}
+		return nn.LinearT(x, w, b)
+	}
+	if p.lora != nil && key.kind != kindBaseLogProbs {
+		wrt, lin = p.lora.graph(gr.g, p.Dtype, key.kind == kindSFT || key.kind == kindDPO, conv, lin)
+		gr.trainable = p.lora.names
+	}
+	h, head, err := p.fam.forward(p.Config, w, gr.tk, lin)
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +121,25 @@ func (p *Params) build(key graphKey) (gr *graph, err error) {
 		return nil, err
 	}
 	if gr.loss != nil {
-		if gr.grads, err = G.Grad(gr.loss, gr.params...); err != nil {
+		if gr.grads, err = G.Grad(gr.loss, wrt...); err != nil {
 			return nil, err
 		}
 	}
-	gr.vm = G.NewTapeMachine(gr.g)
+	if p.lora == nil {
+		gr.vm = G.NewTapeMachine(gr.g)
+		return gr, nil
+	}
+	// With an adapter the base weights are frozen: the gradient ops G.Grad built for them (dW of every linear
+	// layer, of the norms and of the head) feed nothing that is asked for. Compiling only what the outputs
+	// need leaves them out, so they neither run nor hold buffers.
+	var roots G.Nodes
+	for _, n := range []*G.Node{gr.loss, gr.lp, gr.logits} {
+		if n != nil {
+			roots = append(roots, n)
+		}
+	}
+	roots = append(roots, gr.grads...)
+	gr.vm = G.NewTapeMachine(gr.g.ExactSubgraphRoots(roots...))
 	return gr, nil
 }
 
@@ -122,14 +152,18 @@ func (gr *graph) run() error {
 	return nil
 }
 
-// accumulate adds the graph's gradients into p.Grads.
+// accumulate adds the graph's gradients into p.Grads (the adapter's gradients with an adapter).
 func (p *Params) accumulate(gr *graph) error {
-	for i, n := range p.Names {
+	grads := p.Gradients
+	if p.lora != nil {
+		grads = func() map[string]*tensor.Dense { return p.lora.gradients(p.Dtype) }
+	}
+	for i, n := range gr.trainable {
 		v, ok := gr.grads[i].Value().(*tensor.Dense)
 		if !ok || v.Dtype() != p.Dtype {
 			return fmt.Errorf("model: gradient of %s is %T", n, gr.grads[i].Value())
 		}
-		switch dst := p.Gradients()[n].Data().(type) {
+		switch dst := grads()[n].Data().(type) {
 		case []float32:
 			addTo(dst, v.Data().([]float32))
 		case []float64:

@@ -99,7 +99,7 @@ func (llama) initStd(c Config, name string) (float64, bool) {
 	return 0.02, false
 }
 
-func (l llama) forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (*G.Node, *G.Node, error) {
+func (l llama) forward(c Config, w map[string]*G.Node, tk *nn.Tokens, lin linearFn) (*G.Node, *G.Node, error) {
 	var err error
 	must := func(n *G.Node, e error) *G.Node {
 		if err == nil && e != nil {
@@ -124,9 +124,9 @@ func (l llama) forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (*G.Node, 
 	for i := 0; i < c.Layers && err == nil; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		n := must(nn.RMSNorm(x, w[p+"input_layernorm.weight"], c.NormEps))
-		q := must(nn.LinearT(n, w[p+"self_attn.q_proj.weight"], opt(p+"self_attn.q_proj.bias", c.QKVBias)))
-		k := must(nn.LinearT(n, w[p+"self_attn.k_proj.weight"], opt(p+"self_attn.k_proj.bias", c.QKVBias)))
-		v := must(nn.LinearT(n, w[p+"self_attn.v_proj.weight"], opt(p+"self_attn.v_proj.bias", c.QKVBias)))
+		q := must(lin(p+"self_attn.q_proj", n, w[p+"self_attn.q_proj.weight"], opt(p+"self_attn.q_proj.bias", c.QKVBias)))
+		k := must(lin(p+"self_attn.k_proj", n, w[p+"self_attn.k_proj.weight"], opt(p+"self_attn.k_proj.bias", c.QKVBias)))
+		v := must(lin(p+"self_attn.v_proj", n, w[p+"self_attn.v_proj.weight"], opt(p+"self_attn.v_proj.bias", c.QKVBias)))
 		if err != nil {
 			break
 		}
@@ -140,15 +140,15 @@ func (l llama) forward(c Config, w map[string]*G.Node, tk *nn.Tokens) (*G.Node, 
 			break
 		}
 		a := must(nn.GQAttention(q, k, v, b, t, c.Heads, c.KVHeads, attnOpts...))
-		x = must(nn.Add(x, must(nn.LinearT(a, w[p+"self_attn.o_proj.weight"], opt(p+"self_attn.o_proj.bias", c.OutputBias)))))
+		x = must(nn.Add(x, must(lin(p+"self_attn.o_proj", a, w[p+"self_attn.o_proj.weight"], opt(p+"self_attn.o_proj.bias", c.OutputBias)))))
 		m := must(nn.RMSNorm(x, w[p+"post_attention_layernorm.weight"], c.NormEps))
-		gate := must(nn.LinearT(m, w[p+"mlp.gate_proj.weight"], opt(p+"mlp.gate_proj.bias", c.MLPBias)))
-		up := must(nn.LinearT(m, w[p+"mlp.up_proj.weight"], opt(p+"mlp.up_proj.bias", c.MLPBias)))
+		gate := must(lin(p+"mlp.gate_proj", m, w[p+"mlp.gate_proj.weight"], opt(p+"mlp.gate_proj.bias", c.MLPBias)))
+		up := must(lin(p+"mlp.up_proj", m, w[p+"mlp.up_proj.weight"], opt(p+"mlp.up_proj.bias", c.MLPBias)))
 		if err != nil {
 			break
 		}
 		f := must(nn.SwiGLU(gate, up))
-		x = must(nn.Add(x, must(nn.LinearT(f, w[p+"mlp.down_proj.weight"], opt(p+"mlp.down_proj.bias", c.MLPBias)))))
+		x = must(nn.Add(x, must(lin(p+"mlp.down_proj", f, w[p+"mlp.down_proj.weight"], opt(p+"mlp.down_proj.bias", c.MLPBias)))))
 	}
 	if err != nil {
 		return nil, nil, err

@@ -26,6 +26,8 @@ type Params struct {
 	// source is the config.json the weights were loaded from (nil for a model built in code); HFConfig
 	// writes it back with its unknown fields.
 	source *hf.Config
+	// lora is the adapter (AddLoRA), nil without one: the base weights are then frozen.
+	lora *adapter
 }
 
 // Tensor is one named weight in float32, as checkpoints hold it.
@@ -127,7 +129,7 @@ func FromTensors(cfg Config, dt tensor.Dtype, ts []Tensor) (*Params, error) {
 	return p, nil
 }
 
-// Tensors copies the weights out in float32, in Names order.
+// Tensors copies the weights out in float32, in Names order (the base weights only, without an adapter).
 func (p *Params) Tensors() []Tensor {
 	out := make([]Tensor, 0, len(p.Names))
 	for _, n := range p.Names {
@@ -151,7 +153,8 @@ func (p *Params) tensor(n string) Tensor {
 	return t
 }
 
-// Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs.
+// Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs (and no adapter: merge
+// one first to keep it).
 func (p *Params) Convert(dt tensor.Dtype) *Params {
 	q, err := newParams(p.Config, dt)
 	if err != nil {
@@ -179,6 +182,14 @@ func at(t *tensor.Dense, i int) float64 {
 // Float32s returns the raw value and gradient slices of a float32 weight, shared with the graphs: in-place
 // updates (the optimiser's) take effect at the next step. It panics on an unknown name or a float64 model.
 func (p *Params) Float32s(name string) (values, grads []float32) {
+	if p.lora != nil {
+		if v, ok := p.lora.values[name]; ok {
+			if p.Dtype != tensor.Float32 {
+				panic(fmt.Sprintf("model: Float32s on a %v model", p.Dtype))
+			}
+			return v.Data().([]float32), p.lora.gradients(p.Dtype)[name].Data().([]float32)
+		}
+	}
 	v, ok := p.Values[name]
 	if !ok {
 		panic(fmt.Sprintf("model: no weight %q", name))
@@ -201,8 +212,18 @@ func (p *Params) Gradients() map[string]*tensor.Dense {
 	return p.Grads
 }
 
-// ZeroGrads sets every gradient to 0.
+// ZeroGrads sets every gradient to 0 (the adapter's too).
 func (p *Params) ZeroGrads() {
+	if p.lora != nil {
+		for _, g := range p.lora.grads {
+			switch d := g.Data().(type) {
+			case []float32:
+				clear(d)
+			case []float64:
+				clear(d)
+			}
+		}
+	}
 	for _, g := range p.Grads {
 		switch d := g.Data().(type) {
 		case []float32:

@@ -40,7 +40,20 @@ func (p *Params) SFTStep(b Batch) (lossValue float64, tokens int, err error) {
 // LogProbs runs the forward pass only and returns, per row, the sum of the masked-in target log-probs and the
 // number of masked-in targets. DPO's reference log-probs come from here, once, before training.
 func (p *Params) LogProbs(b Batch) (sums []float64, counts []int, err error) {
-	gr, err := p.setBatch(kindLogProbs, b)
+	return p.logProbs(kindLogProbs, b)
+}
+
+// BaseLogProbs is LogProbs of the base model with the adapter off (LogProbs itself without an adapter): the DPO
+// reference of a LoRA run, the starting model whatever the adapter has learnt.
+func (p *Params) BaseLogProbs(b Batch) (sums []float64, counts []int, err error) {
+	if p.lora == nil {
+		return p.LogProbs(b)
+	}
+	return p.logProbs(kindBaseLogProbs, b)
+}
+
+func (p *Params) logProbs(k kind, b Batch) (sums []float64, counts []int, err error) {
+	gr, err := p.setBatch(k, b)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -186,6 +186,7 @@ func (r *Reporter) Event(name string, fields map[string]any) {
 	case "model":
 		r.cur.Architecture, _ = fields["architecture"].(string)
 		r.cur.ParameterCount, _ = fields["parameterCount"].(int64)
+		r.cur.TrainableParameterCount, _ = fields["trainableParameterCount"].(int64)
 	case "checkpoints-pruned":
 		// training.checkpointsToKeep deleted every checkpoint before oldestKept: reports stop listing them and
 		// tell the operator to drop them from status.

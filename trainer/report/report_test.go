@@ -76,7 +76,8 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 	}
 	start := time.Now()
 	r.Event("resumed", map[string]any{"step": 20, "dir": "/out/checkpoints/step-00000020"})
-	r.Event("model", map[string]any{"architecture": "LlamaForCausalLM", "parameterCount": int64(134515008)})
+	r.Event("model", map[string]any{"architecture": "LlamaForCausalLM", "parameterCount": int64(134515008),
+		"trainableParameterCount": int64(4884480)})
 	for step := 21; step <= 100; step++ {
 		r.Step(step, 200, map[string]float64{"loss": 3 - float64(step)/100, "epoch": float64(step) / 50, "tokens_per_second": 1000,
 			"step": float64(step), "rewards/accuracies": 0.5})
@@ -100,7 +101,7 @@ func TestReporterPostsTheNewestSnapshotAtMostEveryInterval(t *testing.T) {
 	}
 	last := reports[len(reports)-1]
 	if last.Step != 100 || last.TotalSteps != 200 || last.Epoch != 2 || last.TokensPerSecond != 1000 || last.ResumedFromStep != 20 || last.Attempt != 2 ||
-		last.Architecture != "LlamaForCausalLM" || last.ParameterCount != 134515008 {
+		last.Architecture != "LlamaForCausalLM" || last.ParameterCount != 134515008 || last.TrainableParameterCount != 4884480 {
 		t.Errorf("last report = %+v", last)
 	}
 	if last.TrainMetrics["loss"] != 2 || last.TrainMetrics["rewards/accuracies"] != 0.5 || last.EvalMetrics["eval_loss"] != 2.5 {

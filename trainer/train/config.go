@@ -5,9 +5,11 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/storage"
 )
 
 // Defaults applied by NewConfig where a RunConfig leaves a field at its zero value.
@@ -47,6 +49,8 @@ const (
 //   - dataset.invalidRows: Reject (any invalid row fails the run; Skip trains on the valid ones)
 //   - model.architecture.tokenizer: byte
 //   - dpo (absent): beta 0.1, lossType sigmoid; dpo.beta 0 -> 0.1, dpo.lossType "" -> sigmoid
+//   - adapter.type: lora; adapter.alpha: 2 x rank; adapter.targetModules: every attention and MLP projection
+//   - output.mergedModel (absent): true (with an adapter, model/ holds the merged model)
 //
 // Reference log-probabilities are always computed once, before training, with the forward-only graph: the
 // reference is frozen and the model has no dropout, so this equals computing them on every step.
@@ -60,6 +64,8 @@ type Config struct {
 	FromDir      string
 	ReferenceDir string
 	OutputDir    string
+	// ReferenceAdapterDir is reference.adapterURI's local path ("" when unset, or remote until staged).
+	ReferenceAdapterDir string
 }
 
 // FieldError is a configuration error naming the field (by its JSON path) that is wrong.
@@ -100,6 +106,9 @@ func NewConfig(rc contract.RunConfig) (Config, error) {
 		return c, err
 	}
 	if err := c.checkTraining(); err != nil {
+		return c, err
+	}
+	if err := c.checkAdapter(); err != nil {
 		return c, err
 	}
 	if rc.Kind == contract.KindDPO {
@@ -238,6 +247,15 @@ func (c *Config) checkDPO() error {
 		return fieldErr("reference.modelURI", "%v", err)
 	}
 	c.ReferenceDir = dir
+	if u := c.Reference.AdapterURI; u != "" {
+		if storage.IsHub(u) {
+			return fieldErr("reference.adapterURI", "%q: adapters are read from a store (s3, gs, azblob) or a file "+
+				"path; the Hugging Face Hub download takes model repositories only", u)
+		}
+		if c.ReferenceAdapterDir, err = resolve(u, false); err != nil {
+			return fieldErr("reference.adapterURI", "%v", err)
+		}
+	}
 	d := contract.DPOConfig{}
 	if c.DPO != nil {
 		d = *c.DPO
@@ -266,6 +284,47 @@ func (c *Config) checkDPO() error {
 		return fieldErr("dpo.rpoAlpha", "is %g, want >= 0", d.RPOAlpha)
 	}
 	c.DPO = &d
+	return nil
+}
+
+// MaxLoRARank is the largest adapter.rank accepted (the API's bound).
+const MaxLoRARank = 1024
+
+// checkAdapter validates adapter and fills its defaults (type lora, alpha 2 x rank) in a copy. The target
+// modules are checked against the model's architecture once it is loaded.
+func (c *Config) checkAdapter() error {
+	if c.Adapter == nil {
+		if c.Output.MergedModel != nil && !*c.Output.MergedModel {
+			return fieldErr("output.mergedModel", "is false, but the run trains no adapter: its model/ is the model itself")
+		}
+		return nil
+	}
+	a := *c.Adapter
+	a.TargetModules = append([]string(nil), a.TargetModules...)
+	if a.Type == "" {
+		a.Type = contract.AdapterTypeLoRA
+	}
+	switch {
+	case a.Type != contract.AdapterTypeLoRA:
+		return fieldErr("adapter.type", "is %q, want %q", a.Type, contract.AdapterTypeLoRA)
+	case a.Rank < 1 || a.Rank > MaxLoRARank:
+		return fieldErr("adapter.rank", "is %d, want 1 <= rank <= %d", a.Rank, MaxLoRARank)
+	case a.Alpha < 0 || math.IsNaN(a.Alpha) || math.IsInf(a.Alpha, 0):
+		return fieldErr("adapter.alpha", "is %g, want > 0 (0: 2 x rank)", a.Alpha)
+	case !(a.Dropout >= 0 && a.Dropout < 1):
+		return fieldErr("adapter.dropout", "is %g, want 0 <= dropout < 1", a.Dropout)
+	}
+	if a.Alpha == 0 {
+		a.Alpha = 2 * float64(a.Rank)
+	}
+	seen := map[string]bool{}
+	for _, t := range a.TargetModules {
+		if seen[t] {
+			return fieldErr("adapter.targetModules", "names %q twice", t)
+		}
+		seen[t] = true
+	}
+	c.Adapter = &a
 	return nil
 }
 

@@ -23,7 +23,8 @@ func (r *runner) loop(ctx context.Context) error {
 		lr := r.sched.LR(r.step)
 		m := Metrics{}
 		tokens := 0
-		for range t.GradientAccumulationSteps {
+		for k := range t.GradientAccumulationSteps {
+			r.policy.SetDropoutSeed(dropoutSeed(t.Seed, r.step, k))
 			b := r.loader.Next()
 			tokens += realTokens(b)
 			mb, err := r.microStep(b)

@@ -38,6 +38,18 @@ type tokenizerFile struct {
 // special_tokens_map.json, generation_config.json) are copied, so a checkpoint keeps the model's own tokenizer
 // and loads as its source does.
 func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkpoint.Model, error) {
+	m, err := modelMeta(p, tok, srcDir)
+	if err != nil {
+		return m, err
+	}
+	for _, t := range p.Tensors() {
+		m.Tensors = append(m.Tensors, checkpoint.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
+	}
+	return m, nil
+}
+
+// modelMeta is modelFiles without the tensors: config.json, tokenizer.json and the source's tokenizer files.
+func modelMeta(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkpoint.Model, error) {
 	hc, err := p.HFConfig()
 	if err != nil {
 		return checkpoint.Model{}, err
@@ -83,9 +95,6 @@ func modelFiles(p *model.Params, tok tokenizer.Tokenizer, srcDir string) (checkp
 			m.Files[name] = b
 		}
 	}
-	for _, t := range p.Tensors() {
-		m.Tensors = append(m.Tensors, checkpoint.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
-	}
 	return m, nil
 }
 
@@ -118,6 +127,10 @@ func byteTokenizerFiles(contextLength int) (map[string][]byte, error) {
 func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error) {
 	if isPretrainedDir(dir) {
 		return loadPretrainedDir(dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, model.AdapterConfigFile)); err == nil {
+		return nil, nil, "", fmt.Errorf("%s holds a LoRA adapter (%s), not a model: give its base model, with the adapter "+
+			"as reference.adapterURI (dpo --reference-adapter) or generate --adapter", dir, model.AdapterConfigFile)
 	}
 	m, digest, err := checkpoint.LoadModel(dir)
 	if err != nil {
@@ -240,7 +253,13 @@ func paramsOf(m checkpoint.Model, dir string) (*model.Params, tokenizer.Tokenize
 // digest as loaded).
 func (r *runner) describeModel(res *contract.Result, dir string) {
 	res.Architecture = architectureOf(dir)
+	if res.Architecture == "" {
+		res.Architecture = architectureOf(r.sourceDir()) // an adapter run without a merged model/
+	}
 	res.ParameterCount = int64(r.policy.NumParams())
+	if res.TrainableParameterCount == 0 {
+		res.TrainableParameterCount = res.ParameterCount
+	}
 	switch {
 	case r.cfg.Kind == contract.KindDPO && r.cfg.Reference != nil:
 		res.SourceURI = r.cfg.Reference.ModelURI
@@ -255,7 +274,7 @@ func (r *runner) describeModel(res *contract.Result, dir string) {
 // modelFields describe the model loaded, for the "model" event (and the operator's status while the run trains):
 // its parameter count and, when the starting model's config.json names it, its architecture.
 func (r *runner) modelFields() map[string]any {
-	f := map[string]any{"parameterCount": int64(r.policy.NumParams())}
+	f := map[string]any{"parameterCount": int64(r.policy.NumParams()), "trainableParameterCount": int64(r.policy.NumTrainable())}
 	src := r.cfg.FromDir
 	if r.cfg.Kind == contract.KindDPO {
 		src = r.cfg.ReferenceDir

@@ -41,13 +41,14 @@ func seqKey(b data.Batch, i int) (key string, ok bool) {
 	return string(buf), true
 }
 
-// computeReference fills r.ref from the reference weights (the policy before any update: they start equal).
+// computeReference fills r.ref from the reference weights (the policy before any update: they start equal). With
+// an adapter the reference is the base model with the adapter off (model.Params.BaseLogProbs).
 func (r *runner) computeReference(trainEx, evalEx []data.Example) error {
 	t := &refTable{logps: map[string]float64{}}
 	h := sha256.New()
 	for si, examples := range [][]data.Example{trainEx, evalEx} {
 		for bi, b := range data.EvalBatches(r.tok, examples, contract.KindDPO, r.cfg.Training.BatchSize, r.policy.ContextLength) {
-			sums, _, err := r.policy.LogProbs(b.Model())
+			sums, _, err := r.policy.BaseLogProbs(b.Model())
 			if err != nil {
 				return failed(ReasonTrainingFailed, "reference log-probs: %v", err)
 			}

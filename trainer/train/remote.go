@@ -32,7 +32,7 @@ type remoteIO struct {
 func (r *runner) stage(ctx context.Context) error {
 	cfg := &r.cfg
 	if cfg.DataPath != "" && cfg.OutputDir != "" && (cfg.Kind != contract.KindDPO || cfg.ReferenceDir != "") &&
-		(cfg.Model.From == "" || cfg.FromDir != "") {
+		(cfg.Model.From == "" || cfg.FromDir != "") && !r.remoteReferenceAdapter() {
 		return nil // all local
 	}
 	var err error
@@ -54,6 +54,11 @@ func (r *runner) stage(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.remoteReferenceAdapter() {
+		if cfg.ReferenceAdapterDir, err = r.fetchModel(ctx, cfg.Reference.AdapterURI, "reference-adapter", "reference.adapterURI", ReasonReferenceUnreadable); err != nil {
+			return err
+		}
+	}
 	if cfg.OutputDir == "" {
 		if r.io.out, err = storage.Open(ctx, cfg.Output.URI); err != nil {
 			return &FieldError{Field: "output.uri", Reason: err.Error()}
@@ -64,6 +69,12 @@ func (r *runner) stage(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// remoteReferenceAdapter says whether a DPO run's reference.adapterURI is remote and not downloaded yet.
+func (r *runner) remoteReferenceAdapter() bool {
+	ref := r.cfg.Reference
+	return r.cfg.Kind == contract.KindDPO && ref != nil && ref.AdapterURI != "" && r.cfg.ReferenceAdapterDir == ""
 }
 
 // cleanup closes the output and removes the scratch directory.

@@ -35,6 +35,10 @@ type runIdentity struct {
 	// left out when unset, so checkpoints written before they existed still resume.
 	MaxLength          int    `json:"maxLength,omitempty"`
 	ChatTemplateDigest string `json:"chatTemplateDigest,omitempty"`
+	// Adapter and ReferenceAdapterDigest are set for LoRA runs and DPO runs on a merged reference adapter only,
+	// so the identity of other runs is what it was.
+	Adapter                *contract.AdapterConfig `json:"adapter,omitempty"`
+	ReferenceAdapterDigest string                  `json:"referenceAdapterDigest,omitempty"`
 }
 
 func (r *runner) identity() runIdentity {
@@ -42,7 +46,7 @@ func (r *runner) identity() runIdentity {
 	id := runIdentity{Kind: r.cfg.Kind, DatasetDigest: r.dataDigest, EvalFraction: r.cfg.Dataset.EvalFraction,
 		SplitSeed: r.cfg.Dataset.Seed, SplitBy: r.splitBy, InvalidRows: r.cfg.Dataset.InvalidRows, BatchSize: t.BatchSize, GradAccum: t.GradientAccumulationSteps, Seed: t.Seed,
 		WeightDecay: t.WeightDecay, GradClipNorm: t.GradClipNorm, DPO: r.cfg.DPO, StartingDigest: r.startDigest,
-		MaxLength: t.MaxLength}
+		MaxLength: t.MaxLength, Adapter: r.cfg.Adapter, ReferenceAdapterDigest: r.refAdapterDigest}
 	if tmpl := r.cfg.Model.ChatTemplate; tmpl != "" {
 		sum := sha256.Sum256([]byte(tmpl))
 		id.ChatTemplateDigest = "sha256:" + hex.EncodeToString(sum[:])
@@ -52,7 +56,7 @@ func (r *runner) identity() runIdentity {
 
 // save writes a checkpoint of the current step.
 func (r *runner) save() error {
-	m, err := modelFiles(r.policy, r.tok, r.sourceDir())
+	m, err := r.checkpointModel()
 	if err != nil {
 		return failed(ReasonCheckpointFailed, "checkpoint: %v", err)
 	}
@@ -63,7 +67,7 @@ func (r *runner) save() error {
 		Model:     m,
 		Optimizer: checkpoint.OptimizerState(r.opt.State()),
 		State: checkpoint.State{Step: r.step, Epoch: r.loader.Epoch(), DataCursor: cursor, Schedule: sched,
-			ReferenceDigest: r.ref.digestOrEmpty(), Extra: extra},
+			ReferenceDigest: r.ref.digestOrEmpty(), BaseModelDigest: r.baseDigest, Extra: extra},
 	}
 	dir, err := checkpoint.Save(r.cfg.OutputDir, c, 0)
 	if err != nil {
@@ -94,6 +98,9 @@ func (r *runner) resume() error {
 	}
 	st := c.State
 	where := r.uriOf(look.Dir)
+	if err := r.checkBase(where, st); err != nil {
+		return err
+	}
 	if err := sameJSON(st.Extra, r.identity()); err != nil {
 		return invalid(ReasonInvalidConfig, "output.uri holds checkpoint %s of a different run: %v", where, err)
 	}
@@ -108,10 +115,11 @@ func (r *runner) resume() error {
 		return invalid(ReasonInvalidConfig, "checkpoint %s is at step %d, past the run's %d steps", where, st.Step, r.total)
 	}
 	byName := checkpoint.ByName(c.Tensors)
-	if len(byName) != len(r.policy.Names) {
-		return failed(ReasonCheckpointFailed, "checkpoint %s has %d tensors, the model %d", where, len(byName), len(r.policy.Names))
+	trainable := r.policy.TrainableNames()
+	if len(byName) != len(trainable) {
+		return failed(ReasonCheckpointFailed, "checkpoint %s has %d tensors, the model %d", where, len(byName), len(trainable))
 	}
-	for _, name := range r.policy.Names {
+	for _, name := range trainable {
 		t, ok := byName[name]
 		v, _ := r.policy.Float32s(name)
 		if !ok || len(t.Data) != len(v) {

@@ -65,6 +65,10 @@ type runner struct {
 	encoder    *data.Encoder
 	truncation *contract.Truncation
 	chatRows   int
+	// baseDigest identifies the frozen base model of a run that trains an adapter (lora.go); "" otherwise.
+	baseDigest string
+	// refAdapterDigest is the digest of reference.adapterURI's weights, merged into the starting model.
+	refAdapterDigest string
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -114,6 +118,9 @@ func (r *runner) setup() error {
 	if err := r.loadModel(rows); err != nil {
 		return err
 	}
+	if err := r.setupAdapter(); err != nil {
+		return err
+	}
 	ctxLen := r.policy.ContextLength // the batches' buckets; sequences are fitted into encodeData's context
 	trainEx, evalEx, err := r.encodeData(rows, eval)
 	if err != nil {
@@ -142,9 +149,9 @@ func (r *runner) setup() error {
 	ac := optim.DefaultAdamW()
 	ac.WeightDecay = t.WeightDecay
 	var params []optim.Param
-	for _, s := range r.policy.Shapes() {
-		v, g := r.policy.Float32s(s.Name)
-		params = append(params, optim.Param{Name: s.Name, Shape: s.Shape, Data: v, Grad: g})
+	for _, name := range r.policy.TrainableNames() {
+		v, g := r.policy.Float32s(name)
+		params = append(params, optim.Param{Name: name, Shape: r.policy.ShapeOf(name), Data: v, Grad: g})
 	}
 	if r.opt, err = optim.NewAdamW(ac, params, nil); err != nil {
 		return failed(ReasonTrainingFailed, "%v", err)
@@ -258,6 +265,9 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	if r.cfg.Kind == contract.KindDPO {
 		plan.SequencesPerExample = 2
 	}
+	if a := r.cfg.Adapter; a != nil {
+		plan.LoRA = &hf.LoRAPlan{Rank: a.Rank, Targets: a.TargetModules, Dropout: a.Dropout > 0}
+	}
 	est, err := hf.CheckMemory(hc, plan, limit, source)
 	if err != nil {
 		return invalid(ReasonInsufficientMemory, "%s: %w", field, err)
@@ -315,25 +325,43 @@ func (r *runner) sourceDir() string {
 	return r.cfg.FromDir
 }
 
-// finish writes the final model and builds the result.
+// finish writes the final model (with an adapter: the adapter, then the merged model unless output.mergedModel is
+// false) and builds the result.
 func (r *runner) finish() (*contract.Result, error) {
-	dir := filepath.Join(r.cfg.OutputDir, "model")
-	digest, err := saveModel(dir, r.policy, r.tok, r.sourceDir())
-	if err != nil {
-		return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
-	}
-	if err := r.writeChatTemplate(dir); err != nil {
-		return nil, failed(ReasonTrainingFailed, "writing the chat template into the final model's tokenizer_config.json: %v", err)
-	}
-	uri, err := r.publishModel(r.ioCtx, dir)
-	if err != nil {
-		return nil, err
-	}
 	res := &contract.Result{
 		Step: r.step, TotalSteps: r.total, Epoch: r.loader.Epoch(),
-		Metrics: Metrics{}, ModelURI: uri, ModelDigest: digest, ResumedFromStep: r.resumedFrom,
-		Plots: r.plotURIs(), Truncation: r.truncation,
+		Metrics: Metrics{}, ResumedFromStep: r.resumedFrom, Truncation: r.truncation,
+		TrainableParameterCount: int64(r.policy.NumTrainable()),
 	}
+	dir := filepath.Join(r.cfg.OutputDir, "model")
+	_, adapter := r.policy.LoRAConfig()
+	var err error
+	if adapter {
+		if res.AdapterURI, err = r.finishAdapter(r.ioCtx); err != nil {
+			return nil, err
+		}
+		r.policy.MergeLoRA()
+	}
+	if !adapter || r.mergedModel() {
+		digest, err := saveModel(dir, r.policy, r.tok, r.sourceDir())
+		if err != nil {
+			return nil, failed(ReasonTrainingFailed, "saving the final model: %v", err)
+		}
+		if err := r.writeChatTemplate(dir); err != nil {
+			return nil, failed(ReasonTrainingFailed, "writing the chat template into the final model's tokenizer_config.json: %v", err)
+		}
+		if res.ModelURI, err = r.publishModel(r.ioCtx, dir); err != nil {
+			return nil, err
+		}
+		res.ModelDigest = digest
+	} else if err := r.writePlots(); err != nil {
+		return nil, err
+	} else if r.io.out != nil {
+		if err := r.uploadLogs(r.ioCtx); err != nil {
+			return nil, err
+		}
+	}
+	res.Plots = r.plotURIs()
 	r.describeModel(res, dir)
 	for k, v := range r.lastTrain {
 		res.Metrics[k] = v
@@ -359,7 +387,8 @@ func (r *runner) finish() (*contract.Result, error) {
 		return nil, failed(ReasonTrainingFailed, "%v", err)
 	}
 	// The warnings are in the result (the run's status) and here too, for a run on the command line.
-	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": digest, "warnings": res.Warnings})
+	r.progress.Event("done", map[string]any{"step": r.step, "model": res.ModelURI, "modelDigest": res.ModelDigest,
+		"adapter": res.AdapterURI, "warnings": res.Warnings})
 	return res, nil
 }
 
