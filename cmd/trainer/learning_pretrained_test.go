@@ -89,15 +89,9 @@ func learnPretrained(t *testing.T, dir string, seed uint64) {
 	for _, r := range append(stories, prefs...) {
 		seen[r.Prompt] = true
 	}
-	var heldOut []data.Row
-	for _, r := range storydata.Generate(20*learnHeldOut, seed+1000) {
-		if !seen[r.Prompt] && len(heldOut) < learnHeldOut {
-			seen[r.Prompt] = true
-			heldOut = append(heldOut, r)
-		}
-	}
-	if len(heldOut) < learnHeldOut {
-		t.Fatalf("only %d held-out openings", len(heldOut))
+	heldOut, err := storydata.Config{}.HeldOut(learnHeldOut, seed+1000, seen)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	seedFlag := strconv.FormatUint(seed, 10)

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/storydata"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
@@ -31,6 +33,8 @@ func storyData(args []string, stdout, stderr io.Writer) int {
 		"SentencePiece tokenizers such as stories260K's add the word boundary themselves)")
 	modelDir := fs.String("model", "", "a model directory whose tokenizer decides --leading-space (its prompt and response tokens, "+
 		"encoded apart as training does, must decode to the text with one space between them)")
+	heldOutFrom := fs.String("held-out-from", "", "comma-separated dataset files: write preference rows whose prompts none of them has "+
+		"(held-out openings to measure the rule on; use another --seed than theirs)")
 	if err := fs.Parse(args); err != nil {
 		return contract.ExitUsage
 	}
@@ -50,8 +54,30 @@ func storyData(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "story-data: the tokenizer of %s needs leading spaces: %v\n", *modelDir, cfg.LeadingSpace)
 	}
 	rows, kind := cfg.Generate(*n, *seed), "preference pairs"
-	if *stories {
+	switch {
+	case *stories && *heldOutFrom != "":
+		fmt.Fprintln(stderr, "story-data: --stories and --held-out-from exclude each other")
+		return contract.ExitUsage
+	case *stories:
 		rows, kind = cfg.Stories(*n, *seed), "SFT stories"
+	case *heldOutFrom != "":
+		seen := map[string]bool{}
+		for _, file := range strings.Split(*heldOutFrom, ",") {
+			ds, err := data.ReadFile(file, data.Options{})
+			if err != nil {
+				fmt.Fprintf(stderr, "story-data: --held-out-from: %v\n", err)
+				return contract.ExitUsage
+			}
+			for _, r := range ds.Rows {
+				seen[r.Prompt] = true
+			}
+		}
+		var err error
+		if rows, err = cfg.HeldOut(*n, *seed, seen); err != nil {
+			fmt.Fprintf(stderr, "story-data: --held-out-from: %v\n", err)
+			return contract.ExitUsage
+		}
+		kind = "held-out preference pairs"
 	}
 	w := stdout
 	var f *os.File

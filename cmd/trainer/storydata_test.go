@@ -39,6 +39,32 @@ func TestStoryData(t *testing.T) {
 		}
 		os.Remove(out)
 	}
+	// Held-out openings: none of the training file's prompts.
+	train, held := filepath.Join(tmp, "train.jsonl"), filepath.Join(tmp, "held.jsonl")
+	if code := storyData([]string{"--out", train, "--n", "500", "--seed", "1"}, &bytes.Buffer{}, &bytes.Buffer{}); code != contract.ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if code := storyData([]string{"--out", held, "--n", "50", "--seed", "1001", "--held-out-from", train}, &bytes.Buffer{}, &bytes.Buffer{}); code != contract.ExitOK {
+		t.Fatalf("--held-out-from: exit %d", code)
+	}
+	tr, _ := data.ReadFile(train, data.Options{})
+	hd, err := data.ReadFile(held, data.Options{})
+	if err != nil || len(hd.Rows) != 50 {
+		t.Fatalf("held-out file: %v, %d rows", err, len(hd.Rows))
+	}
+	seen := map[string]bool{}
+	for _, r := range tr.Rows {
+		seen[r.Prompt] = true
+	}
+	for _, r := range hd.Rows {
+		if seen[r.Prompt] {
+			t.Fatalf("held-out prompt %q is in the training file", r.Prompt)
+		}
+		seen[r.Prompt] = true
+	}
+	if code := storyData([]string{"--out", held, "--held-out-from", filepath.Join(tmp, "absent.jsonl")}, &bytes.Buffer{}, &bytes.Buffer{}); code != contract.ExitUsage {
+		t.Errorf("--held-out-from a missing file: exit %d, want %d", code, contract.ExitUsage)
+	}
 	if code := storyData([]string{"--n", "3"}, &bytes.Buffer{}, &bytes.Buffer{}); code != contract.ExitUsage {
 		t.Errorf("story-data without --out: exit %d, want %d", code, contract.ExitUsage)
 	}

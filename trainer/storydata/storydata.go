@@ -110,6 +110,28 @@ func (c Config) generate(n int, seed uint64, stories bool) []data.Row {
 	return rows
 }
 
+// HeldOut returns n preference rows, drawn as Generate(.., seed) draws them, whose prompts are not in seen and
+// not repeated: openings to measure the rule on that training never showed. It fails when the draws run out (the
+// openings are about 2,400 in all).
+func (c Config) HeldOut(n int, seed uint64, seen map[string]bool) ([]data.Row, error) {
+	taken := map[string]bool{}
+	var out []data.Row
+	for _, r := range c.Generate(40*n, seed) {
+		if len(out) == n {
+			break
+		}
+		if !seen[r.Prompt] && !taken[r.Prompt] {
+			taken[r.Prompt] = true
+			r.Line = len(out) + 1
+			out = append(out, r)
+		}
+	}
+	if len(out) < n {
+		return out, fmt.Errorf("only %d openings of %d draws are held out (not among the %d excluded), want %d", len(out), 40*n, len(seen), n)
+	}
+	return out, nil
+}
+
 func pick(rng *rand.Rand, s []string) string { return s[rng.IntN(len(s))] }
 
 // Prompt is a story opening: main is a kind ("girl" or "boy") named main, friend the friend's name, activity what
