@@ -41,12 +41,12 @@ const learnSFTLR, learnDPOLR = "5e-4", "5e-4"
 // storydata.Generate's pairs against the SFT model. The test asserts that DPO raises the rule's rate well above
 // SFT's, that the eval reward accuracy is high, and that the story loss stays within a bound of the base model's.
 //
-// One seed runs by default (about a minute on 2 loaded cores); PREFTUNE_LEARNING_SEEDS=1,2,3 runs others (the
+// One seed runs by default (60 to 100 s on 2 loaded cores); PREFTUNE_LEARNING_SEEDS=1,2,3 runs others (the
 // figures in docs/learning-pretrained.md come from those three). -short skips it.
 func TestLearnsPretrained(t *testing.T) {
 	dir := storiesDir(t)
 	if testing.Short() {
-		t.Skip("-short: SFT then DPO on stories260K takes about a minute")
+		t.Skip("-short: SFT then DPO on stories260K takes one to two minutes")
 	}
 	seeds := []uint64{1}
 	if s := os.Getenv("PREFTUNE_LEARNING_SEEDS"); s != "" {
