@@ -10,9 +10,11 @@
 // and the pair is chosen "Max went to the park." against rejected "Lily went to the park.", "she went to the
 // park." or "they went to the park.": the same sentence with the main character or both as its subject, which is
 // what a TinyStories model writes by habit. The rule (Check) is that the continuation's first word is the friend's name.
-// It is checkable in code on any continuation, the base model meets it rarely (it follows the main character),
-// and learning it needs the model to copy a name from the prompt rather than a fixed word: held-out prompts
-// pair names, activities and sentences in combinations the training rows do not have.
+// It is checkable in code on any continuation, the base model seldom meets it (stories260K: 17 to 23 of 100
+// held-out openings; it follows the main character), and learning it needs the model to copy a name from the
+// prompt rather than a fixed word: held-out prompts pair names, activities and sentences in combinations the
+// training rows do not have. Stories gives SFT rows on the same openings without the preference, so that SFT
+// then DPO shows what DPO adds (docs/learning-pretrained.md).
 //
 // Responses start with the word, without a leading space: tokenizers whose normalizer prepends the word
 // boundary (SentencePiece, Llama-2 style, as stories260K's) encode "Max" as "▁Max", exactly as inside the whole
