@@ -68,10 +68,10 @@ bench: envtest ## Print benchmark figures (operator on envtest, trainer throughp
 
 ##@ Demo and the local cluster
 .PHONY: demo demo-local cluster-up cluster-down deploy
-demo: ## On the local cluster (started, root): install, then SFT and DPO on the synthetic dataset, live; USE_KUBECONFIG=1 IMG=... for another cluster.
+demo: ## On the local cluster (started, root): install, then SFT and DPO on the synthetic dataset, live; USE_KUBECONFIG=1 IMG=... for another cluster; MODEL=<dir|uri> from a pretrained model.
 	hack/demo.sh
 
-demo-local: ## The same job without Kubernetes: the bundled trainer on this machine.
+demo-local: ## The same job without Kubernetes: the bundled trainer on this machine (MODEL=<dir|uri> as for demo).
 	hack/demo-local.sh
 
 cluster-up: ## Start the local single-node cluster (root; builds Kubernetes v1.37.2 from source once).

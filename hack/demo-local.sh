@@ -5,6 +5,8 @@
 # `make demo` runs the same job through the operator on a Kubernetes cluster (hack/demo.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# MODEL=<dir|uri>: the same job on a pretrained model, with the story dataset (hack/demo-pretrained-local.sh).
+if [ -n "${MODEL:-}" ]; then exec "$ROOT/hack/demo-pretrained-local.sh"; fi
 OUT=${DEMO_DIR:-$ROOT/tmp/demo}
 BIN=$ROOT/bin/preftune-trainer
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -12,6 +12,8 @@
 # The local cluster stays up afterwards for exploring (`kubectl get preftune -A`); `make cluster-down` removes it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# MODEL=<dir|uri>: the same on a pretrained model, with the story dataset (hack/demo-pretrained.sh).
+if [ -n "${MODEL:-}" ]; then exec "$ROOT/hack/demo-pretrained.sh"; fi
 # shellcheck source=hack/cluster/env.sh
 . "$ROOT/hack/cluster/env.sh"
 NS=${DEMO_NAMESPACE:-preftune-demo}
