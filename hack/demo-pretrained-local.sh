@@ -41,11 +41,9 @@ say "Building the trainer (bin/preftune-trainer)"
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 say "Writing the story data: 600 SFT stories, 600 preference pairs, 100 held-out openings (rule: the continuation starts with the friend's name)"
-space=()
-if [ -d "$MODEL" ]; then space=(--model "$MODEL"); elif [ "${DEMO_LEADING_SPACE:-}" = 1 ]; then space=(--leading-space); fi
-"$BIN" story-data --stories --out "$OUT/stories.jsonl" --n 600 --seed 1 "${space[@]}"
-"$BIN" story-data --out "$OUT/prefs.jsonl" --n 600 --seed 1 "${space[@]}"
-"$BIN" story-data --out "$OUT/held-out.jsonl" --n 100 --seed 1001 --held-out-from "$OUT/stories.jsonl,$OUT/prefs.jsonl" "${space[@]}"
+"$BIN" story-data --stories --out "$OUT/stories.jsonl" --n 600 --seed 1
+"$BIN" story-data --out "$OUT/prefs.jsonl" --n 600 --seed 1
+"$BIN" story-data --out "$OUT/held-out.jsonl" --n 100 --seed 1001 --held-out-from "$OUT/stories.jsonl,$OUT/prefs.jsonl"
 head -2 "$OUT/prefs.jsonl"
 
 say "SFT from $MODEL: $SFT_STEPS steps on the stories"

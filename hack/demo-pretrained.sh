@@ -9,8 +9,7 @@
 # greedy continuations of 100 held-out openings by the SFT and the DPO model (and the base model when it is on the
 # claim) with the rule (the continuation starts with the friend's name) counted. It shows the rates and asserts
 # none: thresholds belong to a known model (stories260K's are asserted by TestLearnsPretrained).
-# USE_KUBECONFIG=1 and IMG as for hack/demo.sh; DEMO_GPUS (default 1); DEMO_LEADING_SPACE=1 for a byte-level BPE
-# tokenizer when MODEL is a URI (for a directory `story-data --model` decides).
+# USE_KUBECONFIG=1 and IMG as for hack/demo.sh; DEMO_GPUS (default 1).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=hack/cluster/env.sh
@@ -44,12 +43,10 @@ say "Building the image and installing the operator with Helm"
 
 say "Writing the story data: 600 SFT stories, 600 preference pairs, 100 held-out openings"
 (cd "$ROOT" && go build -o "$ROOT/bin/preftune-trainer" ./cmd/trainer)
-space=()
-if [ -d "$MODEL" ]; then space=(--model "$MODEL"); elif [ "${DEMO_LEADING_SPACE:-}" = 1 ]; then space=(--leading-space); fi
 trainer=$ROOT/bin/preftune-trainer
-"$trainer" story-data --stories --out "$work/stories.jsonl" --n 600 --seed 1 "${space[@]}"
-"$trainer" story-data --out "$work/prefs.jsonl" --n 600 --seed 1 "${space[@]}"
-"$trainer" story-data --out "$work/held-out.jsonl" --n 100 --seed 1001 --held-out-from "$work/stories.jsonl,$work/prefs.jsonl" "${space[@]}"
+"$trainer" story-data --stories --out "$work/stories.jsonl" --n 600 --seed 1
+"$trainer" story-data --out "$work/prefs.jsonl" --n 600 --seed 1
+"$trainer" story-data --out "$work/held-out.jsonl" --n 100 --seed 1001 --held-out-from "$work/stories.jsonl,$work/prefs.jsonl"
 head -2 "$work/prefs.jsonl"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$NS" delete dporuns,sftruns,preferencedatasets,pods --all --wait=true >/dev/null

@@ -14,7 +14,6 @@ import (
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/storydata"
-	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
 func init() {
@@ -29,10 +28,6 @@ func storyData(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", 600, "number of rows")
 	seed := fs.Uint64("seed", 1, "generator seed: the same seed gives the same file")
 	stories := fs.Bool("stories", false, "write SFT rows ({prompt, completion}: the openings continued as stories go) instead of preference pairs")
-	space := fs.Bool("leading-space", false, "start every response with a space (byte-level BPE tokenizers: GPT-2, Llama-3, SmolLM; "+
-		"SentencePiece tokenizers such as stories260K's add the word boundary themselves)")
-	modelDir := fs.String("model", "", "a model directory whose tokenizer decides --leading-space (its prompt and response tokens, "+
-		"encoded apart as training does, must decode to the text with one space between them)")
 	heldOutFrom := fs.String("held-out-from", "", "comma-separated dataset files: write preference rows whose prompts none of them has "+
 		"(held-out openings to measure the rule on; use another --seed than theirs)")
 	if err := fs.Parse(args); err != nil {
@@ -43,16 +38,7 @@ func storyData(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return contract.ExitUsage
 	}
-	cfg := storydata.Config{LeadingSpace: *space}
-	if *modelDir != "" {
-		tok, err := tokenizer.Load(*modelDir)
-		if err != nil {
-			fmt.Fprintf(stderr, "story-data: --model: %v\n", err)
-			return contract.ExitUsage
-		}
-		cfg.LeadingSpace = storydata.NeedsLeadingSpace(tok)
-		fmt.Fprintf(stderr, "story-data: the tokenizer of %s needs leading spaces: %v\n", *modelDir, cfg.LeadingSpace)
-	}
+	cfg := storydata.Config{}
 	rows, kind := cfg.Generate(*n, *seed), "preference pairs"
 	switch {
 	case *stories && *heldOutFrom != "":

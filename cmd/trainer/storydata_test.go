@@ -23,7 +23,6 @@ func TestStoryData(t *testing.T) {
 	}{
 		{nil, "standard", storydata.Generate(40, 5)},
 		{[]string{"--stories"}, "promptCompletion", storydata.Config{}.Stories(40, 5)},
-		{[]string{"--leading-space"}, "standard", storydata.Config{LeadingSpace: true}.Generate(40, 5)},
 	} {
 		out := filepath.Join(tmp, "rows.jsonl")
 		var stderr bytes.Buffer

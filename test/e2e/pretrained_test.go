@@ -44,9 +44,9 @@ func TestPretrainedSFTThenDPO(t *testing.T) {
 	// The story data, written by the checkout's trainer as hack/demo-pretrained.sh writes it.
 	tmp := t.TempDir()
 	stories, prefs, heldOut := filepath.Join(tmp, "stories.jsonl"), filepath.Join(tmp, "prefs.jsonl"), filepath.Join(tmp, "held-out.jsonl")
-	run(t, trainerBin, "story-data", "--stories", "--out", stories, "--n", "600", "--seed", "1", "--model", src)
-	run(t, trainerBin, "story-data", "--out", prefs, "--n", "600", "--seed", "1", "--model", src)
-	run(t, trainerBin, "story-data", "--out", heldOut, "--n", "100", "--seed", "1001", "--held-out-from", stories+","+prefs, "--model", src)
+	run(t, trainerBin, "story-data", "--stories", "--out", stories, "--n", "600", "--seed", "1")
+	run(t, trainerBin, "story-data", "--out", prefs, "--n", "600", "--seed", "1")
+	run(t, trainerBin, "story-data", "--out", heldOut, "--n", "100", "--seed", "1001", "--held-out-from", stories+","+prefs)
 	for file, cm := range map[string]string{stories: "story-sft-data", prefs: "story-pref-data"} {
 		b, err := os.ReadFile(file)
 		if err != nil {

@@ -139,19 +139,7 @@ func (p *Params) Tensors() []Tensor {
 }
 
 // tensor copies one weight out in float32.
-func (p *Params) tensor(n string) Tensor {
-	v := p.Values[n]
-	t := Tensor{Name: n, Shape: append([]int(nil), v.Shape()...), Data: make([]float32, v.Shape().TotalSize())}
-	switch d := v.Data().(type) {
-	case []float32:
-		copy(t.Data, d)
-	case []float64:
-		for i, x := range d {
-			t.Data[i] = float32(x)
-		}
-	}
-	return t
-}
+func (p *Params) tensor(n string) Tensor { return denseTensor(n, p.Values[n]) }
 
 // Convert returns a copy of the weights in dtype dt, with zero gradients and no graphs (and no adapter: merge
 // one first to keep it).

@@ -16,10 +16,10 @@
 // training rows do not have. Stories gives SFT rows on the same openings without the preference, so that SFT
 // then DPO shows what DPO adds (docs/learning-pretrained.md).
 //
-// Responses start with the word, without a leading space: tokenizers whose normalizer prepends the word
-// boundary (SentencePiece, Llama-2 style, as stories260K's) encode "Max" as "▁Max", exactly as inside the whole
-// text. For byte-level BPE tokenizers (GPT-2, Llama-3, SmolLM) Config.LeadingSpace puts the space at the start
-// of every response instead.
+// Responses start with a space (" Max went ..."): training tokenizes a plain-text row as prompt + response, one
+// text (trainer/data.Encoder), so prompt and response must read as the story does, "One day, Max went ...", with
+// every tokenizer (SentencePiece's "▁Max" and byte-level BPE's "ĠMax" alike), as TRL expects of prompt/chosen
+// rows too.
 //
 // Story (prompt and chosen continuation together) is the plain text form of a row, TinyStories-like text on
 // which a test measures that preference tuning keeps the model's language modelling (its loss) intact.
@@ -48,11 +48,8 @@ var (
 		"went to the beach.", "saw a funny dog.", "wanted to fly a kite.", "found a red ball."}
 )
 
-// Config shapes the responses.
-type Config struct {
-	// LeadingSpace starts every response with a space (for byte-level BPE tokenizers; see the package doc).
-	LeadingSpace bool
-}
+// Config shapes the rows; the zero Config is the dataset the docs describe (it has no settings yet).
+type Config struct{}
 
 // Generate returns n rows with the zero Config.
 func Generate(n int, seed uint64) []data.Row { return Config{}.Generate(n, seed) }
@@ -81,10 +78,7 @@ func (c Config) generate(n int, seed uint64, stories bool) []data.Row {
 	}
 	rng := rand.New(rand.NewPCG(seed, stream))
 	rows := make([]data.Row, 0, max(n, 0))
-	sp := ""
-	if c.LeadingSpace {
-		sp = " "
-	}
+	const sp = " " // see the package doc
 	for len(rows) < n {
 		girl := rng.IntN(2) == 0
 		main, pronoun, kind := pick(rng, boys), "he", "boy"
@@ -173,21 +167,6 @@ func Check(prompt, continuation string) bool {
 		w = w[:i]
 	}
 	return w == friend
-}
-
-// Tokenizer is what NeedsLeadingSpace asks of a tokenizer (trainer/tokenizer.Tokenizer has it).
-type Tokenizer interface {
-	Encode(text string) []int
-	Decode(ids []int) string
-}
-
-// NeedsLeadingSpace says whether responses need Config.LeadingSpace with tok: training encodes prompt and
-// response apart (trainer/data.Encode) and puts the ids side by side, so a prompt ending in "One day," and a
-// response "Max ..." must decode to "One day, Max ...". SentencePiece tokenizers that prepend "▁" to every text do
-// that without a space; byte-level BPE tokenizers need it in the response.
-func NeedsLeadingSpace(tok Tokenizer) bool {
-	const prompt, response = "One day,", "Max"
-	return tok.Decode(append(tok.Encode(prompt), tok.Encode(response)...)) != prompt+" "+response
 }
 
 // Story is a row's plain text: the opening and the chosen continuation, one space between them.

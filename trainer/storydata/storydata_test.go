@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,8 +69,8 @@ func TestGenerate(t *testing.T) {
 		if main == friend {
 			t.Fatalf("row %d: both characters are named %s", i, main)
 		}
-		subj, rest, _ := strings.Cut(r.Rejected, " ")
-		if _, sent, _ := strings.Cut(r.Chosen, " "); sent != rest {
+		subj, rest, _ := strings.Cut(strings.TrimPrefix(r.Rejected, " "), " ")
+		if _, sent, _ := strings.Cut(strings.TrimPrefix(r.Chosen, " "), " "); sent != rest {
 			t.Fatalf("row %d: chosen %q and rejected %q differ past their subject", i, r.Chosen, r.Rejected)
 		}
 		switch subj {
@@ -82,7 +83,7 @@ func TestGenerate(t *testing.T) {
 		default:
 			t.Fatalf("row %d: rejected subject %q", i, subj)
 		}
-		if strings.HasPrefix(r.Chosen, " ") || !strings.HasSuffix(r.Chosen, ".") {
+		if !strings.HasPrefix(r.Chosen, " ") || strings.HasPrefix(r.Chosen, "  ") || !strings.HasSuffix(r.Chosen, ".") {
 			t.Fatalf("row %d: chosen %q", i, r.Chosen)
 		}
 		prompts[r.Prompt] = true
@@ -95,9 +96,9 @@ func TestGenerate(t *testing.T) {
 	if len(prompts) < 250 {
 		t.Errorf("%d distinct prompts in 300 rows", len(prompts))
 	}
-	for _, r := range (Config{LeadingSpace: true}).Generate(20, 7) {
+	for _, r := range Generate(20, 7) {
 		if !strings.HasPrefix(r.Chosen, " ") || !strings.HasPrefix(r.Rejected, " ") || !Check(r.Prompt, r.Chosen) {
-			t.Fatalf("LeadingSpace: %+v", r)
+			t.Fatalf("responses start with a space: %+v", r)
 		}
 	}
 }
@@ -144,12 +145,10 @@ func TestWriteReads(t *testing.T) {
 	}
 }
 
-// TestNeedsLeadingSpace: stories260K's SentencePiece tokenizer (Prepend "▁") needs no space at the start of a
-// response; the byte-level tokenizer does.
-func TestNeedsLeadingSpace(t *testing.T) {
-	if NeedsLeadingSpace(tokenizer.NewByte()) != true {
-		t.Error("the byte tokenizer: want a leading space")
-	}
+// TestRowsReadAsStories: rows encoded as training encodes them (trainer/data's Encoder, prompt + response as one
+// text) with stories260K's tokenizer are the story's own ids (BOS and EOS around them), the response's ids start
+// where the prompt's end and decode to the chosen continuation.
+func TestRowsReadAsStories(t *testing.T) {
 	const dir = "../../../shared/models/stories260K"
 	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
 		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", dir, err)
@@ -158,12 +157,27 @@ func TestNeedsLeadingSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if NeedsLeadingSpace(tok) {
-		t.Error("stories260K's tokenizer: want no leading space")
+	enc, err := data.NewEncoder(tok, "", data.TemplateBuiltin, 512)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// And a row laid out as training lays it out reads as the story.
-	r := Generate(1, 1)[0]
-	if got := tok.Decode(append(tok.Encode(r.Prompt), tok.Encode(r.Chosen)...)); got != Story(r) {
-		t.Errorf("prompt and chosen encoded apart decode to %q, want %q", got, Story(r))
+	rows := Generate(20, 1)
+	res, err := enc.Encode(rows, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range res.Examples {
+		r := rows[i]
+		s := ex.Chosen
+		body := s.Tokens[1 : len(s.Tokens)-1] // BOS ... EOS
+		if got := tok.Decode(body); got != Story(r) {
+			t.Fatalf("row %d decodes to %q, want %q", i+1, got, Story(r))
+		}
+		if want := tok.Encode(Story(r)); !slices.Equal(body, want) {
+			t.Fatalf("row %d: ids %v, the story's own are %v", i+1, body, want)
+		}
+		if got := tok.Decode(s.Tokens[s.ResponseStart : len(s.Tokens)-1]); strings.TrimLeft(got, " ") != strings.TrimLeft(r.Chosen, " ") {
+			t.Errorf("row %d: the response decodes to %q, want %q", i+1, got, r.Chosen)
+		}
 	}
 }
