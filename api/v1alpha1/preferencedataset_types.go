@@ -130,7 +130,8 @@ type DatasetInspection struct {
 
 	// maxLength is the training.maxLength of the runs to come: the truncation counts are for a context of the
 	// smaller of the model's max positions and maxLength (absent: the model's).
-	// +kubebuilder:validation:Minimum=1
+	// At least 2: a sequence needs room for one token and the next one it predicts (the trainer refuses less).
+	// +kubebuilder:validation:Minimum=2
 	// +kubebuilder:validation:Maximum=1048576
 	// +optional
 	MaxLength *int32 `json:"maxLength,omitempty"`

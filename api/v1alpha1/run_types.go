@@ -133,7 +133,8 @@ type TrainingSpec struct {
 	// max positions and maxLength (absent: the model's). Each pair's prompt is cut once, keeping its end, so chosen
 	// and rejected see the same prompt; a response is cut at its end only when it does not fit on its own. What
 	// was cut is counted in status.truncation and the warnings.
-	// +kubebuilder:validation:Minimum=1
+	// At least 2: a sequence needs room for one token and the next one it predicts (the trainer refuses less).
+	// +kubebuilder:validation:Minimum=2
 	// +kubebuilder:validation:Maximum=1048576
 	// +optional
 	MaxLength *int32 `json:"maxLength,omitempty"`
