@@ -34,6 +34,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -95,6 +96,7 @@ type workerFlags struct {
 	kind                   string
 	batch, context, prompt int
 	loraRank               int
+	cpuProfile, memProfile string
 }
 
 func parseWorkerFlags(name string, args []string) (workerFlags, error) {
@@ -105,6 +107,8 @@ func parseWorkerFlags(name string, args []string) (workerFlags, error) {
 	fs.IntVar(&f.context, "context", 256, "tokens per row")
 	fs.IntVar(&f.prompt, "prompt", 32, "masked-out positions at the start of each row")
 	fs.IntVar(&f.loraRank, "lora-rank", 0, "LoRA rank (0: full fine-tuning)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the steps after the first here (pprof)")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write a heap profile here after the steps (pprof)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -187,10 +191,38 @@ func worker(dir string, args []string) error {
 	}
 
 	in := bufio.NewScanner(os.Stdin)
+	steps, profiling := 0, false
+	stopProfiles := func() error {
+		if profiling {
+			pprof.StopCPUProfile()
+			profiling = false
+		}
+		if path := f.memProfile; path != "" {
+			f.memProfile = "" // once, before the head's buffers
+			w, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			return pprof.Lookup("heap").WriteTo(w, 0)
+		}
+		return nil
+	}
 	for in.Scan() {
 		var reply map[string]any
 		switch cmd := in.Text(); cmd {
 		case "step":
+			if steps++; steps == 2 && f.cpuProfile != "" {
+				w, err := os.Create(f.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer w.Close()
+				if err := pprof.StartCPUProfile(w); err != nil {
+					return err
+				}
+				profiling = true
+			}
 			t0, c0 := time.Now(), cpuSeconds()
 			var l float64
 			if f.kind == "dpo" {
@@ -206,13 +238,16 @@ func worker(dir string, args []string) error {
 			opt.Step(1e-5)
 			reply = map[string]any{"step_s": time.Since(t0).Seconds(), "cpu_s": cpuSeconds() - c0, "loss": l}
 		case "head":
+			if err := stopProfiles(); err != nil {
+				return err
+			}
 			s, err := headSeconds(p, batch, 3)
 			if err != nil {
 				return err
 			}
 			reply = map[string]any{"head_s": s}
 		case "quit":
-			return nil
+			return stopProfiles()
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
 		}
