@@ -204,6 +204,7 @@ func worker(dir string, args []string) error {
 				return err
 			}
 			defer w.Close()
+			runtime.GC() // the profile shows the heap as of the last collection
 			return pprof.Lookup("heap").WriteTo(w, 0)
 		}
 		return nil
@@ -255,7 +256,10 @@ func worker(dir string, args []string) error {
 			return err
 		}
 	}
-	return in.Err()
+	if err := in.Err(); err != nil {
+		return err
+	}
+	return stopProfiles() // stdin closed: as quit
 }
 
 // randomBatch draws token ids uniformly (seed 1); positions before --prompt are masked out.

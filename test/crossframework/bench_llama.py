@@ -6,8 +6,9 @@ The driver (this script without --worker):
   1. writes one random model as a Hugging Face directory in a temporary folder (hack/benchllama write: the trainer's
      Llama initialisation, F32 safetensors), default SmolLM2-135M's shape: 30 layers, hidden 576, 9 heads over 3
      key/value heads, intermediate 1536, vocabulary 49152, tied head;
-  2. sizes the batch: --batch × --context (default 8 × 256), halved while twice the trainer's memory estimate
-     (trainer/hf EstimateMemory, both frameworks resident at once) exceeds the machine's MemAvailable;
+  2. sizes the batch: --batch × --context (default 8 × 256), halved while 3.2 × the trainer's memory estimate
+     (trainer/hf EstimateMemory; both frameworks resident at once, each measured at about 1.6 × it) exceeds the
+     machine's MemAvailable;
   3. per kind (sft, dpo) and adapter (full; LoRA rank R with --lora-rank R), starts two worker processes, ours
      (hack/benchllama worker) and PyTorch's (this script with --worker torch), each loading the directory (timed),
      then alternates their steps A B A B (one untimed warm-up step each, then --steps timed each): each pair gives
@@ -349,6 +350,11 @@ def table(a, rows):
               f"{f(o, 'head_share', '{:.0%}'):>9} {f(t, 'head_share', '{:.0%}'):>6}", file=sys.stderr)
 
 
+# Both workers are resident at once. Measured at SmolLM2-135M's shape, batch 8 × 256 (2026-11-30): the trainer's
+# peak RSS was about 1.6 × its memory estimate and PyTorch's about the same, so the pair needs about 3.2 × it.
+FIT = 3.2
+
+
 def driver(a):
     print(json.dumps({"machine": True, "cores": os.cpu_count(), "threads": a.threads, "loadavg": os.getloadavg(),
                       "mem_available_bytes": meminfo("MemAvailable"), "mem_total_bytes": meminfo("MemTotal")}),
@@ -374,10 +380,10 @@ def driver(a):
                          "--context", str(a.context), "--prompt", str(a.prompt)],
                         check=True, capture_output=True, text=True).stdout)["estimate_bytes"]
                     avail = meminfo("MemAvailable")
-                    if 2 * est <= avail or batch <= 2:
+                    if FIT * est <= avail or batch <= 2:
                         break
-                    log(f"{kind}: batch {batch}: twice the estimate ({gib(2 * est)} GiB) exceeds MemAvailable "
-                        f"({gib(avail)} GiB); halving the batch")
+                    log(f"{kind}: batch {batch}: {FIT} × the trainer's estimate ({gib(FIT * est)} GiB) exceeds "
+                        f"MemAvailable ({gib(avail)} GiB); halving the batch")
                     batch //= 2
                 r = run_pair(a, model_dir, kind, rank, batch)
                 print(json.dumps(r), flush=True)

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"runtime"
 
 	"gorgonia.org/tensor"
 
@@ -29,13 +30,23 @@ func (p *Params) setBatch(k kind, b Batch) (*graph, error) {
 // otherwise stay resident next to the training graph's for the rest of the run (DPO's reference log-probs are
 // computed with one before the first step: at SmolLM2-135M's shape, 8 rows × 256 tokens, that is gigabytes). An
 // evaluation between training steps rebuilds its graph once (tens of milliseconds to a second), then reuses it
-// for all its batches.
+// for all its batches. The collection that follows lets the training graph's buffers reuse the released memory:
+// without it the heap grows past it until the next collection (Go collects at twice the live heap), and the
+// process's peak is the sum of both graphs rather than the larger.
 func (p *Params) releaseForwardOnly() {
+	released := false
 	for k, gr := range p.graphs {
 		if k.kind == kindLogProbs || k.kind == kindLogits {
 			gr.vm.Close()
+			// gorgonia's tape machine has a finalizer (CUDA clean-up; a no-op here, and Close ran it): it would
+			// keep the graph's buffers alive through the collection below.
+			runtime.SetFinalizer(gr.vm, nil)
 			delete(p.graphs, k)
+			released = true
 		}
+	}
+	if released {
+		runtime.GC()
 	}
 }
 
