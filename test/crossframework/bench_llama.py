@@ -319,6 +319,8 @@ def run_pair(a, model_dir, kind, rank, batch):
         ratios = [t / o for o, t in zip(times["trainer"], times["pytorch"])]
         out["ratio_tokens_per_s"] = statistics.median(ratios)
         out["ratios"] = ratios
+        # CPU seconds per step are steadier than wall time on a shared machine (no waiting for a core).
+        out["ratio_tokens_per_cpu_s"] = statistics.median(t / o for o, t in zip(cpu["trainer"], cpu["pytorch"]))
         out["ratio_peak_rss"] = peak["trainer"] / peak["pytorch"]
     return out
 
@@ -332,10 +334,11 @@ def table(a, rows):
     print(f"Llama benchmark: {a.layers} layers, hidden {a.hidden}, {a.heads} heads / {a.kv_heads} KV, intermediate "
           f"{a.intermediate}, vocab {a.vocab}, tied; {a.threads} threads each; medians of {a.steps} interleaved steps",
           file=sys.stderr)
-    print("ratio: median over step pairs of PyTorch step time / ours (ours tokens/s over PyTorch's); RSS: peak "
-          "resident set (VmHWM) after the steps; head: LM head + log-softmax, fwd+bwd, share of the median step",
+    print("ratio: median over step pairs of PyTorch step time / ours (ours tokens/s over PyTorch's); cpu: the same "
+          "with CPU seconds (steadier on a busy machine); RSS: peak resident set (VmHWM) after the steps, est.: the "
+          "trainer's memory estimate (trainer/hf); head: LM head + log-softmax, fwd+bwd, share of the median step",
           file=sys.stderr)
-    hdr = (f"{'kind':5} {'adapter':8} {'rows':>4} | {'tok/s ours':>10} {'torch':>7} {'ratio':>6} | {'RSS GiB ours':>12} "
+    hdr = (f"{'kind':5} {'adapter':8} {'rows':>4} | {'tok/s ours':>10} {'torch':>7} {'ratio':>6} {'cpu':>5} | {'RSS GiB ours':>12} "
            f"{'torch':>6} {'ratio':>6} {'est.':>6} | {'load s ours':>11} {'torch':>6} | {'head ours':>9} {'torch':>6}")
     print(hdr, file=sys.stderr)
     for r in rows:
@@ -344,7 +347,8 @@ def table(a, rows):
         def f(d, k, fmt):
             return fmt.format(d[k]) if k in d else "-"
         print(f"{r['kind']:5} {r['adapter']:8} {r['batch_rows']:>4} | {f(o, 'tokens_per_s', '{:.0f}'):>10} "
-              f"{f(t, 'tokens_per_s', '{:.0f}'):>7} {f(r, 'ratio_tokens_per_s', '{:.2f}'):>6} | "
+              f"{f(t, 'tokens_per_s', '{:.0f}'):>7} {f(r, 'ratio_tokens_per_s', '{:.2f}'):>6} "
+              f"{f(r, 'ratio_tokens_per_cpu_s', '{:.2f}'):>5} | "
               f"{gib(o.get('peak_rss_bytes')):>12} {gib(t.get('peak_rss_bytes')):>6} {f(r, 'ratio_peak_rss', '{:.2f}'):>6} "
               f"{gib(o.get('estimate_bytes')):>6} | {f(o, 'load_s', '{:.2f}'):>11} {f(t, 'load_s', '{:.2f}'):>6} | "
               f"{f(o, 'head_share', '{:.0%}'):>9} {f(t, 'head_share', '{:.0%}'):>6}", file=sys.stderr)
