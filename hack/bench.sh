@@ -9,7 +9,8 @@
 #             and DPO steps of the trainer (hack/benchllama, OpenBLAS build when it links) next to PyTorch's
 #             (test/crossframework/bench_llama.py), each in its own process, steps interleaved; tokens/s and their
 #             median ratio, peak RSS (VmHWM) next to trainer/hf's memory estimate, load time, the LM head's share
-#             of a step. Full shape: 20-40 minutes on 2 shared cores; BENCH_LLAMA_LAYERS=4 for a quick check.
+#             of a step. Full shape: about 15 minutes at batch 4 x 256 on 2 shared cores (longer at 8 x 256, which
+#             needs about 22 GB free for both processes); BENCH_LLAMA_LAYERS=4 for a quick check.
 # then a table per config: SFT and DPO tokens/s per build, our ratio to PyTorch, the share of each one's sgemm
 # peak and the DPO/SFT step cost. About 10-15 minutes on 2 shared cores. Raw outputs stay in $BENCH_OUT.
 #
@@ -24,7 +25,7 @@
 #                   the llama part's model (default SmolLM2-135M's 30, 576, 9, 3, 1536, 49152; tied head)
 #   BENCH_LLAMA_BATCH, BENCH_LLAMA_CONTEXT
 #                   rows × tokens of a step (default 8 × 256; DPO: half chosen, half rejected rows); the batch is
-#                   halved while twice the trainer's memory estimate exceeds MemAvailable
+#                   halved while 2.8 × the trainer's memory estimate (both processes) exceeds MemAvailable
 #   BENCH_LLAMA_STEPS  timed steps per framework and kind, after one untimed (default 3)
 #   BENCH_LLAMA_KINDS  sft,dpo (default both)
 #   BENCH_LLAMA_LORA_RANK  > 0 adds LoRA rows of that rank (alpha 2 × rank, all projections) for both frameworks
