@@ -5,23 +5,38 @@
 #   openblas  the same with -tags openblas (installs libopenblas-dev when it can; skipped with a message if not)
 #   torch     test/crossframework/bench_torch.py, the PyTorch peer on the same shapes (Debian's python3-torch)
 #   tokenizer hack/bench-tokenizer.sh: tokenizer MB/s next to npm tokenizers@0.23.2's on the same text (~1 minute)
+#   llama     issue 10's SmolLM2-135M-shaped Llama (random weights written once as a Hugging Face directory): SFT
+#             and DPO steps of the trainer (hack/benchllama, OpenBLAS build when it links) next to PyTorch's
+#             (test/crossframework/bench_llama.py), each in its own process, steps interleaved; tokens/s and their
+#             median ratio, peak RSS (VmHWM) next to trainer/hf's memory estimate, load time, the LM head's share
+#             of a step. Full shape: about 15 minutes at batch 4 x 256 on 2 shared cores (longer at 8 x 256, which
+#             needs about 22 GB free for both processes); BENCH_LLAMA_LAYERS=4 for a quick check.
 # then a table per config: SFT and DPO tokens/s per build, our ratio to PyTorch, the share of each one's sgemm
 # peak and the DPO/SFT step cost. About 10-15 minutes on 2 shared cores. Raw outputs stay in $BENCH_OUT.
 #
 # Settings (environment):
-#   BENCH_PARTS     parts to run, comma-separated (default operator,go,openblas,torch,tokenizer)
+#   BENCH_PARTS     parts to run, comma-separated (default operator,go,openblas,torch,tokenizer,llama)
 #   BENCH_CONFIGS   trainer configs, A (d_model 128, 4 layers, 4 heads) and/or B (256, 6, 8) (default A,B)
 #   STEP_BENCHTIME  -benchtime of the step benchmarks (default 3x: three steps after one untimed; pure Go at
 #                   config B takes ~20 s a step on a loaded 2-core machine)
 #   LOOP_BENCHTIME  -benchtime of trainer/train's whole-loop benchmark, best build only (default 10x; empty skips)
 #   TORCH_SECONDS   seconds PyTorch measures each config and kind (default 10)
+#   BENCH_LLAMA_LAYERS, _HIDDEN, _HEADS, _KV_HEADS, _INTERMEDIATE, _VOCAB
+#                   the llama part's model (default SmolLM2-135M's 30, 576, 9, 3, 1536, 49152; tied head)
+#   BENCH_LLAMA_BATCH, BENCH_LLAMA_CONTEXT
+#                   rows × tokens of a step (default 8 × 256; DPO: half chosen, half rejected rows); the batch is
+#                   halved while 2.8 × the trainer's memory estimate (both processes) exceeds MemAvailable
+#   BENCH_LLAMA_STEPS  timed steps per framework and kind, after one untimed (default 3)
+#   BENCH_LLAMA_KINDS  sft,dpo (default both)
+#   BENCH_LLAMA_LORA_RANK  > 0 adds LoRA rows of that rank (alpha 2 × rank, all projections) for both frameworks
+#                   (issue 12; the trainer's cells print "-" until it has adapters); default 0: none
 #   BENCH_OUT       where raw outputs go (default tmp/bench); BENCH_PARTS=table prints the table from them again
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 GO=${GO:-go}
-PARTS=",${BENCH_PARTS:-operator,go,openblas,torch,tokenizer},"
+PARTS=",${BENCH_PARTS:-operator,go,openblas,torch,tokenizer,llama},"
 CONFIGS=${BENCH_CONFIGS:-A,B}
 STEP_BENCHTIME=${STEP_BENCHTIME:-3x}
 LOOP_BENCHTIME=${LOOP_BENCHTIME-10x}
@@ -130,6 +145,28 @@ if want tokenizer; then
 	fi
 fi
 
+# ---- Llama (issue 10): the trainer's worker and PyTorch's, side by side
+if want llama; then
+	say "llama: SFT and DPO steps, trainer next to PyTorch (test/crossframework/bench_llama.py)"
+	rm -f "$OUT/llama.jsonl" "$OUT/llama.txt"
+	llama_tags=()
+	if hack/install-openblas.sh; then llama_tags=(-tags openblas); fi
+	if ! CGO_ENABLED=$([ ${#llama_tags[@]} -gt 0 ] && echo 1 || echo 0) $GO build "${llama_tags[@]}" -o "$OUT/benchllama" ./hack/benchllama; then
+		failed+=("hack/benchllama (build)")
+	elif py=$(hack/install-torch.sh | tail -n 1) && [ -n "$py" ]; then
+		if ! "$py" test/crossframework/bench_llama.py --go-worker "$OUT/benchllama" --python "$py" --threads "$(nproc)" \
+			--layers "${BENCH_LLAMA_LAYERS:-30}" --hidden "${BENCH_LLAMA_HIDDEN:-576}" --heads "${BENCH_LLAMA_HEADS:-9}" \
+			--kv-heads "${BENCH_LLAMA_KV_HEADS:-3}" --intermediate "${BENCH_LLAMA_INTERMEDIATE:-1536}" \
+			--vocab "${BENCH_LLAMA_VOCAB:-49152}" --batch "${BENCH_LLAMA_BATCH:-8}" --context "${BENCH_LLAMA_CONTEXT:-256}" \
+			--steps "${BENCH_LLAMA_STEPS:-3}" --kinds "${BENCH_LLAMA_KINDS:-sft,dpo}" \
+			--lora-rank "${BENCH_LLAMA_LORA_RANK:-0}" >"$OUT/llama.jsonl" 2> >(tee "$OUT/llama.txt" >&2); then
+			failed+=("bench_llama.py")
+		fi
+	else
+		say "llama: skipped (python3-torch could not be installed; see above)"
+	fi
+fi
+
 # ---- table
 # go_metric FILE BENCH UNIT prints the value a Go benchmark line reports in UNIT (empty when absent).
 go_metric() {
@@ -154,48 +191,55 @@ ratio() {
 	if [ -z "$1" ] || [ -z "$2" ]; then printf -- '-'; else awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { printf f, a / b }'; fi
 }
 
-say "summary: one training step, forward + backward (AdamW apart, as trainer/model times it; PyTorch's fwd_bwd"
-echo "   figures), 16 rows x 128 tokens. tok/s: wall clock; best/PT: the faster Go build over PyTorch; %peak: the"
-echo "   step's matrix-product GFLOP/s over the same build's best 1024^3 sgemm; tok/cpu-s: tokens per CPU-second,"
-echo "   steadier than wall time on a busy machine (PyTorch's whole-step CPU scaled to forward + backward by time);"
-echo "   DPO/SFT: DPO step time over SFT step time on the same tokens."
-printf '%-7s %-7s | %-23s | %-7s | %-17s | %-20s\n' "" "" "      tokens/s" "" "     %peak" "   tokens/cpu-s"
-printf '%-7s %-7s | %7s %7s %7s | %7s | %5s %5s %5s | %6s %6s %6s\n' config kind pureGo OpenBLAS PyTorch best/PT Go OB PT Go OB PT
-cell() { fmt_num "$(go_metric "$OUT/$1.txt" "$2" "$3")" 1 "${4:-%.0f}"; }
-for c in ${CONFIGS//,/ }; do
-	for k in SFT DPO; do
-		lk=$(tr '[:upper:]' '[:lower:]' <<<"$k")
-		g=$(go_metric "$OUT/purego.txt" "Step${c}_$k" tokens/s)
-		o=$(go_metric "$OUT/openblas.txt" "Step${c}_$k" tokens/s)
-		t=$(torch_field "$c" "$lk" tokens_per_s_fwd_bwd)
-		tfull=$(torch_field "$c" "$lk" tokens_per_s)
-		# PyTorch's share of peak and CPU time count its whole step (AdamW in): rescale to forward + backward.
-		tshare=$(torch_field "$c" "$lk" share_of_sgemm_peak)
-		tcpu=$(torch_field "$c" "$lk" tokens_per_cpu_s)
-		if [ -n "$t" ] && [ -n "$tfull" ]; then
-			tshare=$(awk -v s="$tshare" -v a="$t" -v b="$tfull" 'BEGIN { print 100 * s * a / b }')
-			tcpu=$(awk -v s="$tcpu" -v a="$t" -v b="$tfull" 'BEGIN { print s * a / b }')
-		fi
-		gcpu=$(go_metric "$OUT/purego.txt" "Step${c}_$k" cpu-s/step)
-		ocpu=$(go_metric "$OUT/openblas.txt" "Step${c}_$k" cpu-s/step)
-		best=$g
-		if [ -n "$o" ] && { [ -z "$g" ] || awk -v a="$o" -v b="$g" 'BEGIN { exit !(a > b) }'; }; then best=$o; fi
-		printf '%-7s %-7s | %7s %7s %7s | %7s | %5s %5s %5s | %6s %6s %6s\n' "$c" "$k" \
-			"$(fmt_num "$g")" "$(fmt_num "$o")" "$(fmt_num "$t")" "$(ratio "$best" "$t")" \
-			"$(cell purego "Step${c}_$k" %peak)" "$(cell openblas "Step${c}_$k" %peak)" "$(fmt_num "$tshare")" \
-			"$(ratio 2048 "$gcpu" %.0f)" "$(ratio 2048 "$ocpu" %.0f)" "$(fmt_num "$tcpu")"
+# The GPT configs' table when any of its outputs is there.
+if [ -s "$OUT/purego.txt" ] || [ -s "$OUT/openblas.txt" ] || [ -s "$OUT/torch.jsonl" ]; then
+	say "summary: one training step, forward + backward (AdamW apart, as trainer/model times it; PyTorch's fwd_bwd"
+	echo "   figures), 16 rows x 128 tokens. tok/s: wall clock; best/PT: the faster Go build over PyTorch; %peak: the"
+	echo "   step's matrix-product GFLOP/s over the same build's best 1024^3 sgemm; tok/cpu-s: tokens per CPU-second,"
+	echo "   steadier than wall time on a busy machine (PyTorch's whole-step CPU scaled to forward + backward by time);"
+	echo "   DPO/SFT: DPO step time over SFT step time on the same tokens."
+	printf '%-7s %-7s | %-23s | %-7s | %-17s | %-20s\n' "" "" "      tokens/s" "" "     %peak" "   tokens/cpu-s"
+	printf '%-7s %-7s | %7s %7s %7s | %7s | %5s %5s %5s | %6s %6s %6s\n' config kind pureGo OpenBLAS PyTorch best/PT Go OB PT Go OB PT
+	cell() { fmt_num "$(go_metric "$OUT/$1.txt" "$2" "$3")" 1 "${4:-%.0f}"; }
+	for c in ${CONFIGS//,/ }; do
+		for k in SFT DPO; do
+			lk=$(tr '[:upper:]' '[:lower:]' <<<"$k")
+			g=$(go_metric "$OUT/purego.txt" "Step${c}_$k" tokens/s)
+			o=$(go_metric "$OUT/openblas.txt" "Step${c}_$k" tokens/s)
+			t=$(torch_field "$c" "$lk" tokens_per_s_fwd_bwd)
+			tfull=$(torch_field "$c" "$lk" tokens_per_s)
+			# PyTorch's share of peak and CPU time count its whole step (AdamW in): rescale to forward + backward.
+			tshare=$(torch_field "$c" "$lk" share_of_sgemm_peak)
+			tcpu=$(torch_field "$c" "$lk" tokens_per_cpu_s)
+			if [ -n "$t" ] && [ -n "$tfull" ]; then
+				tshare=$(awk -v s="$tshare" -v a="$t" -v b="$tfull" 'BEGIN { print 100 * s * a / b }')
+				tcpu=$(awk -v s="$tcpu" -v a="$t" -v b="$tfull" 'BEGIN { print s * a / b }')
+			fi
+			gcpu=$(go_metric "$OUT/purego.txt" "Step${c}_$k" cpu-s/step)
+			ocpu=$(go_metric "$OUT/openblas.txt" "Step${c}_$k" cpu-s/step)
+			best=$g
+			if [ -n "$o" ] && { [ -z "$g" ] || awk -v a="$o" -v b="$g" 'BEGIN { exit !(a > b) }'; }; then best=$o; fi
+			printf '%-7s %-7s | %7s %7s %7s | %7s | %5s %5s %5s | %6s %6s %6s\n' "$c" "$k" \
+				"$(fmt_num "$g")" "$(fmt_num "$o")" "$(fmt_num "$t")" "$(ratio "$best" "$t")" \
+				"$(cell purego "Step${c}_$k" %peak)" "$(cell openblas "Step${c}_$k" %peak)" "$(fmt_num "$tshare")" \
+				"$(ratio 2048 "$gcpu" %.0f)" "$(ratio 2048 "$ocpu" %.0f)" "$(fmt_num "$tcpu")"
+		done
+		printf '%-7s %-7s | %7s %7s %7s |   (DPO step time / SFT step time)\n' "$c" DPO/SFT \
+			"$(ratio "$(go_metric "$OUT/purego.txt" "Step${c}_SFT" tokens/s)" "$(go_metric "$OUT/purego.txt" "Step${c}_DPO" tokens/s)")" \
+			"$(ratio "$(go_metric "$OUT/openblas.txt" "Step${c}_SFT" tokens/s)" "$(go_metric "$OUT/openblas.txt" "Step${c}_DPO" tokens/s)")" \
+			"$(ratio "$(torch_field "$c" sft tokens_per_s_fwd_bwd)" "$(torch_field "$c" dpo tokens_per_s_fwd_bwd)")"
 	done
-	printf '%-7s %-7s | %7s %7s %7s |   (DPO step time / SFT step time)\n' "$c" DPO/SFT \
-		"$(ratio "$(go_metric "$OUT/purego.txt" "Step${c}_SFT" tokens/s)" "$(go_metric "$OUT/purego.txt" "Step${c}_DPO" tokens/s)")" \
-		"$(ratio "$(go_metric "$OUT/openblas.txt" "Step${c}_SFT" tokens/s)" "$(go_metric "$OUT/openblas.txt" "Step${c}_DPO" tokens/s)")" \
-		"$(ratio "$(torch_field "$c" sft tokens_per_s_fwd_bwd)" "$(torch_field "$c" dpo tokens_per_s_fwd_bwd)")"
-done
-for b in purego openblas; do
-	peak=$(go_metric "$OUT/$b.txt" SGEMMPeak GFLOP/s)
-	if [ -n "$peak" ]; then echo "sgemm peak, $b: $(fmt_num "$peak" 1 %.1f) GFLOP/s"; fi
-done
-tpeak=$(awk '/"sgemm_gflops"/ { v = $0; sub(/.*"sgemm_gflops": /, "", v); sub(/[,}].*/, "", v); print v; exit }' "$OUT/torch.jsonl" 2>/dev/null || true)
-if [ -n "$tpeak" ]; then echo "sgemm peak, PyTorch: $(fmt_num "$tpeak" 1 %.1f) GFLOP/s"; fi
+	for b in purego openblas; do
+		peak=$(go_metric "$OUT/$b.txt" SGEMMPeak GFLOP/s)
+		if [ -n "$peak" ]; then echo "sgemm peak, $b: $(fmt_num "$peak" 1 %.1f) GFLOP/s"; fi
+	done
+	tpeak=$(awk '/"sgemm_gflops"/ { v = $0; sub(/.*"sgemm_gflops": /, "", v); sub(/[,}].*/, "", v); print v; exit }' "$OUT/torch.jsonl" 2>/dev/null || true)
+	if [ -n "$tpeak" ]; then echo "sgemm peak, PyTorch: $(fmt_num "$tpeak" 1 %.1f) GFLOP/s"; fi
+fi
+if [ -s "$OUT/llama.txt" ]; then
+	echo "Llama (issue 10; raw figures in $OUT/llama.jsonl):"
+	sed -n '/^Llama benchmark:/,$p' "$OUT/llama.txt"
+fi
 if [ -s "$OUT/loop.txt" ]; then
 	echo "whole loop (trainer/train, real non-padding tokens):"
 	awk '/^BenchmarkLoop/ { for (i = 3; i < NF; i++) { if ($(i + 1) == "steps/s") s = $i; if ($(i + 1) == "tokens/s") t = $i }

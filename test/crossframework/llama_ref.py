@@ -149,7 +149,9 @@ def rotate(x, cos, sin):
     return x * cos + rotated * sin
 
 
-def forward(cfg, P, ids):
+def forward(cfg, P, ids, linear=None):
+    """Logits [B, T, V] for ids [B, T]. linear(x, name, bias), when given, replaces x @ W^T (+ b) for every
+    projection named name (e.g. model.layers.0.self_attn.q_proj): the benchmark's LoRA hook."""
     B, T = ids.shape
     if cfg.window is not None and cfg.window < T:
         raise InputError(f"sliding_window {cfg.window} is shorter than the {T} positions of the rows")
@@ -161,6 +163,8 @@ def forward(cfg, P, ids):
     causal = torch.ones(T, T, dtype=torch.bool).tril()
 
     def lin(x, name, bias):
+        if linear is not None:
+            return linear(x, name, bias)
         y = x @ P[name + ".weight"].t()
         return y + P[name + ".bias"] if bias else y
 

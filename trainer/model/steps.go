@@ -2,14 +2,19 @@ package model
 
 import (
 	"fmt"
+	"runtime"
 
 	"gorgonia.org/tensor"
 
 	"github.com/preftune/preftune/trainer/loss"
 )
 
-// setBatch picks the graph of kind k for the batch's shape and copies the batch in.
+// setBatch picks the graph of kind k for the batch's shape and copies the batch in. Before a training step it
+// releases the forward-only graphs (releaseForwardOnly).
 func (p *Params) setBatch(k kind, b Batch) (*graph, error) {
+	if k == kindSFT || k == kindDPO {
+		p.releaseForwardOnly()
+	}
 	gr, err := p.graphFor(k, b.B, b.T)
 	if err != nil {
 		return nil, err
@@ -18,6 +23,31 @@ func (p *Params) setBatch(k kind, b Batch) (*graph, error) {
 		return nil, err
 	}
 	return gr, nil
+}
+
+// releaseForwardOnly drops the compiled forward-only graphs (LogProbs, Logits) and their buffers: each holds a
+// forward pass's activations and, with the fused head, an [M, V] buffer of the head's probabilities, which would
+// otherwise stay resident next to the training graph's for the rest of the run (DPO's reference log-probs are
+// computed with one before the first step: at SmolLM2-135M's shape, 8 rows × 256 tokens, that is gigabytes). An
+// evaluation between training steps rebuilds its graph once (tens of milliseconds to a second), then reuses it
+// for all its batches. The collection that follows lets the training graph's buffers reuse the released memory:
+// without it the heap grows past it until the next collection (Go collects at twice the live heap), and the
+// process's peak is the sum of both graphs rather than the larger.
+func (p *Params) releaseForwardOnly() {
+	released := false
+	for k, gr := range p.graphs {
+		if k.kind == kindLogProbs || k.kind == kindLogits {
+			gr.vm.Close()
+			// gorgonia's tape machine has a finalizer (CUDA clean-up; a no-op here, and Close ran it): it would
+			// keep the graph's buffers alive through the collection below.
+			runtime.SetFinalizer(gr.vm, nil)
+			delete(p.graphs, k)
+			released = true
+		}
+	}
+	if released {
+		runtime.GC()
+	}
 }
 
 // SFTStep runs forward and backward on the batch and adds the gradient of the mean token NLL into p.Grads.
