@@ -28,8 +28,8 @@
 #                   halved while 2.8 × the trainer's memory estimate (both processes) exceeds MemAvailable
 #   BENCH_LLAMA_STEPS  timed steps per framework and kind, after one untimed (default 3)
 #   BENCH_LLAMA_KINDS  sft,dpo (default both)
-#   BENCH_LLAMA_LORA_RANK  > 0 adds LoRA rows of that rank (alpha 2 × rank, all projections) for both frameworks
-#                   (issue 12; the trainer's cells print "-" until it has adapters); default 0: none
+#   BENCH_LLAMA_LORA_RANK  LoRA rows of that rank (alpha 2 × rank, all projections) for both frameworks next to full
+#                   fine-tuning (default 16, issue 12; 0 leaves them out)
 #   BENCH_OUT       where raw outputs go (default tmp/bench); BENCH_PARTS=table prints the table from them again
 set -euo pipefail
 
@@ -159,7 +159,7 @@ if want llama; then
 			--kv-heads "${BENCH_LLAMA_KV_HEADS:-3}" --intermediate "${BENCH_LLAMA_INTERMEDIATE:-1536}" \
 			--vocab "${BENCH_LLAMA_VOCAB:-49152}" --batch "${BENCH_LLAMA_BATCH:-8}" --context "${BENCH_LLAMA_CONTEXT:-256}" \
 			--steps "${BENCH_LLAMA_STEPS:-3}" --kinds "${BENCH_LLAMA_KINDS:-sft,dpo}" \
-			--lora-rank "${BENCH_LLAMA_LORA_RANK:-0}" >"$OUT/llama.jsonl" 2> >(tee "$OUT/llama.txt" >&2); then
+			--lora-rank "${BENCH_LLAMA_LORA_RANK-16}" >"$OUT/llama.jsonl" 2> >(tee "$OUT/llama.txt" >&2); then
 			failed+=("bench_llama.py")
 		fi
 	else

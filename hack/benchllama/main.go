@@ -22,8 +22,8 @@
 // reference log-probs come from the forward-only graph before the first step, as trainer/train computes them.
 // Peak memory is measured by the driver from /proc/PID/status (VmHWM), not here.
 //
-// LoRA (--lora-rank > 0) is the hook for issue 12's rows: this build answers the ready line with an "error"
-// until the trainer has adapters, and the driver prints PyTorch's LoRA figures alone.
+// LoRA (--lora-rank > 0): issue 12's rows; the adapter on every projection (alpha 2 x rank, as the trainer's
+// default), AdamW over the adapter only, and the memory estimate with the adapter's plan.
 package main
 
 import (
@@ -129,6 +129,9 @@ func (f workerFlags) plan() hf.MemoryPlan {
 	if f.kind == "dpo" {
 		p.BatchSize, p.SequencesPerExample = f.batch/2, 2
 	}
+	if f.loraRank > 0 {
+		p.LoRA = &hf.LoRAPlan{Rank: f.loraRank}
+	}
 	return p
 }
 
@@ -150,9 +153,6 @@ func worker(dir string, args []string) error {
 		return err
 	}
 	out := json.NewEncoder(os.Stdout)
-	if f.loraRank > 0 {
-		return out.Encode(map[string]any{"ready": false, "error": "LoRA is not in this trainer build"})
-	}
 
 	t0, cpu0 := time.Now(), cpuSeconds()
 	p, _, err := model.Load(dir, tensor.Float32, f.context)
@@ -166,11 +166,17 @@ func worker(dir string, args []string) error {
 	}
 	est := hf.EstimateMemory(md.Config, f.plan())
 
-	// The optimiser as trainer/train's setup builds it.
+	if f.loraRank > 0 {
+		// As trainer/train's setupAdapter: PEFT's initialisation on every projection, alpha 2 x rank, no dropout.
+		if err := p.AddLoRA(model.LoRA{Rank: f.loraRank, Alpha: float64(2 * f.loraRank)}, 1); err != nil {
+			return err
+		}
+	}
+	// The optimiser as trainer/train's setup builds it: over the trainable tensors (the adapter's with LoRA).
 	var params []optim.Param
-	for _, s := range p.Shapes() {
-		v, g := p.Float32s(s.Name)
-		params = append(params, optim.Param{Name: s.Name, Shape: s.Shape, Data: v, Grad: g})
+	for _, name := range p.TrainableNames() {
+		v, g := p.Float32s(name)
+		params = append(params, optim.Param{Name: name, Shape: p.ShapeOf(name), Data: v, Grad: g})
 	}
 	opt, err := optim.NewAdamW(optim.DefaultAdamW(), params, nil)
 	if err != nil {
@@ -185,7 +191,7 @@ func worker(dir string, args []string) error {
 		}
 	}
 	if err := out.Encode(map[string]any{"ready": true, "framework": "preftune", "blas": nn.BLASName,
-		"gomaxprocs": runtime.GOMAXPROCS(0), "parameters": p.NumParams(), "load_s": loadS, "load_cpu_s": loadCPU,
+		"gomaxprocs": runtime.GOMAXPROCS(0), "parameters": p.NumParams(), "trainable": p.NumTrainable(), "load_s": loadS, "load_cpu_s": loadCPU,
 		"estimate_bytes": est.Total, "estimate": est}); err != nil {
 		return err
 	}
