@@ -40,11 +40,34 @@ func main() {
 		usage()
 		os.Exit(contract.ExitUsage)
 	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage()
+		os.Exit(contract.ExitOK)
+	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "preftune-trainer: unknown command %q\n", os.Args[1])
 		usage()
 		os.Exit(contract.ExitUsage)
 	}
-	os.Exit(cmd.run(os.Args[2:]))
+	code := cmd.run(os.Args[2:])
+	if code == contract.ExitUsage && asksHelp(os.Args[2:]) {
+		code = contract.ExitOK // the command printed its flags because they were asked for
+	}
+	os.Exit(code)
+}
+
+// asksHelp says whether a command's arguments ask for its help (the flag package's -h, -help, --help): the command
+// prints its usage and returns ExitUsage, which is no error then.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help", "--h":
+			return true
+		}
+	}
+	return false
 }
