@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -110,43 +111,84 @@ func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 	return m
 }
 
-// writeChatTemplate records the chat template a run rendered its rows with in the output model directory's
-// tokenizer_config.json (chat_template), keeping the file's other fields, so that a DPO run on this model and
-// every downstream tool render as this run did. It writes only when the template is not already the directory's:
-// an override (model.chatTemplate), or the built-in template used for conversational rows.
-func (r *runner) writeChatTemplate(dir string) error {
+// recordedChatTemplate is the chat template a run's outputs (final model, checkpoints) must record in their
+// tokenizer_config.json, or "" when the directory's own already is the one the rows were rendered with: an
+// override (model.chatTemplate), or the built-in template used for conversational rows.
+func (r *runner) recordedChatTemplate() string {
 	if r.encoder == nil {
-		return nil
+		return ""
 	}
 	origin := r.encoder.TemplateOrigin
 	if origin != data.TemplateOverride && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
-		return nil
+		return ""
 	}
-	want := r.encoder.Template.Source()
-	if c, err := tokenizer.ReadConfig(dir); err == nil && c.ChatTemplate == want {
-		return nil
-	}
-	path := filepath.Join(dir, tokenizer.ConfigFileName)
+	return r.encoder.Template.Source()
+}
+
+// withChatTemplate returns a tokenizer_config.json (b; nil for none yet) with chat_template set to tmpl, its
+// other fields kept.
+func withChatTemplate(b []byte, tmpl string) ([]byte, error) {
 	cfg := map[string]json.RawMessage{}
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
+	if b != nil {
 		if err := json.Unmarshal(b, &cfg); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
 	}
-	raw, err := json.Marshal(want)
+	raw, err := json.Marshal(tmpl)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg["chat_template"] = raw
 	out, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// recordChatTemplate puts recordedChatTemplate into a checkpoint's tokenizer_config.json (Model.Files), so a
+// DPO run or a resume from the checkpoint renders as this run did.
+func (r *runner) recordChatTemplate(m *checkpoint.Model) error {
+	want := r.recordedChatTemplate()
+	if want == "" {
+		return nil
+	}
+	b, err := withChatTemplate(m.Files[tokenizer.ConfigFileName], want)
+	if err != nil {
+		return fmt.Errorf("%s: %w", tokenizer.ConfigFileName, err)
+	}
+	if m.Files == nil {
+		m.Files = map[string][]byte{}
+	}
+	m.Files[tokenizer.ConfigFileName] = b
+	delete(m.Files, tokenizer.ChatTemplateFileName) // read only without chat_template: a stale copy
+	return nil
+}
+
+// writeChatTemplate records recordedChatTemplate in the output model directory's tokenizer_config.json
+// (chat_template), keeping the file's other fields, so that a DPO run on this model and every downstream tool
+// render as this run did.
+func (r *runner) writeChatTemplate(dir string) error {
+	want := r.recordedChatTemplate()
+	if want == "" {
+		return nil
+	}
+	if c, err := tokenizer.ReadConfig(dir); err == nil && c.ChatTemplate == want {
+		return nil
+	}
+	path := filepath.Join(dir, tokenizer.ConfigFileName)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		b = nil
+	case err != nil:
 		return err
 	}
-	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+	out, err := withChatTemplate(b, want)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return err
 	}
 	// A chat_template.jinja beside it would be read only without chat_template; remove the stale copy.

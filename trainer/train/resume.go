@@ -57,6 +57,9 @@ func (r *runner) identity() runIdentity {
 // save writes a checkpoint of the current step.
 func (r *runner) save() error {
 	m, err := r.checkpointModel()
+	if err == nil {
+		err = r.recordChatTemplate(&m)
+	}
 	if err != nil {
 		return failed(ReasonCheckpointFailed, "checkpoint: %v", err)
 	}

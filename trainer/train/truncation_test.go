@@ -185,14 +185,24 @@ func TestCaseTemplateMarkersRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ref, tokenizer.FileName)); err != nil {
 		t.Fatal(err)
 	}
-	drc := tinyDPO(path, ref, filepath.Join(t.TempDir(), "dpo"), 1)
-	drc.Dataset.EvalFraction = 0
-	ev := &events{}
-	if _, e := runCase(t, drc, ev); e != nil {
-		t.Fatal(e)
+	// The checkpoint records it too: a DPO run (or a resume) from a checkpoint renders as the run did.
+	if len(res.Checkpoints) == 0 {
+		t.Fatal("no checkpoint")
 	}
-	if f := ev.got["truncation"]; f == nil || f["chatTemplate"] != data.TemplateModel {
-		t.Errorf("dpo truncation event %v: want the reference's own template", f)
+	ckpt := strings.TrimPrefix(res.Checkpoints[len(res.Checkpoints)-1].URI, "file://")
+	if c, err := tokenizer.ReadConfig(ckpt); err != nil || c.ChatTemplate != override {
+		t.Fatalf("override not recorded in the checkpoint %s: %v %q", ckpt, err, c.ChatTemplate)
+	}
+	for _, from := range []string{ref, ckpt} {
+		drc := tinyDPO(path, from, filepath.Join(t.TempDir(), "dpo"), 1)
+		drc.Dataset.EvalFraction = 0
+		ev := &events{}
+		if _, e := runCase(t, drc, ev); e != nil {
+			t.Fatal(e)
+		}
+		if f := ev.got["truncation"]; f == nil || f["chatTemplate"] != data.TemplateModel {
+			t.Errorf("dpo from %s: truncation event %v: want the reference's own template", from, f)
+		}
 	}
 }
 
