@@ -75,7 +75,12 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 			data.Count(res.ChatRows, "conversational row is", "conversational rows are")))
 	}
 	rep.Warnings = append(rep.Warnings, res.Warnings(pref)...)
-	why = res.NoSignal(pref)
+	// As the run decides: its training split must keep a signal (the messages count train and eval together).
+	split, err := data.Split(d.Rows, ic.Dataset.EvalFraction, ic.Dataset.Seed)
+	if err != nil {
+		return contract.ExitInvalidInput, "InvalidConfig", nil, fmt.Errorf("dataset.evalFraction: %w", err)
+	}
+	why = data.SplitNoSignal(res, split.Train, pref)
 	if why != "" {
 		rep.Warnings = append(rep.Warnings, why)
 	}

@@ -580,6 +580,52 @@ func (res *EncodeResult) NoSignal(preference bool) string {
 	return "no row carries a training signal"
 }
 
+// SplitNoSignal says why a run on the rows all encodes (train and eval together, as Encode gives them or as
+// their results merged, with Lines) would have nothing to train on: none of the train rows is left with a signal.
+// It counts train and eval together when neither has a signal (NoSignal), and says "of the training split" when
+// only the eval split keeps one; "" when some training row carries a signal, or when train is empty.
+func SplitNoSignal(all *EncodeResult, train []Row, preference bool) string {
+	withSignal, unrendered := map[int]bool{}, map[int]bool{}
+	for _, l := range all.Lines {
+		withSignal[l] = true
+	}
+	for _, e := range all.Unrendered {
+		unrendered[e.Line] = true
+	}
+	rendered, signal := 0, 0
+	for _, r := range train {
+		if unrendered[r.Line] {
+			continue
+		}
+		rendered++
+		if withSignal[r.Line] {
+			signal++
+		}
+	}
+	switch {
+	case signal > 0 || len(train) == 0:
+		return ""
+	case rendered == 0:
+		return fmt.Sprintf("no training row is left: the chat template cannot render any of the %s of the training split "+
+			"(invalidRows: Skip)", Count(len(train), "row", "rows"))
+	case len(all.Lines) == 0:
+		return all.NoSignal(preference)
+	case preference:
+		return fmt.Sprintf("no training pair carries a preference signal: all %s of the training split %s chosen and "+
+			"rejected identical after truncation to the context of %d tokens (only %s of the eval split, which is not "+
+			"trained on, %s one)", Count(rendered, "pair", "pairs"), hasHave(rendered), all.Truncation.ContextLength,
+			Count(len(all.Lines), "pair", "pairs"), hasHave(len(all.Lines)))
+	}
+	return "no training row carries a training signal"
+}
+
+func hasHave(n int) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
+}
+
 // BoundaryMark separates the prompt from the response in Preview.
 const BoundaryMark = "⟦|⟧"
 

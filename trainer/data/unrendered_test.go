@@ -111,3 +111,28 @@ func TestUnrenderedRowsAreInvalidRows(t *testing.T) {
 		t.Fatalf("all unrenderable: %v", err)
 	}
 }
+
+// TestSplitNoSignal: a run needs a signal in its training split. When no pair has one the message counts train and
+// eval together (as the truncation counts do); when only the eval split keeps one it says "of the training split";
+// a training split the template cannot render at all is said so.
+func TestSplitNoSignal(t *testing.T) {
+	train := []Row{{Line: 1}, {Line: 2}}
+	tr := contract.Truncation{ContextLength: 24, IdenticalPairs: 3}
+	all := &EncodeResult{Rows: 3, Truncation: tr}
+	if got := SplitNoSignal(all, train, true); !strings.Contains(got, "all 3 pairs have chosen and rejected identical after truncation to the context of 24 tokens") {
+		t.Errorf("none: %q", got)
+	}
+	all = &EncodeResult{Rows: 3, Lines: []int{3}, Truncation: contract.Truncation{ContextLength: 24, IdenticalPairs: 2}}
+	if got := SplitNoSignal(all, train, true); !strings.Contains(got, "all 2 pairs of the training split have chosen and rejected identical") ||
+		!strings.Contains(got, "only 1 pair of the eval split, which is not trained on, has one") {
+		t.Errorf("eval only: %q", got)
+	}
+	all = &EncodeResult{Rows: 2, Lines: []int{2, 3}}
+	if got := SplitNoSignal(all, train, true); got != "" {
+		t.Errorf("a training pair has a signal: %q", got)
+	}
+	all = &EncodeResult{Rows: 1, Lines: []int{3}, Unrendered: []*RowError{{Line: 1}, {Line: 2}}}
+	if got := SplitNoSignal(all, train, true); !strings.Contains(got, "cannot render any of the 2 rows of the training split") {
+		t.Errorf("unrendered: %q", got)
+	}
+}

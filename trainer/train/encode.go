@@ -79,38 +79,17 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 	if len(tr.Examples) > 0 {
 		r.progress.Event("example", exampleFields(tr.Lines[0], tr.Examples[0], preference))
 	}
-	if why := noSignal(tr, ev, &all, preference); why != "" {
+	if why := data.SplitNoSignal(&all, rows, preference); why != "" {
 		return nil, nil, invalid(ReasonNoTrainingSignal, "%s: %s", cfg.DataPath, why)
 	}
 	return tr.Examples, ev.Examples, nil
 }
 
-// noSignal says why the training rows carry no signal ("" when some do), counting train and eval together (all)
-// as the truncation event does, or saying "training" when the eval split alone keeps a signal.
-func noSignal(tr, ev, all *data.EncodeResult, preference bool) string {
-	if len(tr.Examples) > 0 {
-		return ""
-	}
-	if tr.Rows == 0 {
-		return fmt.Sprintf("no training row is left: the chat template cannot render any of the %s of the training split "+
-			"(invalidRows: Skip)", data.Count(len(tr.Unrendered), "row", "rows"))
-	}
-	if len(ev.Examples) == 0 {
-		return all.NoSignal(preference)
-	}
-	if preference {
-		return fmt.Sprintf("no training pair carries a preference signal: all %s of the training split have chosen and "+
-			"rejected identical after truncation to the context of %d tokens (only %s of the eval split, which is not "+
-			"trained on, keeps one)", data.Count(tr.Rows, "pair", "pairs"), tr.Truncation.ContextLength,
-			data.Count(len(ev.Examples), "pair", "pairs"))
-	}
-	return "no training row carries a training signal"
-}
-
-// mergeEncoded adds two results' counts (train and eval) for the report; examples are not merged.
+// mergeEncoded adds two results' counts (train and eval) for the report, and their lines; examples are not merged.
 func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 	m := *a
-	m.Examples, m.Lines = nil, nil
+	m.Examples = nil
+	m.Lines = append(append([]int(nil), a.Lines...), b.Lines...)
 	t := &m.Truncation
 	t.RowsTruncated += b.Truncation.RowsTruncated
 	t.PromptsEmptied += b.Truncation.PromptsEmptied
