@@ -121,18 +121,30 @@ func inspectDataset(args []string, stdout, stderr io.Writer) int {
 		return fail("InvalidConfig", contract.ExitInvalidInput, err)
 	}
 	noSignal := ""
+	// Rows the chat template cannot render are invalid rows: under Skip they are counted, listed and left out as a
+	// run leaves them out; under Reject the report lists them and the dataset fails.
+	var renderErr error
 	if ic.Model != nil {
-		code, why, err := inspectWithModel(ic, d, &rep, *showRows, stderr)
+		code, why, res, err := inspectWithModel(ic, d, &rep, *showRows, stderr)
 		if err != nil {
 			return fail(why, code, err)
 		}
 		noSignal = why
+		if err := data.AddInvalidRows(&rep, d, ic.Dataset, res.UnrenderedRows(), ic.MaxInvalidRows); err != nil {
+			renderErr = err
+		} else if ic.Dataset.InvalidRows != contract.InvalidRowsSkip {
+			renderErr = res.UnrenderedErr()
+		}
 	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	writeInspectTermination(termLog, contract.TerminationMessage{Dataset: &rep}, stderr)
 	if _, err := d.CheckInvalidRows(ic.Dataset.InvalidRows); err != nil {
 		fmt.Fprintf(stderr, "inspect-dataset: %v\n", err)
+		return contract.ExitInvalidInput
+	}
+	if renderErr != nil {
+		fmt.Fprintf(stderr, "inspect-dataset: InvalidDataset: %v\n", renderErr)
 		return contract.ExitInvalidInput
 	}
 	if noSignal != "" {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -25,73 +26,86 @@ var inspectModelFiles = append([]string{checkpoint.ConfigFile}, hf.TokenizerFile
 // inspectWithModel adds to rep what the model makes of the rows (ic.Model, ic.MaxLength): token lengths
 // (rep.Tokens), the truncation counts for the run's context (rep.Truncation), warnings (truncation, the
 // template's control markers in the rows' content), and prints the first showRows rows as the model sees them to
-// out. On failure it returns the exit code, the reason and the error; otherwise code 0 and, when no row or pair
-// would be left with a training signal, why (the run would fail with NoTrainingSignal).
-func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.DatasetReport, showRows int, out io.Writer) (code int, why string, err error) {
+// out. Rows the chat template cannot render are left to the caller in unrendered (EncodeResult.Unrendered): they
+// are invalid rows. On failure it returns the exit code, the reason and the error; otherwise code 0 and, when no
+// row or pair would be left with a training signal, why (the run would fail with NoTrainingSignal).
+func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.DatasetReport, showRows int, out io.Writer) (code int, why string, unrendered *data.EncodeResult, err error) {
 	dir, cleanup, err := inspectModelDir(context.Background(), ic.Model.From)
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", fmt.Errorf("model %s: %w", ic.Model.From, err)
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	defer cleanup()
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", fmt.Errorf("model %s: %w", ic.Model.From, err)
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", fmt.Errorf("model %s: %w", ic.Model.From, err)
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	hc, err := hf.ParseConfig(raw)
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", fmt.Errorf("model %s: %w", ic.Model.From, err)
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	ctxLen := hc.MaxPositionEmbeddings
 	if ic.MaxLength > 0 && ic.MaxLength < ctxLen {
 		ctxLen = ic.MaxLength
 	}
 	if ic.MaxLength < 0 || ic.MaxLength == 1 {
-		return contract.ExitInvalidInput, "InvalidConfig", fmt.Errorf("maxLength is %d, want 0 or >= 2", ic.MaxLength)
+		return contract.ExitInvalidInput, "InvalidConfig", nil, fmt.Errorf("maxLength is %d, want 0 or >= 2", ic.MaxLength)
 	}
 	src, origin, err := data.ChatTemplateOf(ic.Model.ChatTemplate, dir)
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", err
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, err
 	}
 	enc, err := data.NewEncoder(tok, src, origin, ctxLen)
 	if err != nil {
-		return contract.ExitInvalidInput, "InvalidConfig", err
+		return contract.ExitInvalidInput, "InvalidConfig", nil, err
 	}
 	pref := d.Preference()
 	res, err := enc.Encode(d.Rows, pref)
-	if err != nil {
-		return contract.ExitInvalidInput, "InvalidDataset", err
+	if err != nil && len(res.Unrendered) == 0 {
+		return contract.ExitInvalidInput, "InvalidDataset", nil, err
 	}
 	rep.Tokens = &res.TokenLengths
 	rep.Truncation = &res.Truncation
 	if _, ok := tok.(*tokenizer.Pretrained); ok && res.ChatRows > 0 && origin == data.TemplateBuiltin {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the model has no chat template: %d conversational rows are "+
-			"rendered with the trainer's built-in template; give the model's with --chat-template", res.ChatRows))
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the model has no chat template: %s "+
+			"rendered with the trainer's built-in template; give the model's with --chat-template",
+			data.Count(res.ChatRows, "conversational row is", "conversational rows are")))
 	}
 	rep.Warnings = append(rep.Warnings, res.Warnings(pref)...)
-	why = res.NoSignal(pref)
+	// As the run decides: its training split must keep a signal (the messages count train and eval together).
+	split, err := data.Split(d.Rows, ic.Dataset.EvalFraction, ic.Dataset.Seed)
+	if err != nil {
+		return contract.ExitInvalidInput, "InvalidConfig", nil, fmt.Errorf("dataset.evalFraction: %w", err)
+	}
+	why = data.SplitNoSignal(res, split.Train, pref)
 	if why != "" {
 		rep.Warnings = append(rep.Warnings, why)
 	}
 	fmt.Fprintf(out, "inspect-dataset: %d rows through %s's tokenizer (%s) and chat template (%s), context %d tokens; %s marks where the response (the trained part) starts\n",
 		res.Rows, ic.Model.From, tok.Name(), origin, ctxLen, data.BoundaryMark)
-	for i, r := range d.Rows {
-		if i == showRows {
+	shown := 0
+	for _, r := range d.Rows {
+		if shown == showRows {
 			break
 		}
 		c, rj, err := enc.Preview(r, pref)
-		if err != nil {
-			return contract.ExitInvalidInput, "InvalidDataset", err
+		var re *data.RowError
+		if errors.As(err, &re) {
+			continue // an invalid row, reported as one
 		}
+		if err != nil {
+			return contract.ExitInvalidInput, "InvalidDataset", nil, err
+		}
+		shown++
 		fmt.Fprintf(out, "--- line %d, chosen:\n%s\n", r.Line, c)
 		if pref {
 			fmt.Fprintf(out, "--- line %d, rejected:\n%s\n", r.Line, rj)
 		}
 	}
-	return 0, why, nil
+	return 0, why, res, nil
 }
 
 // inspectModelDir makes a local directory of a model's tokenizer files and config.json: a plain path or

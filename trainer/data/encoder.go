@@ -340,7 +340,7 @@ func boolf(b bool) float64 {
 // renderErrors joins the first few row errors into one error that counts them all.
 func renderErrors(errs []error, total int) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "the chat template cannot render %d of %d rows", len(errs), total)
+	fmt.Fprintf(&b, "the chat template cannot render %d of %s", len(errs), Count(total, "row", "rows"))
 	for i, err := range errs {
 		if i == maxRowErrors {
 			b.WriteString("; ...")
@@ -493,34 +493,35 @@ func (e *Encoder) fit(pt pairTokens, preference bool) (Example, fitting) {
 func (res *EncodeResult) Warnings(preference bool) []string {
 	var out []string
 	t := res.Truncation
-	unit := "rows"
+	one, many := "row", "rows"
 	if preference {
-		unit = "pairs"
+		one, many = "pair", "pairs"
 	}
 	if t.RowsTruncated > 0 {
-		out = append(out, fmt.Sprintf("%d of %d %s were truncated to the context of %d tokens (prompts cut from their start, "+
-			"once per pair)", t.RowsTruncated, res.Rows, unit, t.ContextLength))
+		out = append(out, fmt.Sprintf("%d of %s truncated to the context of %d tokens (prompts cut from their start, "+
+			"once per pair)", t.RowsTruncated, Count(res.Rows, one+" was", many+" were"), t.ContextLength))
 	}
 	if t.PromptsEmptied > 0 {
-		w := fmt.Sprintf("%d %s lost their whole prompt to truncation: %s", t.PromptsEmptied, unit, lineList(res.EmptiedLines))
+		w := fmt.Sprintf("%s whole prompt to truncation: %s", Count(t.PromptsEmptied, one+" lost its", many+" lost their"), lineList(res.EmptiedLines))
 		if 2*t.PromptsEmptied > res.Rows {
-			w = fmt.Sprintf("MORE THAN HALF THE %s LOST THEIR WHOLE PROMPT: %d of %d %s are trained without any prompt "+
-				"at the context of %d tokens (raise training.maxLength or shorten the responses): %s", strings.ToUpper(unit),
-				t.PromptsEmptied, res.Rows, unit, t.ContextLength, lineList(res.EmptiedLines))
+			w = fmt.Sprintf("MORE THAN HALF THE %s LOST THEIR WHOLE PROMPT: %d of %s trained without any prompt "+
+				"at the context of %d tokens (raise training.maxLength or shorten the responses): %s", strings.ToUpper(many),
+				t.PromptsEmptied, Count(res.Rows, one+" is", many+" are"), t.ContextLength, lineList(res.EmptiedLines))
 		}
 		out = append(out, w)
 	}
 	if t.ResponsesCut > 0 {
-		out = append(out, fmt.Sprintf("%d responses were cut before their end token (they do not fit the context of %d "+
-			"tokens on their own): %s", t.ResponsesCut, t.ContextLength, lineList(res.CutLines)))
+		out = append(out, fmt.Sprintf("%s end token (they do not fit the context of %d "+
+			"tokens on their own): %s", Count(t.ResponsesCut, "response was cut before its", "responses were cut before their"),
+			t.ContextLength, lineList(res.CutLines)))
 	}
 	if t.IdenticalPairs > 0 {
-		out = append(out, fmt.Sprintf("%d pairs have chosen and rejected identical after truncation and were left out "+
-			"(no preference signal): %s", t.IdenticalPairs, lineList(res.IdenticalLines)))
+		out = append(out, fmt.Sprintf("%s chosen and rejected identical after truncation and %s left out "+
+			"(no preference signal): %s", Count(t.IdenticalPairs, "pair has", "pairs have"), wasWere(t.IdenticalPairs), lineList(res.IdenticalLines)))
 	}
 	if res.SplitApart > 0 {
-		out = append(out, fmt.Sprintf("%d responses were tokenized apart from their prompt: the tokenizer merges "+
-			"across the prompt/response boundary", res.SplitApart))
+		out = append(out, fmt.Sprintf("%s tokenized apart from their prompt: the tokenizer merges "+
+			"across the prompt/response boundary", Count(res.SplitApart, "response was", "responses were")))
 	}
 	if len(res.MarkerLines) > 0 {
 		out = append(out, fmt.Sprintf("%s content holding the chat template's own control tokens (%s), which the model "+
@@ -540,8 +541,31 @@ func (res *EncodeResult) UnrenderedWarning() string {
 	for i, r := range res.Unrendered {
 		lines[i] = r.Line
 	}
-	return fmt.Sprintf("%d rows the chat template cannot render were skipped (invalidRows: Skip): %s; first: %v",
-		len(lines), lineList(lines), res.Unrendered[0])
+	return fmt.Sprintf("%s the chat template cannot render %s skipped (invalidRows: Skip): %s; first: %v",
+		Count(len(lines), "row", "rows"), wasWere(len(lines)), lineList(lines), res.Unrendered[0])
+}
+
+// UnrenderedErr is the error for the rows the chat template cannot render, counted against all the rows Encode
+// was given (res.Rows plus them) and naming the first few; nil when there are none.
+func (res *EncodeResult) UnrenderedErr() error {
+	if len(res.Unrendered) == 0 {
+		return nil
+	}
+	errs := make([]error, len(res.Unrendered))
+	for i, e := range res.Unrendered {
+		errs[i] = e
+	}
+	return renderErrors(errs, res.Rows+len(res.Unrendered))
+}
+
+// UnrenderedRows are the rows the chat template cannot render as invalid rows of a dataset report: the line, the
+// side (chosen or rejected) as the field, and the template's error as the reason.
+func (res *EncodeResult) UnrenderedRows() []contract.InvalidRow {
+	out := make([]contract.InvalidRow, len(res.Unrendered))
+	for i, e := range res.Unrendered {
+		out[i] = contract.InvalidRow{Line: e.Line, Field: e.Side, Reason: "the chat template cannot render it: " + e.Err.Error()}
+	}
+	return out
 }
 
 // NoSignal says why rows that Encode left nothing to train on carry no signal ("" when some do).
@@ -554,6 +578,52 @@ func (res *EncodeResult) NoSignal(preference bool) string {
 			"truncation to the context of %d tokens", res.Rows, res.Truncation.ContextLength)
 	}
 	return "no row carries a training signal"
+}
+
+// SplitNoSignal says why a run on the rows all encodes (train and eval together, as Encode gives them or as
+// their results merged, with Lines) would have nothing to train on: none of the train rows is left with a signal.
+// It counts train and eval together when neither has a signal (NoSignal), and says "of the training split" when
+// only the eval split keeps one; "" when some training row carries a signal, or when train is empty.
+func SplitNoSignal(all *EncodeResult, train []Row, preference bool) string {
+	withSignal, unrendered := map[int]bool{}, map[int]bool{}
+	for _, l := range all.Lines {
+		withSignal[l] = true
+	}
+	for _, e := range all.Unrendered {
+		unrendered[e.Line] = true
+	}
+	rendered, signal := 0, 0
+	for _, r := range train {
+		if unrendered[r.Line] {
+			continue
+		}
+		rendered++
+		if withSignal[r.Line] {
+			signal++
+		}
+	}
+	switch {
+	case signal > 0 || len(train) == 0:
+		return ""
+	case rendered == 0:
+		return fmt.Sprintf("no training row is left: the chat template cannot render any of the %s of the training split "+
+			"(invalidRows: Skip)", Count(len(train), "row", "rows"))
+	case len(all.Lines) == 0:
+		return all.NoSignal(preference)
+	case preference:
+		return fmt.Sprintf("no training pair carries a preference signal: all %s of the training split %s chosen and "+
+			"rejected identical after truncation to the context of %d tokens (only %s of the eval split, which is not "+
+			"trained on, %s one)", Count(rendered, "pair", "pairs"), hasHave(rendered), all.Truncation.ContextLength,
+			Count(len(all.Lines), "pair", "pairs"), hasHave(len(all.Lines)))
+	}
+	return "no training row carries a training signal"
+}
+
+func hasHave(n int) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
 }
 
 // BoundaryMark separates the prompt from the response in Preview.

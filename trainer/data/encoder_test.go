@@ -193,8 +193,8 @@ func TestCaseLongPromptSFT(t *testing.T) {
 		t.Errorf("row 7: %d tokens, start %d", len(last.Tokens), last.ResponseStart)
 	}
 	w := strings.Join(res.Warnings(false), "\n")
-	for _, want := range []string{"7 of 7 rows were truncated", "1 rows lost their whole prompt to truncation: line 7",
-		"1 responses were cut before their end token", "line 7"} {
+	for _, want := range []string{"7 of 7 rows were truncated", "1 row lost its whole prompt to truncation: line 7",
+		"1 response was cut before its end token", "line 7"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings %q lack %q", w, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -104,9 +105,9 @@ func Report(d *Dataset, cfg contract.DatasetConfig, maxInvalidRows int) (contrac
 			rep.ChosenLongerFraction = round3(float64(longer) / n)
 		}
 	}
-	warn := func(n int, format string) {
+	warn := func(n int, one, many string) {
 		if n > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, n))
+			rep.Warnings = append(rep.Warnings, Count(n, one, many))
 		}
 	}
 	if skipped != "" {
@@ -114,17 +115,69 @@ func Report(d *Dataset, cfg contract.DatasetConfig, maxInvalidRows int) (contrac
 	}
 	rep.Warnings = append(rep.Warnings, RowWarnings(d.Rows, pref)...)
 	rep.Warnings = append(rep.Warnings, SplitWarnings(split, cfg.EvalFraction)...)
-	warn(dups, "%d exact duplicate rows")
-	warn(same, "%d pairs with chosen identical to rejected")
+	warn(dups, "exact duplicate row", "exact duplicate rows")
+	warn(same, "pair with chosen identical to rejected", "pairs with chosen identical to rejected")
 	// Ties carry no length signal (short exact answers are often equally long), so the bias is judged on the
 	// pairs whose lengths differ; ChosenLongerFraction itself stays the share of all pairs, as the contract says.
 	if share := float64(longer) / float64(max(differ, 1)); pref && differ >= lengthBiasMinPairs && (share > lengthBiasHigh || share < lengthBiasLow) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs whose lengths differ", longer, differ))
 	}
-	warn(emails, "%d rows contain e-mail addresses")
-	warn(phones, "%d rows contain phone numbers")
+	warn(emails, "row contains e-mail addresses", "rows contain e-mail addresses")
+	warn(phones, "row contains phone numbers", "rows contain phone numbers")
 	listInvalid(&rep, d.Invalid, maxInvalidRows)
 	return rep, nil
+}
+
+// AddInvalidRows counts in rep, the report Report made of d with cfg, rows found invalid after reading (the rows a
+// chat template cannot render, EncodeResult.UnrenderedRows): they leave Counts.Pairs and their side of cfg's split
+// (a run splits before it encodes), join Counts.Invalid, Counts.Skipped under invalidRows: Skip, and the listed
+// invalid rows in line order; under Skip the skipped-rows warning counts them with the rows invalid on reading.
+// The error is for Skip with no valid row left.
+func AddInvalidRows(rep *contract.DatasetReport, d *Dataset, cfg contract.DatasetConfig, invalid []contract.InvalidRow, maxInvalidRows int) error {
+	if len(invalid) == 0 {
+		return nil
+	}
+	split, err := Split(d.Rows, cfg.EvalFraction, cfg.Seed)
+	if err != nil {
+		return fmt.Errorf("dataset.evalFraction: %w", err)
+	}
+	inEval := map[int]bool{}
+	for _, r := range split.Eval {
+		inEval[r.Line] = true
+	}
+	c := &rep.Counts
+	for _, r := range invalid {
+		c.Pairs--
+		if inEval[r.Line] {
+			c.Eval--
+		} else {
+			c.Train--
+		}
+	}
+	c.Invalid += len(invalid)
+	all := append(append([]contract.InvalidRow(nil), d.Invalid...), invalid...)
+	slices.SortStableFunc(all, func(a, b contract.InvalidRow) int { return a.Line - b.Line })
+	if cfg.InvalidRows == contract.InvalidRowsSkip {
+		c.Skipped = len(all)
+		w := SkippedWarning(all, d.Total)
+		if i := slices.Index(rep.Warnings, skippedWarningOf(d)); len(d.Invalid) > 0 && i >= 0 {
+			rep.Warnings[i] = w
+		} else {
+			rep.Warnings = append([]string{w}, rep.Warnings...)
+		}
+	}
+	listInvalid(rep, all, maxInvalidRows)
+	if cfg.InvalidRows == contract.InvalidRowsSkip && c.Pairs == 0 {
+		return fmt.Errorf("no valid row to train on (invalidRows Skip): all %s invalid", Count(d.Total, "row is", "rows are"))
+	}
+	return nil
+}
+
+func skippedWarningOf(d *Dataset) string {
+	if len(d.Invalid) == 0 {
+		return ""
+	}
+	return SkippedWarning(d.Invalid, d.Total)
 }
 
 // RowWarnings are the warnings about single rows that are valid but probably not what the user meant to train on,
@@ -158,12 +211,7 @@ func RowWarnings(rows []Row, preference bool) []string {
 	return out
 }
 
-func rowsHave(n int) string {
-	if n == 1 {
-		return "1 row has"
-	}
-	return fmt.Sprintf("%d rows have", n)
-}
+func rowsHave(n int) string { return Count(n, "row has", "rows have") }
 
 // SplitWarnings say when a split is not what its fraction promised: nothing held out although a fraction was
 // asked for, or rows of one prompt on both sides because the split had to group by row.
@@ -179,7 +227,7 @@ func SplitWarnings(s SplitResult, evalFraction float64) []string {
 				"to hold out %d rows by prompt, so %d prompts have rows in both train and eval", n, s.Prompts, s.Target, shared))
 		}
 	} else if shared := sharedPrompts(s.Train, s.Eval); shared > 0 {
-		out = append(out, fmt.Sprintf("%d prompts in both train and eval", shared))
+		out = append(out, fmt.Sprintf("%s in both train and eval", Count(shared, "prompt", "prompts")))
 	}
 	return out
 }

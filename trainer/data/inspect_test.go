@@ -58,11 +58,11 @@ func TestReportCountsLengthsAndWarnings(t *testing.T) {
 		t.Fatalf("chosenLongerFraction %v, want 20/23 rounded = 0.87", rep.ChosenLongerFraction)
 	}
 	for _, w := range []string{
-		"1 exact duplicate rows",
-		"1 pairs with chosen identical to rejected",
+		"1 exact duplicate row",
+		"1 pair with chosen identical to rejected",
 		"length bias: chosen is longer in 20 of 22 pairs whose lengths differ",
-		"1 rows contain e-mail addresses",
-		"1 rows contain phone numbers",
+		"1 row contains e-mail addresses",
+		"1 row contains phone numbers",
 	} {
 		if !hasWarning(rep, w) {
 			t.Errorf("missing warning %q in %q", w, rep.Warnings)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
@@ -30,7 +31,8 @@ func contextFor(modelContext, maxLength int) int {
 // template (ModelConfig.ChatTemplate, else the starting model directory's, else data.BuiltinChatTemplate), once
 // per pair into min(model positions, training.maxLength) tokens. The truncation counts (train and eval together)
 // go to the result, the warnings and a "truncation" event; rows the template cannot render fail the run
-// (InvalidDataset, naming the rows), and so does data with no training signal left (NoTrainingSignal).
+// (InvalidDataset, naming the rows) or, under invalidRows: Skip, are left out and counted in the warnings and the
+// "dataset" event's skipped; data with no training signal left fails it (NoTrainingSignal).
 func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Example, err error) {
 	cfg := r.cfg
 	preference := cfg.Kind == contract.KindDPO
@@ -47,27 +49,28 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 	}
 	r.encoder = enc
 	// Rows the template cannot render are invalid rows: they fail the run, or are skipped and counted under
-	// invalidRows: Skip.
-	skip := cfg.Dataset.InvalidRows == contract.InvalidRowsSkip
-	tr, err := enc.Encode(rows, preference)
-	if err != nil && !skip {
-		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
-	}
-	ev, err := enc.Encode(eval, preference)
-	if err != nil && !skip {
-		return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
-	}
-	unrendered := append(append([]*data.RowError(nil), tr.Unrendered...), ev.Unrendered...)
-	if w := (&data.EncodeResult{Unrendered: unrendered}).UnrenderedWarning(); w != "" {
-		r.warnings = append(r.warnings, w)
-	}
+	// invalidRows: Skip. Messages count train and eval together, as the truncation event does.
+	tr, _ := enc.Encode(rows, preference)
+	ev, _ := enc.Encode(eval, preference)
 	all := mergeEncoded(tr, ev)
+	if err := all.UnrenderedErr(); err != nil {
+		if cfg.Dataset.InvalidRows != contract.InvalidRowsSkip || all.Rows == 0 {
+			return nil, nil, invalid(ReasonInvalidDataset, "%s: %v", cfg.DataPath, err)
+		}
+		r.warnings = append(r.warnings, all.UnrenderedWarning())
+		if f := r.datasetEvent; f != nil {
+			n, ne := len(all.Unrendered), len(ev.Unrendered)
+			f["skipped"], f["valid"] = f["skipped"].(int)+n, f["valid"].(int)-n
+			f["train"], f["eval"] = f["train"].(int)-(n-ne), f["eval"].(int)-ne
+		}
+	}
+	r.sendDatasetEvent()
 	r.truncation = &all.Truncation
 	r.chatRows = all.ChatRows
 	if all.ChatRows > 0 && origin == data.TemplateBuiltin && isPretrainedDir(r.sourceDir()) {
-		r.warnings = append(r.warnings, fmt.Sprintf("the model has no chat template: %d conversational rows were rendered "+
+		r.warnings = append(r.warnings, fmt.Sprintf("the model has no chat template: %s rendered "+
 			"with the trainer's built-in template (<|user|> ... <|assistant|>); set model.chatTemplate (--chat-template) "+
-			"to the template the model will be used with", all.ChatRows))
+			"to the template the model will be used with", data.Count(all.ChatRows, "conversational row was", "conversational rows were")))
 	}
 	r.warnings = append(r.warnings, all.Warnings(preference)...)
 	r.progress.Event("truncation", map[string]any{"contextLength": all.Truncation.ContextLength,
@@ -77,16 +80,17 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 	if len(tr.Examples) > 0 {
 		r.progress.Event("example", exampleFields(tr.Lines[0], tr.Examples[0], preference))
 	}
-	if why := tr.NoSignal(preference); why != "" {
+	if why := data.SplitNoSignal(&all, rows, preference); why != "" {
 		return nil, nil, invalid(ReasonNoTrainingSignal, "%s: %s", cfg.DataPath, why)
 	}
 	return tr.Examples, ev.Examples, nil
 }
 
-// mergeEncoded adds two results' counts (train and eval) for the report; examples are not merged.
+// mergeEncoded adds two results' counts (train and eval) for the report, and their lines; examples are not merged.
 func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 	m := *a
-	m.Examples, m.Lines = nil, nil
+	m.Examples = nil
+	m.Lines = append(append([]int(nil), a.Lines...), b.Lines...)
 	t := &m.Truncation
 	t.RowsTruncated += b.Truncation.RowsTruncated
 	t.PromptsEmptied += b.Truncation.PromptsEmptied
@@ -104,6 +108,8 @@ func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 			m.Markers = append(m.Markers, x)
 		}
 	}
+	m.Unrendered = append(append([]*data.RowError(nil), a.Unrendered...), b.Unrendered...)
+	slices.SortStableFunc(m.Unrendered, func(x, y *data.RowError) int { return x.Line - y.Line })
 	m.SplitApart += b.SplitApart
 	m.Rows += b.Rows
 	m.ChatRows += b.ChatRows

@@ -53,6 +53,10 @@ type runner struct {
 	startDigest string
 	// splitBy is how the train/eval split grouped the rows (data.SplitByPrompt or data.SplitByRow).
 	splitBy string
+	// datasetEvent holds the "dataset" event's fields from readData until encodeData has counted the rows the
+	// chat template cannot render (skipped under invalidRows: Skip); datasetSent says it went out.
+	datasetEvent map[string]any
+	datasetSent  bool
 
 	// ioCtx carries uploads: a cancelled run (SIGTERM) still uploads its last checkpoint.
 	ioCtx context.Context
@@ -115,6 +119,7 @@ func (r *runner) setup() error {
 	if err != nil {
 		return err
 	}
+	defer r.sendDatasetEvent() // when setup stops before encodeData sends it
 	if err := r.loadModel(rows); err != nil {
 		return err
 	}
@@ -210,10 +215,20 @@ func (r *runner) readData() (train, eval []data.Row, err error) {
 	r.warnings = append(r.warnings, data.RowWarnings(ds.Rows, cfg.Kind == contract.KindDPO)...)
 	r.warnings = append(r.warnings, data.SplitWarnings(split, cfg.Dataset.EvalFraction)...)
 	r.splitBy = split.By
-	r.progress.Event("dataset", map[string]any{"format": ds.Format, "digest": ds.Digest, "rows": ds.Total,
-		"valid": len(ds.Rows), "skipped": len(ds.Invalid), "train": len(split.Train), "eval": len(split.Eval), "splitBy": split.By,
-		"warnings": r.warnings})
+	r.datasetEvent = map[string]any{"format": ds.Format, "digest": ds.Digest, "rows": ds.Total,
+		"valid": len(ds.Rows), "skipped": len(ds.Invalid), "train": len(split.Train), "eval": len(split.Eval), "splitBy": split.By}
 	return split.Train, split.Eval, nil
+}
+
+// sendDatasetEvent sends the "dataset" event (counts of rows read, valid, skipped, train and eval; the warnings so
+// far) once.
+func (r *runner) sendDatasetEvent() {
+	if r.datasetEvent == nil || r.datasetSent {
+		return
+	}
+	r.datasetSent = true
+	r.datasetEvent["warnings"] = r.warnings
+	r.progress.Event("dataset", r.datasetEvent)
 }
 
 // cgroupRoot is where checkMemory reads the container's memory limit (tests point it elsewhere).

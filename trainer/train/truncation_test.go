@@ -54,6 +54,21 @@ func TestCaseIdenticalAfterTruncationRun(t *testing.T) {
 	if _, err := Run(t.Context(), cfg, Options{}); ExitCode(err) != contract.ExitInvalidInput {
 		t.Fatalf("exit code %d, want %d", ExitCode(err), contract.ExitInvalidInput)
 	}
+	// With an eval split the message counts train and eval together, as the truncation event and inspect-dataset
+	// do (it said "all 7 pairs", the training split's, next to identicalPairs 8).
+	rc.Dataset.EvalFraction = 0.1
+	rc.Output.URI = filepath.Join(t.TempDir(), "dpo")
+	ev := &events{}
+	if res, e = runCase(t, rc, ev); e == nil || e.Reason != ReasonNoTrainingSignal || !strings.Contains(e.Message, "all 8 pairs") {
+		t.Fatalf("with an eval split: result %+v error %+v", res, e)
+	}
+	if f := ev.got["truncation"]; f == nil || f["identicalPairs"] != 8 {
+		t.Errorf("truncation event %v", f)
+	}
+	if f := ev.got["dataset"]; f == nil || f["train"] != 7 || f["eval"] != 1 {
+		t.Errorf("dataset event %v: want the 8 pairs split 7 and 1", f)
+	}
+	rc.Dataset.EvalFraction = 0
 
 	ref256 := referenceFor(t, path, 256)
 	rc = tinyDPO(path, ref256, filepath.Join(t.TempDir(), "dpo"), 1)
@@ -136,8 +151,8 @@ func TestCaseLongPromptSFTRun(t *testing.T) {
 	if res.Truncation == nil || *res.Truncation != want {
 		t.Fatalf("truncation %+v, want %+v", res.Truncation, want)
 	}
-	for _, w := range []string{"7 of 7 rows were truncated to the context of 32 tokens", "1 rows lost their whole prompt to truncation: line 7",
-		"1 responses were cut before their end token"} {
+	for _, w := range []string{"7 of 7 rows were truncated to the context of 32 tokens", "1 row lost its whole prompt to truncation: line 7",
+		"1 response was cut before its end token"} {
 		if !hasWarning(res.Warnings, w) {
 			t.Errorf("warnings %q lack %q", res.Warnings, w)
 		}
@@ -229,9 +244,20 @@ func TestTemplateRaiseNamesRowOrSkips(t *testing.T) {
 		!strings.Contains(e.Message, "System role not supported") {
 		t.Fatalf("reject: %+v", e)
 	}
+	// With an eval split the message still counts every row (train and eval together).
+	rc.Dataset.EvalFraction = 0.5
+	if _, e := runCase(t, rc, nil); e == nil || !strings.Contains(e.Message, "cannot render 1 of 6 rows; line 3 (chosen): ") {
+		t.Fatalf("reject with an eval split: %+v", e)
+	}
+	rc.Dataset.EvalFraction = 0
 	rc.Dataset.InvalidRows = contract.InvalidRowsSkip
-	res, e := runCase(t, rc, nil)
-	if e != nil || !hasWarning(res.Warnings, "1 rows the chat template cannot render were skipped (invalidRows: Skip): line 3") {
+	ev := &events{}
+	res, e := runCase(t, rc, ev)
+	if e != nil || !hasWarning(res.Warnings, "1 row the chat template cannot render was skipped (invalidRows: Skip): line 3") {
 		t.Fatalf("skip: %+v %+v", res, e)
+	}
+	// The dataset event counts the skipped row (it said skipped 0 while the warning said one was skipped).
+	if f := ev.got["dataset"]; f == nil || f["skipped"] != 1 || f["valid"] != 5 || f["train"] != 5 || f["eval"] != 0 || f["rows"] != 6 {
+		t.Errorf("dataset event %v", f)
 	}
 }
