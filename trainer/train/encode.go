@@ -26,14 +26,15 @@ func contextFor(modelContext, maxLength int) int {
 }
 
 // encodeData renders, tokenizes and truncates the train and eval rows with the model's tokenizer and chat
-// template (ModelConfig.ChatTemplate, else the starting model directory's, else data.BuiltinChatTemplate), once
+// template (ModelConfig.ChatTemplate, else chatTemplateDir's, else data.BuiltinChatTemplate), once
 // per pair into min(model positions, training.maxLength) tokens. The truncation counts (train and eval together)
 // go to the result, the warnings and a "truncation" event; rows the template cannot render fail the run
 // (InvalidDataset, naming the rows), and so does data with no training signal left (NoTrainingSignal).
 func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Example, err error) {
 	cfg := r.cfg
 	preference := cfg.Kind == contract.KindDPO
-	tmpl, origin, err := data.ChatTemplateOf(cfg.Model.ChatTemplate, r.sourceDir())
+	r.templateDir = r.chatTemplateDir()
+	tmpl, origin, err := data.ChatTemplateOf(cfg.Model.ChatTemplate, r.templateDir)
 	if err != nil {
 		return nil, nil, invalid(reasonOf(err, ReasonModelUnreadable), "chat template: %v", err)
 	}
@@ -110,16 +111,31 @@ func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 	return m
 }
 
-// writeChatTemplate records the chat template a run rendered its rows with in the output model directory's
-// tokenizer_config.json (chat_template), keeping the file's other fields, so that a DPO run on this model and
-// every downstream tool render as this run did. It writes only when the template is not already the directory's:
-// an override (model.chatTemplate), or the built-in template used for conversational rows.
+// chatTemplateDir is the directory whose tokenizer_config.json (or chat_template.jinja) gives the chat template
+// when model.chatTemplate is unset: for a DPO run whose reference adapter directory holds a tokenizer_config.json
+// (the adapters this trainer writes do, as PEFT's save_pretrained with a tokenizer does), that directory, since it
+// carries the template the adapter was trained with (an SFT run's model.chatTemplate); else the starting model's.
+func (r *runner) chatTemplateDir() string {
+	if d := r.cfg.ReferenceAdapterDir; r.cfg.Kind == contract.KindDPO && d != "" {
+		if _, err := os.Stat(filepath.Join(d, tokenizer.ConfigFileName)); err == nil {
+			return d
+		}
+	}
+	return r.sourceDir()
+}
+
+// writeChatTemplate records the chat template a run rendered its rows with in the tokenizer_config.json
+// (chat_template) of an output directory (the model, or the adapter), keeping the file's other fields, so that a
+// DPO run on this output and every downstream tool render as this run did. It writes only when the template is
+// not already the directory's: an override (model.chatTemplate), a template taken from the reference adapter's
+// directory (chatTemplateDir), or the built-in template used for conversational rows.
 func (r *runner) writeChatTemplate(dir string) error {
 	if r.encoder == nil {
 		return nil
 	}
 	origin := r.encoder.TemplateOrigin
-	if origin != data.TemplateOverride && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
+	fromAdapter := origin == data.TemplateModel && r.templateDir != r.sourceDir()
+	if origin != data.TemplateOverride && !fromAdapter && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
 		return nil
 	}
 	want := r.encoder.Template.Source()
