@@ -23,10 +23,14 @@ const (
 	storiesLoRA8Trainable = 5 * 8 * ((64 + 64) + 2*(64+32) + (64 + 64) + 2*(64+172) + (172 + 64))
 )
 
+// loraTemplate is the adapter-only SFT run's spec.model.chatTemplate.
+const loraTemplate = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
 // TestPretrainedLoRASFTThenDPO is the pretrained job with LoRA through the operator (hack/demo/pretrained/
 // sft-lora.yaml, dpo-lora.yaml; TestLoRALearnsPretrained's settings): an SFTRun with spec.adapter on stories260K from
 // the claim, then a DPORun with an adapter on it. A second pair runs the same SFT with output.mergedModel false, so
-// its DPORun's reference is the base model with the SFT adapter. It asserts the status (trainableParameterCount
+// its DPORun's reference is the base model with the SFT adapter; that SFT run has an override chat template, which
+// its adapter directory carries to the DPO run. It asserts the status (trainableParameterCount
 // below parameterCount, adapterURI, the DPO reference), PEFT's layout of the adapters on the volume, the merged
 // model (or its absence), a first DPO step with zero rewards and a preference loss of ln 2, and that DPO moved the
 // rule on the held-out openings.
@@ -42,6 +46,9 @@ func TestPretrainedLoRASFTThenDPO(t *testing.T) {
 	}
 	no := false
 	sftA.Name, sftA.Spec.Output.MergedModel = "story-sft-lora-adapter", &no
+	// An override template (stories260K has none), which only the adapter can carry to the DPO run: the DPORun
+	// has no template of its own and must render with the adapter directory's.
+	sftA.Spec.Model.ChatTemplate = &v1alpha1.ChatTemplateSource{Inline: loraTemplate}
 	var dpo, dpoA v1alpha1.DPORun
 	demoObject(t, "pretrained/dpo-lora.yaml", &dpo)
 	demoObject(t, "pretrained/dpo-lora.yaml", &dpoA)
@@ -110,6 +117,9 @@ func TestPretrainedLoRASFTThenDPO(t *testing.T) {
 		if len(st.Checkpoints) == 0 {
 			t.Error("no checkpoints in status")
 		}
+		if got := chatTemplateIn(t, hostPath(t, st.AdapterURI)); got != loraTemplate {
+			t.Errorf("adapter/tokenizer_config.json chat_template %q, want spec.model.chatTemplate %q", got, loraTemplate)
+		}
 	})
 
 	t.Run("LoRA DPO with the base and the SFT adapter as reference", func(t *testing.T) {
@@ -121,6 +131,13 @@ func TestPretrainedLoRASFTThenDPO(t *testing.T) {
 		checkLoRAStatus(t, st.RunStatus, podBase)
 		checkFirstDPOStep(t, st.RunStatus)
 		// SFT: the base with the adapter (generate --adapter); DPO: its merged model (base, SFT adapter, DPO adapter).
+		// The DPO run rendered with the SFT adapter's template and recorded it in its outputs.
+		for _, u := range []string{st.ModelURI, st.AdapterURI} {
+			if got := chatTemplateIn(t, hostPath(t, u)); got != loraTemplate {
+				t.Errorf("%s/tokenizer_config.json chat_template %q, want the SFT adapter's %q", u, got, loraTemplate)
+			}
+		}
+		t.Logf("model digests: %s %s, %s %s", dpo.Name, dpo.Status.ModelDigest, dpoA.Name, st.ModelDigest)
 		sftRate := storyRule(t, hostPath(t, fx.uri), fx.heldOut, "--adapter", hostPath(t, sftA.Status.AdapterURI))
 		dpoRate := storyRule(t, hostPath(t, st.ModelURI), fx.heldOut)
 		t.Logf("%s: eval reward accuracy %s, margin %s; rule on 100 held-out openings: base + SFT adapter %.2f, LoRA DPO %.2f",
@@ -165,6 +182,12 @@ func checkLoRAStatus(t *testing.T, st v1alpha1.RunStatus, base string) {
 		t.Errorf("adapter_config.json %s: want peft_type LORA, r 8, lora_alpha 16, target_modules %v, base_model_name_or_path %s",
 			b, want, base)
 	}
+	// The base's tokenizer beside it, as PEFT's save_pretrained writes it given the tokenizer.
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("adapter/%s: %v", f, err)
+		}
+	}
 	tensors := safetensorsShapes(t, filepath.Join(dir, "adapter_model.safetensors"))
 	if len(tensors) != 5*7*2 {
 		t.Errorf("adapter_model.safetensors holds %d tensors, want 70 (A and B of 7 projections in 5 layers)", len(tensors))
@@ -179,6 +202,22 @@ func checkLoRAStatus(t *testing.T, st v1alpha1.RunStatus, base string) {
 			t.Errorf("adapter_model.safetensors: %s has shape %v (present %v), want %v", name, got, ok, shape)
 		}
 	}
+}
+
+// chatTemplateIn is the chat_template string of dir's tokenizer_config.json ("" when it has none).
+func chatTemplateIn(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ChatTemplate string `json:"chat_template"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatalf("%s/tokenizer_config.json: %v", dir, err)
+	}
+	return c.ChatTemplate
 }
 
 // safetensorsShapes reads a safetensors file's header: tensor name to shape.
