@@ -20,7 +20,8 @@ export PREFTUNE_E2E_IMAGE_REPOSITORY=${IMG:-$REGISTRY/preftune:dev}
 export PREFTUNE_E2E_IMAGE_REPOSITORY=${PREFTUNE_E2E_IMAGE_REPOSITORY%:*}
 export PREFTUNE_E2E_IMAGE_DIGEST=$("$BIN/crane" digest "${IMG:-$REGISTRY/preftune:dev}")
 cd "$ROOT"
-if ! go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/; then
+# E2E_RUN=REGEXP runs only the tests it matches (go test -run).
+if ! go test -tags e2e -count=1 -v -timeout 40m ${E2E_RUN:+-run "$E2E_RUN"} ./test/e2e/; then
 	# What CI needs for a post-mortem once the cluster is gone (the tests keep their namespace on failure).
 	echo "e2e: FAILED; the cluster as it is now:"
 	kubectl get nodes,pods -A -o wide || true

@@ -48,17 +48,7 @@ func TestLearnsPretrained(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: SFT then DPO on stories260K takes one to two minutes")
 	}
-	seeds := []uint64{1}
-	if s := os.Getenv("PREFTUNE_LEARNING_SEEDS"); s != "" {
-		seeds = nil
-		for _, f := range strings.Split(s, ",") {
-			v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
-			if err != nil {
-				t.Fatalf("PREFTUNE_LEARNING_SEEDS=%q: %v", s, err)
-			}
-			seeds = append(seeds, v)
-		}
-	}
+	seeds := learningSeeds(t)
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { learnPretrained(t, dir, seed) })
 	}
@@ -66,33 +56,7 @@ func TestLearnsPretrained(t *testing.T) {
 
 func learnPretrained(t *testing.T, dir string, seed uint64) {
 	tmp := t.TempDir()
-	stories := storydata.Config{}.Stories(learnRows, seed)
-	prefs := storydata.Generate(learnRows, seed)
-	write := func(name string, rows []data.Row) string {
-		path := filepath.Join(tmp, name)
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := storydata.Write(f, rows); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	storiesFile, prefsFile := write("stories.jsonl", stories), write("prefs.jsonl", prefs)
-
-	// Held-out openings: drawn with another seed, none of them in either training file.
-	seen := map[string]bool{}
-	for _, r := range append(stories, prefs...) {
-		seen[r.Prompt] = true
-	}
-	heldOut, err := storydata.Config{}.HeldOut(learnHeldOut, seed+1000, seen)
-	if err != nil {
-		t.Fatal(err)
-	}
+	storiesFile, prefsFile, heldOut := writeStoryData(t, tmp, seed)
 
 	seedFlag := strconv.FormatUint(seed, 10)
 	sftOut, dpoOut := filepath.Join(tmp, "sft"), filepath.Join(tmp, "dpo")
@@ -134,6 +98,57 @@ func learnPretrained(t *testing.T, dir string, seed uint64) {
 	if !(dpo.storyLoss <= base.storyLoss+0.2) {
 		t.Errorf("story loss after DPO %.3f nats/token, base %.3f: more than 0.2 higher", dpo.storyLoss, base.storyLoss)
 	}
+}
+
+// learningSeeds are the seeds of a learning test: 1, or PREFTUNE_LEARNING_SEEDS (comma-separated).
+func learningSeeds(t *testing.T) []uint64 {
+	t.Helper()
+	s := os.Getenv("PREFTUNE_LEARNING_SEEDS")
+	if s == "" {
+		return []uint64{1}
+	}
+	var seeds []uint64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			t.Fatalf("PREFTUNE_LEARNING_SEEDS=%q: %v", s, err)
+		}
+		seeds = append(seeds, v)
+	}
+	return seeds
+}
+
+// writeStoryData writes the learning runs' data into dir: learnRows SFT rows (storydata's Stories) and learnRows
+// preference pairs (storydata.Generate) from seed, and returns their files and learnHeldOut held-out openings drawn
+// with seed + 1000, none of them in either file.
+func writeStoryData(t *testing.T, dir string, seed uint64) (storiesFile, prefsFile string, heldOut []data.Row) {
+	t.Helper()
+	stories := storydata.Config{}.Stories(learnRows, seed)
+	prefs := storydata.Generate(learnRows, seed)
+	write := func(name string, rows []data.Row) string {
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := storydata.Write(f, rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	storiesFile, prefsFile = write("stories.jsonl", stories), write("prefs.jsonl", prefs)
+	seen := map[string]bool{}
+	for _, r := range append(stories, prefs...) {
+		seen[r.Prompt] = true
+	}
+	heldOut, err := storydata.Config{}.HeldOut(learnHeldOut, seed+1000, seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storiesFile, prefsFile, heldOut
 }
 
 // ruleRate is the share of rows whose prompt the model continues greedily (8 new tokens at most; a name is one to five of stories260K's tokens) so that

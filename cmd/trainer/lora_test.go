@@ -6,10 +6,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/tokenizer"
 	"github.com/preftune/preftune/trainer/train"
 )
 
@@ -118,5 +121,65 @@ func TestLoRAPretrained(t *testing.T) {
 	if code := runSFT([]string{"--from", dir, "--data", demo, "--out", filepath.Join(tmp, "bad"), "--steps", "1",
 		"--lora-rank", "4", "--lora-targets", "q_proj,c_attn"}); code != contract.ExitInvalidInput {
 		t.Errorf("unknown --lora-targets: exit %d, want %d", code, contract.ExitInvalidInput)
+	}
+}
+
+// chatPrefRows are conversational preference rows (TRL's conversational format: prompt, chosen and rejected are
+// message lists).
+const chatPrefRows = `{"prompt": [{"role": "user", "content": "Who was in the park?"}], "chosen": [{"role": "assistant", "content": "A little girl named Lily."}], "rejected": [{"role": "assistant", "content": "Nobody."}]}
+{"prompt": [{"role": "user", "content": "What did she see?"}], "chosen": [{"role": "assistant", "content": "She saw a big, red ball."}], "rejected": [{"role": "assistant", "content": "A ball."}]}
+{"prompt": [{"role": "user", "content": "Was it high?"}], "chosen": [{"role": "assistant", "content": "Yes, it was too high."}], "rejected": [{"role": "assistant", "content": "No."}]}
+{"prompt": [{"role": "user", "content": "What did she do?"}], "chosen": [{"role": "assistant", "content": "She asked her mom for help."}], "rejected": [{"role": "assistant", "content": "She sat."}]}
+`
+
+// TestLoRAAdapterKeepsChatTemplate: an adapter-only SFT run (--merged-model=false) with an override template
+// (--chat-template) writes the base's tokenizer files into adapter/ with that template in tokenizer_config.json (as
+// PEFT's save_pretrained does given the tokenizer); a DPO run on it (--reference BASE --reference-adapter DIR, no
+// --chat-template) renders its rows with the adapter's template, not the base's (stories260K has none: the
+// built-in one), and records it in its own adapter/ and model/.
+func TestLoRAAdapterKeepsChatTemplate(t *testing.T) {
+	dir := storiesDir(t)
+	tmp := t.TempDir()
+	tmplFile := writeFile(t, "llama2.jinja", llama2Template)
+	tok, err := tokenizer.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sftOut := filepath.Join(tmp, "sft")
+	if code, rec := recordRun(t, runSFT, "--from", dir, "--data", writeFile(t, "chat.jsonl", chatRows), "--out", sftOut,
+		"--steps", "1", "--batch-size", "2", "--eval-fraction", "0", "--chat-template", tmplFile, "--lora-rank", "4",
+		"--merged-model=false"); code != contract.ExitOK {
+		t.Fatalf("sft exit %d (events %v)", code, rec.events)
+	}
+	adapter := filepath.Join(sftOut, "adapter")
+	if _, err := os.Stat(filepath.Join(sftOut, "model")); !os.IsNotExist(err) {
+		t.Fatalf("--merged-model=false wrote model/ (%v)", err)
+	}
+	c, err := tokenizer.ReadConfig(adapter)
+	if err != nil || c.ChatTemplate != llama2Template || c.BOSToken != "<s>" {
+		t.Fatalf("adapter/tokenizer_config.json: %v template %q bos %q", err, c.ChatTemplate, c.BOSToken)
+	}
+	if at, err := tokenizer.LoadDir(adapter); err != nil || at.VocabSize() != tok.VocabSize() {
+		t.Fatalf("adapter/tokenizer.json: %v", err)
+	}
+
+	dpoOut := filepath.Join(tmp, "dpo")
+	code, rec := recordRun(t, runDPO, "--reference", dir, "--reference-adapter", adapter, "--data", writeFile(t, "prefs.jsonl", chatPrefRows),
+		"--out", dpoOut, "--steps", "1", "--batch-size", "2", "--eval-fraction", "0", "--lora-rank", "4")
+	if code != contract.ExitOK {
+		t.Fatalf("dpo exit %d (events %v)", code, rec.events)
+	}
+	if tr := rec.events["truncation"]; tr["chatTemplate"] != data.TemplateModel {
+		t.Errorf("truncation event %v: want the template from the reference adapter's directory (origin %q)", tr, data.TemplateModel)
+	}
+	ex := rec.events["example"]
+	ids := intsOf(t, ex["chosenTokens"])
+	if prompt := tok.Decode(ids[:ex["chosenResponseStart"].(int)]); !strings.Contains(prompt, "[INST]") || strings.Contains(prompt, "<|user|>") {
+		t.Errorf("DPO rendered the prompt as %q: want the SFT run's template ([INST] ... [/INST]), not the built-in one", prompt)
+	}
+	for _, d := range []string{filepath.Join(dpoOut, "adapter"), filepath.Join(dpoOut, "model")} {
+		if c, err := tokenizer.ReadConfig(d); err != nil || c.ChatTemplate != llama2Template {
+			t.Errorf("%s/tokenizer_config.json: %v template %q, want the SFT run's", d, err, c.ChatTemplate)
+		}
 	}
 }

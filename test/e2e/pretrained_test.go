@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/preftune/preftune/api/v1alpha1"
@@ -26,39 +27,9 @@ import (
 // and reference are the same weights), and that DPO moved the rule on held-out openings.
 func TestPretrainedSFTThenDPO(t *testing.T) {
 	t.Parallel()
-	src := filepath.Join(repo, "..", "shared", "models", "stories260K")
-	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
-		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
-	}
-	// The model onto the claim, owned by the trainer's user like the claim's folder (hack/cluster/volume.sh).
-	dst := filepath.Join(hostDir, "models", "stories260K")
-	copyDir(t, src, dst)
-	const uri = "pvc://" + claim + "/models/stories260K"
-	weights, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(weights)
-	srcDigest := "sha256:" + hex.EncodeToString(sum[:])
+	fx := storyFixtures(t)
+	uri, srcDigest, heldOut := fx.uri, fx.digest, fx.heldOut
 
-	// The story data, written by the checkout's trainer as hack/demo-pretrained.sh writes it.
-	tmp := t.TempDir()
-	stories, prefs, heldOut := filepath.Join(tmp, "stories.jsonl"), filepath.Join(tmp, "prefs.jsonl"), filepath.Join(tmp, "held-out.jsonl")
-	run(t, trainerBin, "story-data", "--stories", "--out", stories, "--n", "600", "--seed", "1")
-	run(t, trainerBin, "story-data", "--out", prefs, "--n", "600", "--seed", "1")
-	run(t, trainerBin, "story-data", "--out", heldOut, "--n", "100", "--seed", "1001", "--held-out-from", stories+","+prefs)
-	for file, cm := range map[string]string{stories: "story-sft-data", prefs: "story-pref-data"} {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dataConfigMap(t, cm, b)
-	}
-	for _, f := range []string{"stories-dataset.yaml", "prefs-dataset.yaml"} {
-		var ds v1alpha1.PreferenceDataset
-		demoObject(t, filepath.Join("pretrained", f), &ds)
-		create(t, &ds)
-	}
 	// No GPU: the node's two are TestSFTThenDPO's (its DPO run and twin train side by side).
 	var sft v1alpha1.SFTRun
 	demoObject(t, "pretrained/sft.yaml", &sft)
@@ -132,6 +103,66 @@ func TestPretrainedSFTThenDPO(t *testing.T) {
 	})
 }
 
+// storyFixture is what the pretrained tests share in the run's namespace: stories260K on the claim, the story data's
+// ConfigMaps and PreferenceDatasets (stories, story-prefs), and the held-out openings' file.
+type storyFixture struct {
+	src, uri, digest, heldOut string
+}
+
+var (
+	storyOnce sync.Once
+	story     *storyFixture
+)
+
+// storyFixtures makes the pretrained tests' shared objects once (the first caller makes them; a failure there fails
+// every caller). It skips when ../shared's stories260K is absent.
+func storyFixtures(t *testing.T) storyFixture {
+	t.Helper()
+	src := filepath.Join(repo, "..", "shared", "models", "stories260K")
+	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	storyOnce.Do(func() {
+		// The model onto the claim, owned by the trainer's user like the claim's folder (hack/cluster/volume.sh).
+		dst := filepath.Join(hostDir, "models", "stories260K")
+		copyDir(t, src, dst)
+		weights, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(weights)
+
+		// The story data, written by the checkout's trainer as hack/demo-pretrained.sh writes it, into a folder on
+		// the claim's host folder, beside its runs.
+		tmp := filepath.Join(hostDir, "e2e-story-data")
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stories, prefs, heldOut := filepath.Join(tmp, "stories.jsonl"), filepath.Join(tmp, "prefs.jsonl"), filepath.Join(tmp, "held-out.jsonl")
+		run(t, trainerBin, "story-data", "--stories", "--out", stories, "--n", "600", "--seed", "1")
+		run(t, trainerBin, "story-data", "--out", prefs, "--n", "600", "--seed", "1")
+		run(t, trainerBin, "story-data", "--out", heldOut, "--n", "100", "--seed", "1001", "--held-out-from", stories+","+prefs)
+		for file, cm := range map[string]string{stories: "story-sft-data", prefs: "story-pref-data"} {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dataConfigMap(t, cm, b)
+		}
+		for _, f := range []string{"stories-dataset.yaml", "prefs-dataset.yaml"} {
+			var ds v1alpha1.PreferenceDataset
+			demoObject(t, filepath.Join("pretrained", f), &ds)
+			create(t, &ds)
+		}
+		story = &storyFixture{src: src, uri: "pvc://" + claim + "/models/stories260K",
+			digest: "sha256:" + hex.EncodeToString(sum[:]), heldOut: heldOut}
+	})
+	if story == nil {
+		t.Fatal("the story fixtures (stories260K on the claim, the story datasets) failed in another test")
+	}
+	return *story
+}
+
 // copyDir copies the files of src into dst (created), owned by the trainer's user 65532.
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
@@ -179,10 +210,10 @@ func copyDir(t *testing.T, src, dst string) {
 }
 
 // storyRule is the share of the held-out openings in file whose greedy continuation (8 tokens) by the model in dir
-// meets storydata.Check, computed by the checkout's trainer.
-func storyRule(t *testing.T, dir, file string) float64 {
+// meets storydata.Check, computed by the checkout's trainer (generateArgs: more of its flags, e.g. --adapter DIR).
+func storyRule(t *testing.T, dir, file string, generateArgs ...string) float64 {
 	t.Helper()
-	out := run(t, trainerBin, "generate", "--model", dir, "--prompts-file", file, "--max-new", "8")
+	out := run(t, trainerBin, append([]string{"generate", "--model", dir, "--prompts-file", file, "--max-new", "8"}, generateArgs...)...)
 	ok, n := 0, 0
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r struct{ Prompt, Completion string }

@@ -28,7 +28,7 @@ func contextFor(modelContext, maxLength int) int {
 }
 
 // encodeData renders, tokenizes and truncates the train and eval rows with the model's tokenizer and chat
-// template (ModelConfig.ChatTemplate, else the starting model directory's, else data.BuiltinChatTemplate), once
+// template (ModelConfig.ChatTemplate, else chatTemplateDir's, else data.BuiltinChatTemplate), once
 // per pair into min(model positions, training.maxLength) tokens. The truncation counts (train and eval together)
 // go to the result, the warnings and a "truncation" event; rows the template cannot render fail the run
 // (InvalidDataset, naming the rows) or, under invalidRows: Skip, are left out and counted in the warnings and the
@@ -36,7 +36,8 @@ func contextFor(modelContext, maxLength int) int {
 func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Example, err error) {
 	cfg := r.cfg
 	preference := cfg.Kind == contract.KindDPO
-	tmpl, origin, err := data.ChatTemplateOf(cfg.Model.ChatTemplate, r.sourceDir())
+	r.templateDir = r.chatTemplateDir()
+	tmpl, origin, err := data.ChatTemplateOf(cfg.Model.ChatTemplate, r.templateDir)
 	if err != nil {
 		return nil, nil, invalid(reasonOf(err, ReasonModelUnreadable), "chat template: %v", err)
 	}
@@ -117,15 +118,30 @@ func mergeEncoded(a, b *data.EncodeResult) data.EncodeResult {
 	return m
 }
 
+// chatTemplateDir is the directory whose tokenizer_config.json (or chat_template.jinja) gives the chat template
+// when model.chatTemplate is unset: for a DPO run whose reference adapter directory holds a tokenizer_config.json
+// (the adapters this trainer writes do, as PEFT's save_pretrained with a tokenizer does), that directory, since it
+// carries the template the adapter was trained with (an SFT run's model.chatTemplate); else the starting model's.
+func (r *runner) chatTemplateDir() string {
+	if d := r.cfg.ReferenceAdapterDir; r.cfg.Kind == contract.KindDPO && d != "" {
+		if _, err := os.Stat(filepath.Join(d, tokenizer.ConfigFileName)); err == nil {
+			return d
+		}
+	}
+	return r.sourceDir()
+}
+
 // recordedChatTemplate is the chat template a run's outputs (final model, checkpoints) must record in their
 // tokenizer_config.json, or "" when the directory's own already is the one the rows were rendered with: an
-// override (model.chatTemplate), or the built-in template used for conversational rows.
+// override (model.chatTemplate), a template taken from the reference adapter's directory (chatTemplateDir), or
+// the built-in template used for conversational rows.
 func (r *runner) recordedChatTemplate() string {
 	if r.encoder == nil {
 		return ""
 	}
 	origin := r.encoder.TemplateOrigin
-	if origin != data.TemplateOverride && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
+	fromAdapter := origin == data.TemplateModel && r.templateDir != r.sourceDir()
+	if origin != data.TemplateOverride && !fromAdapter && !(origin == data.TemplateBuiltin && r.chatRows > 0) {
 		return ""
 	}
 	return r.encoder.Template.Source()
@@ -171,9 +187,9 @@ func (r *runner) recordChatTemplate(m *checkpoint.Model) error {
 	return nil
 }
 
-// writeChatTemplate records recordedChatTemplate in the output model directory's tokenizer_config.json
-// (chat_template), keeping the file's other fields, so that a DPO run on this model and every downstream tool
-// render as this run did.
+// writeChatTemplate records recordedChatTemplate in an output directory's (the model's, or the adapter's)
+// tokenizer_config.json (chat_template), keeping the file's other fields, so that a DPO run on this output and
+// every downstream tool render as this run did.
 func (r *runner) writeChatTemplate(dir string) error {
 	want := r.recordedChatTemplate()
 	if want == "" {

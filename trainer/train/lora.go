@@ -13,6 +13,7 @@ import (
 	"github.com/preftune/preftune/trainer/checkpoint"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
 // LoRA runs (spec.adapter). The starting model (SFT: model.from or a new model; DPO: reference.modelURI, with
@@ -150,10 +151,16 @@ func (r *runner) checkBase(where string, st checkpoint.State) error {
 }
 
 // finishAdapter writes <out>/adapter/ (PEFT's layout) and uploads it for a remote output; it returns its URI.
+// Beside adapter_config.json and adapter_model.safetensors it writes the base model's tokenizer files with the
+// chat template the run rendered its rows with (writeChatTemplate), as PEFT's save_pretrained does when given the
+// tokenizer, so that the adapter alone (a run with output.mergedModel false) keeps an override template.
 func (r *runner) finishAdapter(ctx context.Context) (string, error) {
 	dir := filepath.Join(r.cfg.OutputDir, adapterDir)
 	if _, err := r.policy.SaveAdapter(dir, r.baseName()); err != nil {
 		return "", failed(ReasonTrainingFailed, "saving the adapter: %v", err)
+	}
+	if err := r.writeAdapterTokenizer(dir); err != nil {
+		return "", failed(ReasonTrainingFailed, "saving the adapter's tokenizer files: %v", err)
 	}
 	if r.io.out == nil {
 		return fileURI(dir), nil
@@ -162,6 +169,31 @@ func (r *runner) finishAdapter(ctx context.Context) (string, error) {
 		return "", failed(ReasonTrainingFailed, "uploading the adapter: %v", err)
 	}
 	return r.io.out.URI(adapterDir), nil
+}
+
+// adapterTokenizerFiles are the tokenizer files an adapter directory gets from its base (hf.TokenizerFiles without
+// generation_config.json, which belongs to the model).
+var adapterTokenizerFiles = []string{tokenizer.FileName, tokenizer.ConfigFileName, "special_tokens_map.json", tokenizer.ChatTemplateFileName}
+
+// writeAdapterTokenizer writes the base's tokenizer files (modelMeta's: copied from the source directory, or the
+// byte tokenizer's) into the adapter directory dir, then the run's chat template into its tokenizer_config.json.
+func (r *runner) writeAdapterTokenizer(dir string) error {
+	m, err := modelMeta(r.policy, r.tok, r.sourceDir())
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{tokenizer.FileName: m.Tokenizer}
+	for name, b := range m.Files {
+		files[name] = b
+	}
+	for _, name := range adapterTokenizerFiles {
+		if b, ok := files[name]; ok && len(b) > 0 {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return r.writeChatTemplate(dir)
 }
 
 // mergedModel says whether a run with an adapter writes model/ (output.mergedModel absent or true).

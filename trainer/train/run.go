@@ -66,9 +66,12 @@ type runner struct {
 	sourceCommit string
 	// encoder renders and tokenizes the rows (the model's tokenizer and chat template, the run's context);
 	// truncation counts what fitting them changed; chatRows counts the conversational rows it rendered.
-	encoder    *data.Encoder
-	truncation *contract.Truncation
-	chatRows   int
+	encoder *data.Encoder
+	// templateDir is the directory whose chat template the encoder uses when model.chatTemplate is unset
+	// (runner.chatTemplateDir).
+	templateDir string
+	truncation  *contract.Truncation
+	chatRows    int
 	// baseDigest identifies the frozen base model of a run that trains an adapter (lora.go); "" otherwise.
 	baseDigest string
 	// refAdapterDigest is the digest of reference.adapterURI's weights, merged into the starting model.
@@ -265,7 +268,11 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	}
 	ctxLen, longest := contextFor(hc.MaxPositionEmbeddings, r.cfg.Training.MaxLength), 1
 	// The rows as the run will encode them (chat template, truncation); a template error is reported later.
-	tmpl, origin, err := data.ChatTemplateOf(r.cfg.Model.ChatTemplate, dir)
+	tmplDir := dir
+	if d := r.chatTemplateDir(); d != r.sourceDir() {
+		tmplDir = d // a DPO run's reference adapter carries the template it renders with
+	}
+	tmpl, origin, err := data.ChatTemplateOf(r.cfg.Model.ChatTemplate, tmplDir)
 	if err != nil {
 		return nil
 	}
