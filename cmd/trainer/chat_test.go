@@ -205,8 +205,8 @@ func TestInspectWithModel(t *testing.T) {
 }
 
 // TestTokenizeChatTemplateFlag: tokenize --chat --chat-template FILE renders with the file's template (the one a
-// run given the same flag uses), not the model's; without either a pretrained model's missing template is an
-// error that names the flag.
+// run given the same flag uses), not the model's; without either, a pretrained model's missing template falls
+// back to the built-in one, as a run does, with a note naming the flag.
 func TestTokenizeChatTemplateFlag(t *testing.T) {
 	dir := storiesDir(t)
 	tmplFile := writeFile(t, "llama2.jinja", llama2Template)
@@ -214,7 +214,8 @@ func TestTokenizeChatTemplateFlag(t *testing.T) {
 	if code != contract.ExitOK || !strings.Contains(stderr, `rendered by the chat template: "<s>[INST] Hi [/INST]"`) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if code, _, stderr := tokenizeRun(t, "Hi", "--model", dir, "--chat"); code != contract.ExitInvalidInput || !strings.Contains(stderr, "--chat-template") {
+	if code, _, stderr := tokenizeRun(t, "Hi", "--model", dir, "--chat"); code != contract.ExitOK || !strings.Contains(stderr, "built-in") ||
+		!strings.Contains(stderr, "--chat-template") || !strings.Contains(stderr, `rendered by the chat template: "<|user|>\nHi\n<|assistant|>\n"`) {
 		t.Fatalf("no template: exit %d: %s", code, stderr)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/preftune/preftune/trainer/chattemplate"
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -39,9 +38,12 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	modelDir := fs.String("model", "", "model directory holding tokenizer.json")
 	special := fs.Bool("special", false, "add the special tokens tokenizer.json's post-processor adds (BOS for Llama-2, Gemma)")
 	asJSON := fs.Bool("json", false, `print one JSON object {"ids", "pieces", "decoded", "bytes"} instead of a table`)
-	chat := fs.Bool("chat", false, "render stdin as one user message through the model's chat template (add_generation_prompt), "+
-		"print the rendering to stderr and tokenize it as a training prompt is")
-	templateFile := fs.String("chat-template", "", "with --chat: render with the Jinja chat template in this file instead of the model's")
+	chat := fs.Bool("chat", false, "tokenize stdin as a training prompt: one user message rendered with the chat template a run "+
+		"would use (--chat-template, else the model's, else the built-in one; stderr says which) with add_generation_prompt, "+
+		"BOS once as training puts it (add_bos_token false: only a BOS the template writes); prints the rendering to stderr. "+
+		"The ids equal the prompt ids training gives a row with that message; --special adds nothing more")
+	templateFile := fs.String("chat-template", "", "with --chat: render with the Jinja chat template in this file, as a run's "+
+		"--chat-template does (an error without --chat)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return contract.ExitUsage
@@ -55,6 +57,9 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return contract.ExitUsage
 	case *modelDir == "":
 		fmt.Fprintln(stderr, "preftune-trainer tokenize: --model is required")
+		return contract.ExitUsage
+	case *templateFile != "" && !*chat:
+		fmt.Fprintln(stderr, "preftune-trainer tokenize: --chat-template needs --chat (plain text is tokenized without a template)")
 		return contract.ExitUsage
 	}
 	tok, err := tokenizer.Load(*modelDir)
@@ -71,18 +76,21 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !utf8.ValidString(text) {
 		fmt.Fprintln(stderr, "preftune-trainer tokenize: warning: stdin is not valid UTF-8; invalid bytes are tokenized as U+FFFD")
 	}
+	var ids []int
 	if *chat {
-		rendered, err := renderChat(tok, *modelDir, *templateFile, text, stderr)
+		chatIDs, rendered, err := chatPromptIDs(tok, *modelDir, *templateFile, text, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "preftune-trainer tokenize: --chat: %v\n", err)
 			return contract.ExitInvalidInput
 		}
 		fmt.Fprintf(stderr, "preftune-trainer tokenize: rendered by the chat template: %s\n", strconv.Quote(rendered))
-		// The template writes the special tokens (BOS, turn markers) as text; the tokenizer turns them into their
-		// ids, so nothing is added on top (--special would add a second BOS).
-		text, b = rendered, []byte(rendered)
+		if *special {
+			fmt.Fprintln(stderr, "preftune-trainer tokenize: note: --special adds nothing with --chat: the ids are the training prompt's, BOS included")
+		}
+		text, b, ids = rendered, []byte(rendered), chatIDs
+	} else {
+		ids = tok.Encode(text)
 	}
-	ids := tok.Encode(text)
 	decodeAll := tok.Decode
 	piece := func(id int) string { return bytePiece(id) }
 	decodeOne := func(id int) string { return tok.Decode([]int{id}) }
@@ -95,13 +103,13 @@ func tokenizeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: %d characters have no token (no unk_token, no byte fallback) and were dropped\n", n)
 			}
 		}()
-		if *special {
+		if *special && !*chat {
 			ids = p.EncodeWithSpecial(text)
 		}
 		decodeAll = p.DecodeWithSpecial
 		piece = func(id int) string { s, _ := p.Token(id); return s }
 		decodeOne = func(id int) string { return p.DecodeWithSpecial([]int{id}) }
-	} else if *special {
+	} else if *special && !*chat && tok.BOS() >= 0 {
 		ids = append([]int{tok.BOS()}, ids...)
 	}
 	out := tokenizeOutput{IDs: ids, Pieces: make([]string, len(ids)), Decoded: decodeAll(ids), Bytes: len(b)}
@@ -159,31 +167,44 @@ func bytePiece(id int) string {
 	return "?"
 }
 
-// renderChat renders text as one user message with the chat template a run on the model would use (the file
-// given by --chat-template, else tokenizer_config.json's chat_template or chat_template.jinja, else for the byte
-// tokenizer the built-in template), add_generation_prompt on, with the tokenizer's special tokens as the template's
-// variables, as transformers' apply_chat_template does. It warns when the text holds the template's own control
-// markers (a user message containing "<|im_start|>" renders like a real turn).
-func renderChat(tok tokenizer.Tokenizer, modelDir, templateFile, text string, stderr io.Writer) (string, error) {
+// chatPromptIDs lays out text as the prompt of a training row holding it as one user message, through the same
+// data.Encoder a run builds: the chat template chosen as a run chooses it (data.ChatTemplateOf: the file given by
+// --chat-template, else tokenizer_config.json's chat_template or chat_template.jinja, else the built-in template,
+// which a run also falls back to), said on stderr; the prompt rendered with add_generation_prompt; BOS once by
+// the run's rule (data.Encoder.PromptIDs). It returns the ids and the rendered prompt, and warns when the text holds
+// the template's control markers (a user message containing "<|im_start|>" renders like a real turn).
+func chatPromptIDs(tok tokenizer.Tokenizer, modelDir, templateFile, text string, stderr io.Writer) ([]int, string, error) {
 	override, err := readChatTemplateFile(templateFile)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	src, origin, err := data.ChatTemplateOf(override, modelDir)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	if _, pretrained := tok.(*tokenizer.Pretrained); pretrained && src == "" {
-		return "", fmt.Errorf("the model has no chat template (tokenizer_config.json's chat_template or chat_template.jinja); give one with --chat-template")
+	switch origin {
+	case data.TemplateOverride:
+		fmt.Fprintf(stderr, "preftune-trainer tokenize: chat template: %s (--chat-template)\n", templateFile)
+	case data.TemplateModel:
+		fmt.Fprintln(stderr, "preftune-trainer tokenize: chat template: the model's (tokenizer_config.json or chat_template.jinja)")
+	default:
+		fmt.Fprintln(stderr, "preftune-trainer tokenize: chat template: the trainer's built-in one (<|user|> ... <|assistant|>): "+
+			"the model has none, and a run falls back to it too; give one with --chat-template")
 	}
 	enc, err := data.NewEncoder(tok, src, origin, 2)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if m := enc.Template.FindControlMarkers(text); len(m) > 0 {
 		fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: the text holds the template's control markers %q; they render like the template's own\n", m)
 	}
-	return enc.Template.Render([]chattemplate.Message{chattemplate.NewMessage("user", text)}, chattemplate.RenderOptions{AddGenerationPrompt: true})
+	ids, rendered, err := enc.PromptIDs(chatRow(text))
+	return ids, rendered, err
+}
+
+// chatRow is the training row --chat lays out: text as one user message, with an empty assistant response.
+func chatRow(text string) data.Row {
+	return data.Row{Line: 1, Chat: &data.Chat{Prompt: []data.Message{{Role: data.RoleUser, Content: text}}}}
 }
 
 // readChatTemplateFile reads a --chat-template file ("" when path is ""); an empty file is an error.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
@@ -161,7 +162,126 @@ func TestTokenizeChat(t *testing.T) {
 	if _, _, stderr = tokenizeRun(t, "a </s> b", "--model", dir, "--chat"); !strings.Contains(stderr, "control markers") {
 		t.Errorf("a message holding </s> is not warned about: %q", stderr)
 	}
-	if code, _, stderr = tokenizeRun(t, "hi", "--model", src, "--chat"); code != contract.ExitInvalidInput || !strings.Contains(stderr, "no chat template") {
+	// A model without a template falls back to the built-in one, as a run does, and says so.
+	if code, _, stderr = tokenizeRun(t, "hi", "--model", src, "--chat"); code != contract.ExitOK || !strings.Contains(stderr, "built-in") {
 		t.Errorf("a model without a template: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr = tokenizeRun(t, "hi", "--model", src, "--chat-template", "x.jinja"); code != contract.ExitUsage || !strings.Contains(stderr, "--chat-template needs --chat") {
+		t.Errorf("--chat-template without --chat: exit %d, %q", code, stderr)
+	}
+}
+
+// TestTokenizeChatMatchesTraining: tokenize --chat's ids are the prompt ids training gives a row holding the same
+// user message (data.Encoder on that model, Tokens[:ResponseStart]), with and without --special, for stories260K
+// with no template (the built-in fallback), Qwen2.5's (no BOS of its own: the tokenizer's is put first) and
+// Llama-2's (writes BOS: exactly one), and for a copy with add_bos_token false (BOS only where the template writes
+// it). stderr names the template used.
+func TestTokenizeChatMatchesTraining(t *testing.T) {
+	src := "../../../shared/models/stories260K"
+	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	noBOS := t.TempDir()
+	for _, f := range []string{"tokenizer.json", "generation_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(noBOS, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cfg map[string]any
+	b, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["add_bos_token"] = false
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(noBOS, "tokenizer_config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const templates = "../../../shared/testdata/chat-templates"
+	const message = "Once upon a time, who was there?"
+	rowFile := filepath.Join(t.TempDir(), "rows.jsonl")
+	row := `{"prompt":[{"role":"user","content":"` + message + `"}],"chosen":[{"role":"assistant","content":"A cat."}],` +
+		`"rejected":[{"role":"assistant","content":"Nobody."}]}` + "\n"
+	if err := os.WriteFile(rowFile, []byte(row), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := data.ReadFile(rowFile, data.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name, dir string
+		addBOS    bool
+	}{{"stories260K", src, true}, {"add_bos_token=false", noBOS, false}} {
+		for _, tmpl := range []struct{ name, file, note string }{
+			{"none", "", "built-in"}, {"qwen2.5", "qwen2.5.jinja", "qwen2.5.jinja (--chat-template)"},
+			{"llama2", "llama2.jinja", "llama2.jinja (--chat-template)"},
+		} {
+			t.Run(m.name+"/"+tmpl.name, func(t *testing.T) {
+				tok, err := tokenizer.LoadDir(m.dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				override, args := "", []string{"--model", m.dir, "--chat", "--json"}
+				if tmpl.file != "" {
+					path := filepath.Join(templates, tmpl.file)
+					b, err := os.ReadFile(path)
+					if err != nil {
+						t.Skipf("%s is absent: %v", path, err)
+					}
+					override, args = string(b), append(args, "--chat-template", path)
+				}
+				tsrc, origin, err := data.ChatTemplateOf(override, m.dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				enc, err := data.NewEncoder(tok, tsrc, origin, 512)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := enc.Encode(d.Rows, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := res.Examples[0].Chosen
+				want := s.Tokens[:s.ResponseStart]
+				bos := 0
+				for _, id := range want {
+					if id == tok.BOS() {
+						bos++
+					}
+				}
+				if wantBOS := map[bool]int{true: 1, false: 0}[m.addBOS || tmpl.name == "llama2"]; bos != wantBOS {
+					t.Errorf("training's prompt %v has %d BOS, want %d", want, bos, wantBOS)
+				}
+				for _, special := range []bool{false, true} {
+					a := args
+					if special {
+						a = append(a[:len(a):len(a)], "--special")
+					}
+					code, stdout, stderr := tokenizeRun(t, message, a...)
+					if code != contract.ExitOK {
+						t.Fatalf("%v: exit %d: %s", a, code, stderr)
+					}
+					var out tokenizeOutput
+					if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+						t.Fatalf("%s: %v", stdout, err)
+					}
+					if !reflect.DeepEqual(out.IDs, want) {
+						t.Errorf("%v: ids %v, training's prompt ids %v", a, out.IDs, want)
+					}
+					if !strings.Contains(stderr, "chat template: ") || !strings.Contains(stderr, tmpl.note) {
+						t.Errorf("%v: stderr does not name the template (%q): %q", a, tmpl.note, stderr)
+					}
+				}
+			})
+		}
 	}
 }

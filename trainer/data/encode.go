@@ -21,7 +21,8 @@ func (s Sequence) ResponseTokens() int { return len(s.Tokens) - s.ResponseStart 
 
 // Encode lays out BOS prompt response EOS in at most ctxLen tokens, truncating as DESIGN.md says: the prompt loses
 // tokens from its start first; only when the response with BOS and EOS does not fit is the prompt dropped and the
-// response cut at its end, without EOS. A model without BOS (tokenizer BOS() -1, Qwen3) gets none. ctxLen must be
+// response cut at its end, without EOS. A model without BOS (tokenizer BOS() -1, Qwen3) or with add_bos_token false gets none
+// (tokenizer.AddsBOS). ctxLen must be
 // at least 2.
 func Encode(tok tokenizer.Tokenizer, prompt, response string, ctxLen int) Sequence {
 	if ctxLen < 2 {
@@ -29,7 +30,7 @@ func Encode(tok tokenizer.Tokenizer, prompt, response string, ctxLen int) Sequen
 	}
 	p, r := tok.Encode(prompt), tok.Encode(response)
 	bos := 0
-	if tok.BOS() >= 0 {
+	if tokenizer.AddsBOS(tok) {
 		bos = 1
 	}
 	eos := true

@@ -30,7 +30,8 @@ const (
 //     context; both sides of a pair share the prompt's ids. When the tokenizer merges across the boundary (the
 //     prompt's ids are not a prefix), the response is tokenized on its own and counted (EncodeResult.SplitApart).
 //   - BOS exactly once: the template's own BOS (the rendered text starts with the BOS token) is the sequence's
-//     BOS; otherwise the tokenizer's BOS is put first when the model has one.
+//     BOS; otherwise the tokenizer's BOS is put first when the model has one and tokenizer_config.json does not
+//     say "add_bos_token": false (tokenizer.AddsBOS, as transformers' Llama/Gemma tokenizers do).
 //   - End exactly once: when the template closes the assistant's turn with a special token (Llama-3's
 //     <|eot_id|>, Qwen's <|im_end|>, Gemma's <end_of_turn>, EOS) the response ends with that token and whatever
 //     the template writes after it (a newline, the next turn's header) is not trained on; otherwise (the
@@ -284,7 +285,7 @@ func (e *Encoder) Encode(rows []Row, preference bool) (*EncodeResult, error) {
 			}
 		}
 		pr := e.tokenize(rd, r.Chat != nil, preference, res)
-		promptSum += len(pr.prompt)
+		promptSum += len(pr.bos) + len(pr.prompt)
 		chosenSum += len(pr.chosen)
 		rejectedSum += len(pr.rejected)
 		tl := &res.TokenLengths
@@ -314,7 +315,7 @@ func (e *Encoder) Encode(rows []Row, preference bool) (*EncodeResult, error) {
 		res.Lines = append(res.Lines, r.Line)
 	}
 	if n := float64(res.Rows); n > 0 {
-		res.TokenLengths.PromptMean = round1(float64(promptSum)/n + boolf(e.Tok.BOS() >= 0))
+		res.TokenLengths.PromptMean = round1(float64(promptSum) / n)
 		res.TokenLengths.ChosenMean = round1(float64(chosenSum) / n)
 		if preference {
 			res.TokenLengths.RejectedMean = round1(float64(rejectedSum) / n)
@@ -328,13 +329,6 @@ func (e *Encoder) Encode(rows []Row, preference bool) (*EncodeResult, error) {
 		return res, renderErrors(errs, len(rows))
 	}
 	return res, nil
-}
-
-func boolf(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // renderErrors joins the first few row errors into one error that counts them all.
@@ -388,17 +382,41 @@ type pairTokens struct {
 	prompt, chosen, rejected []int
 }
 
+// promptTokens tokenizes a rendered prompt into the sequence's BOS (none or one id) and the prompt after it. When
+// the text starts with the BOS token (the template wrote it) that id is the BOS; otherwise the tokenizer's BOS is
+// put first when tokenizer.AddsBOS says so (not for add_bos_token false, nor for a model without BOS).
+func (e *Encoder) promptTokens(prompt string) (bos, ids []int) {
+	ids = e.Tok.Encode(prompt)
+	b := e.Tok.BOS()
+	switch {
+	case b < 0:
+	case len(ids) > 0 && ids[0] == b:
+		bos, ids = ids[:1:1], ids[1:]
+	case tokenizer.AddsBOS(e.Tok):
+		bos = []int{b}
+	}
+	return bos, ids
+}
+
+// PromptIDs are the ids a row's prompt has in training, before truncation: the sequence's BOS (by the rule of
+// promptTokens) and the rendered prompt's tokens, which every side of the row starts with (Encode gives
+// Tokens[:ResponseStart] equal to them when nothing is truncated). A conversational row is rendered with its
+// response, as Encode does, so a template that cannot render it fails the same way (RowError). It returns the
+// rendered prompt text too.
+func (e *Encoder) PromptIDs(r Row) (ids []int, text string, err error) {
+	rd, err := e.Render(r, false)
+	if err != nil {
+		return nil, "", err
+	}
+	bos, p := e.promptTokens(rd.Prompt)
+	return append(bos, p...), rd.Prompt, nil
+}
+
 // tokenize tokenizes a rendered row; templated says the text came from the chat template.
 func (e *Encoder) tokenize(rd Rendered, templated, preference bool, res *EncodeResult) pairTokens {
 	var pt pairTokens
-	p := e.Tok.Encode(rd.Prompt)
-	if b := e.Tok.BOS(); b >= 0 {
-		pt.bos = []int{b}
-		if len(p) > 0 && p[0] == b {
-			p = p[1:] // the template wrote BOS (its text starts with the BOS token): it is the sequence's BOS
-		}
-	}
-	pt.prompt = p
+	pt.bos, pt.prompt = e.promptTokens(rd.Prompt)
+	p := pt.prompt
 	respond := func(text, tail string) []int {
 		full := e.Tok.Encode(rd.Prompt + text)
 		if len(pt.bos) > 0 && len(full) > 0 && full[0] == pt.bos[0] {

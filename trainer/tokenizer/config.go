@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -26,7 +27,8 @@ type Config struct {
 	BOSToken, EOSToken, PadToken, UnkToken string
 	// AddBOSToken and AddEOSToken are add_bos_token and add_eos_token; nil when absent. transformers' slow and
 	// Llama/Gemma fast tokenizers add BOS/EOS by these flags even where tokenizer.json's post-processor does not;
-	// EncodeWithSpecial follows tokenizer.json only, so callers that build sequences check these.
+	// Pretrained.AddsBOS (used wherever a sequence gets BOS) and Pretrained.EncodeWithSpecial apply add_bos_token
+	// false; add_eos_token is not applied (training ends responses itself).
 	AddBOSToken, AddEOSToken *bool
 	// ChatTemplate is the default chat template: chat_template when it is a string, the entry named "default"
 	// when it is a list of {"name", "template"}, or chat_template.jinja when tokenizer_config.json has none. ""
@@ -289,6 +291,39 @@ func (p *Pretrained) EOS() int { return p.eos }
 
 // PAD is the padding id: the pad token's, or EOS's when the model has none (PadIsEOS).
 func (p *Pretrained) PAD() int { return p.pad }
+
+// AddsBOS reports whether sequences built with this tokenizer start with its BOS: false when the model has none
+// or tokenizer_config.json says "add_bos_token": false, true otherwise (true or absent). This follows
+// transformers' LlamaTokenizerFast and GemmaTokenizerFast, which rebuild the post-processor without BOS when
+// add_bos_token is false. A chat template that writes BOS itself still gives the sequence its one BOS.
+func (p *Pretrained) AddsBOS() bool {
+	return p.bos >= 0 && (p.Config.AddBOSToken == nil || *p.Config.AddBOSToken)
+}
+
+// EncodeWithSpecial returns the ids of text with the special tokens the post-processor adds
+// (HF.EncodeWithSpecial), without the leading BOS when add_bos_token is false (AddsBOS), as transformers'
+// encode(text, add_special_tokens=True) gives for such a tokenizer.
+func (p *Pretrained) EncodeWithSpecial(text string) []int {
+	ids := p.HF.EncodeWithSpecial(text)
+	if p.bos < 0 || p.AddsBOS() || len(ids) == 0 || ids[0] != p.bos {
+		return ids
+	}
+	// The post-processor put BOS before the text's own ids: drop it (a text that starts with the BOS token's
+	// text keeps that id).
+	if plain := p.HF.Encode(text); len(ids) >= 1+len(plain) && slices.Equal(ids[1:1+len(plain)], plain) {
+		return ids[1:]
+	}
+	return ids
+}
+
+// AddsBOS reports whether sequences built with tok start with its BOS: Pretrained.AddsBOS for a Hugging Face
+// tokenizer, else whether it has a BOS (BOS() >= 0; the byte tokenizer always does).
+func AddsBOS(tok Tokenizer) bool {
+	if a, ok := tok.(interface{ AddsBOS() bool }); ok {
+		return a.AddsBOS()
+	}
+	return tok.BOS() >= 0
+}
 
 // PadIsEOS reports that the model has no pad token and PAD is the EOS id.
 func (p *Pretrained) PadIsEOS() bool { return p.padIsEOS }

@@ -7,8 +7,8 @@ import (
 	"github.com/preftune/preftune/trainer/tokenizer"
 )
 
-// Complete continues a prompt laid out as in training (BOS when the model has one, then the prompt's tokens)
-// until a stop token (the tokenizer's StopTokens when it has them, else EOS) or maxNew tokens, greedily at
+// Complete continues a prompt laid out as in training (PromptIDs: BOS once by the model's rule, then the prompt's
+// tokens) until a stop token (the tokenizer's StopTokens when it has them, else EOS) or maxNew tokens, greedily at
 // temperature 0, and returns the new text.
 func Complete(p *model.Params, tok tokenizer.Tokenizer, prompt string, maxNew int, temperature float64, rng *rand.Rand) (string, error) {
 	out, err := p.Generate(PromptIDs(tok, prompt), maxNew, temperature, rng, stopTokens(tok)...)
@@ -18,13 +18,15 @@ func Complete(p *model.Params, tok tokenizer.Tokenizer, prompt string, maxNew in
 	return tok.Decode(out), nil
 }
 
-// PromptIDs lays out a prompt as training does: BOS (only when the model has one: BOS() >= 0), then its tokens.
+// PromptIDs lays out a prompt as training does (data.Encoder): its tokens after one BOS, which is the prompt's own
+// when its text starts with the BOS token, else the tokenizer's when tokenizer.AddsBOS says so (the model has a
+// BOS and tokenizer_config.json does not say "add_bos_token": false), else none.
 func PromptIDs(tok tokenizer.Tokenizer, prompt string) []int {
-	var in []int
-	if tok.BOS() >= 0 {
-		in = append(in, tok.BOS())
+	ids := tok.Encode(prompt)
+	if b := tok.BOS(); b >= 0 && tokenizer.AddsBOS(tok) && (len(ids) == 0 || ids[0] != b) {
+		ids = append([]int{b}, ids...)
 	}
-	return append(in, tok.Encode(prompt)...)
+	return ids
 }
 
 // stopTokens are the ids that end a completion: the tokenizer's StopTokens (EOS and generation_config.json's
