@@ -49,6 +49,10 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 		return nil, nil, invalid(ReasonInvalidConfig, "%v", err)
 	}
 	r.encoder = enc
+	if ml := cfg.Training.MaxLength; ml > r.policy.ContextLength {
+		r.warnings = append(r.warnings, fmt.Sprintf("training.maxLength %d is above the model's %d positions: sequences "+
+			"are fitted into %d tokens", ml, r.policy.ContextLength, r.policy.ContextLength))
+	}
 	// Rows the template cannot render are invalid rows: they fail the run, or are skipped and counted under
 	// invalidRows: Skip. Messages count train and eval together, as the truncation event does.
 	tr, _ := enc.Encode(rows, preference)

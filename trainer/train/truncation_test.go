@@ -87,6 +87,14 @@ func TestCaseIdenticalAfterTruncationRun(t *testing.T) {
 	if _, e = runCase(t, rc, nil); e == nil || !strings.Contains(e.Message, "training.maxLength") {
 		t.Fatalf("maxLength 1: %+v", e)
 	}
+	// Above the model's positions: the model's context, said in a warning rather than silently.
+	rc.Training.MaxLength = 4096
+	rc.Output.URI = filepath.Join(t.TempDir(), "dpo")
+	res, e = runCase(t, rc, nil)
+	if e != nil || res.Truncation.ContextLength != 256 ||
+		!hasWarning(res.Warnings, "training.maxLength 4096 is above the model's 256 positions") {
+		t.Fatalf("maxLength 4096: %+v %+v", res, e)
+	}
 }
 
 // TestCaseAsymmetricPromptTruncationRun is case 07 as a DPO run at context 64: the prompt is cut once per pair
