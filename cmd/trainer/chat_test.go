@@ -202,6 +202,29 @@ func TestInspectWithModel(t *testing.T) {
 	if code, _, _, _ := inspectRun(t, "--data", caseFile(t, "07-asymmetric-prompt-truncation.jsonl"), "--max-length", "32"); code != contract.ExitUsage {
 		t.Errorf("--max-length without --model: exit %d", code)
 	}
+	// An architecture the trainer does not implement: the reason sft and dpo give, ModelUnsupported.
+	falcon := t.TempDir()
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "config.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "config.json" {
+			b = []byte(strings.Replace(string(b), "LlamaForCausalLM", "FalconForCausalLM", 1))
+		}
+		writeFileIn(t, falcon, name, b)
+	}
+	code, _, stderr, _ = inspectRun(t, "--data", caseFile(t, "07-asymmetric-prompt-truncation.jsonl"), "--model", falcon)
+	if code != contract.ExitInvalidInput || !strings.Contains(stderr, contract.ReasonModelUnsupported) || !strings.Contains(stderr, "FalconForCausalLM") {
+		t.Errorf("unsupported architecture: exit %d: %s", code, stderr)
+	}
+}
+
+func writeFileIn(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTokenizeChatTemplateFlag: tokenize --chat --chat-template FILE renders with the file's template (the one a

@@ -45,7 +45,11 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 	}
 	hc, err := hf.ParseConfig(raw)
 	if err != nil {
-		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
+		reason := contract.ReasonModelUnreadable
+		if ue := (*hf.UnsupportedError)(nil); errors.As(err, &ue) {
+			reason = contract.ReasonModelUnsupported // as sft and dpo say it
+		}
+		return contract.ExitInvalidInput, reason, nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	ctxLen := hc.MaxPositionEmbeddings
 	if ic.MaxLength > 0 && ic.MaxLength < ctxLen {
