@@ -251,9 +251,9 @@ type ResourcesSpec struct {
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 
 	// memory request and limit of the trainer container. It may be left empty (no request, no limit). Full
-	// fine-tuning with AdamW in float32 needs about 16 bytes per parameter (weights, gradients, two moments), a
-	// DPO run 4 more for its reference model, plus activations (growing with batchSize x context length) and the
-	// vocabulary-sized logits. With a limit, the trainer checks its estimated peak against it before loading the
+	// fine-tuning with AdamW in float32 needs about 16 bytes per parameter (weights, gradients, two moments; this
+	// trainer 20: its compute graph keeps a second copy of the gradients), a DPO run 4 more for its reference
+	// model, plus activations (growing with batchSize x context length) and the vocabulary-sized logits. With a limit, the trainer checks its estimated peak against it before loading the
 	// model and fails with reason InsufficientMemory when it does not fit; a pod the kernel kills for memory shows
 	// reason OutOfMemory with the limit in the run's Failed condition.
 	// +optional

@@ -25,7 +25,7 @@
 //   - WeightsDigest is "sha256:<hex>" over the weight files' bytes concatenated in name order (for a single
 //     model.safetensors, that file's sha256, as trainer/checkpoint.Digest).
 //   - EstimateMemory is the peak memory of full fine-tuning with AdamW in float32 (16 bytes per parameter for
-//     weights, gradients and moments, plus activations for batch × context per layer and the vocabulary-sized
+//     weights, gradients and moments, 4 for the graph's own gradients, plus activations for batch × context per layer and the vocabulary-sized
 //     logits tensors); ReadMemoryLimit reads the container's limit from cgroup v2 (memory.max) or v1
 //     (memory/memory.limit_in_bytes); CheckMemory fails with a *MemoryError (Reason "InsufficientMemory") naming
 //     the figures and the largest batch size that fits.

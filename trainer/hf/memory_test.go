@@ -30,7 +30,10 @@ func TestEstimateMemory(t *testing.T) {
 	if want := 12 * tokens * 49152; sft.Logits != want { // 1.125 GiB: three [2048 × 49152] float32 tensors
 		t.Errorf("logits %d, want %d", sft.Logits, want)
 	}
-	if sft.Total != sft.Weights+sft.Gradients+sft.OptimizerState+sft.Activations+sft.Logits+sft.Overhead || sft.Overhead < 256<<20 {
+	if sft.GraphGradients != sft.Gradients || sft.EmbeddingScratch != 8*49152*576 {
+		t.Errorf("graph gradients %d, embedding scratch %d", sft.GraphGradients, sft.EmbeddingScratch)
+	}
+	if sft.Total != sft.Weights+sft.Gradients+sft.GraphGradients+sft.EmbeddingScratch+sft.OptimizerState+sft.Activations+sft.Logits+sft.Overhead || sft.Overhead < 256<<20 {
 		t.Errorf("total %+v", sft)
 	}
 	t.Logf("SmolLM2-135M SFT batch 8 × 256: %s (activations %s, logits %s)", gib(sft.Total), gib(sft.Activations), gib(sft.Logits))
