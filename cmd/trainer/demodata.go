@@ -38,29 +38,36 @@ func demoData(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "demo-data: %v\n", err)
 		return contract.ExitUsage
 	}
-	w := stdout
-	var f *os.File
-	if *out != "-" {
-		if f, err = os.Create(*out); err != nil {
-			fmt.Fprintf(stderr, "demo-data: %v\n", err)
-			return contract.ExitFailed
-		}
-		w = f
-	}
-	bw := bufio.NewWriter(w)
-	err = demodata.Write(bw, rows)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "demo-data: writing %s: %v\n", *out, err)
+	if err := writeOut(*out, stdout, func(w io.Writer) error { return demodata.Write(w, rows) }); err != nil {
+		fmt.Fprintf(stderr, "demo-data: %v\n", err)
 		return contract.ExitFailed
 	}
 	fmt.Fprintf(stderr, "demo-data: wrote %d rows (difficulty %d, seed %d) to %s\n", len(rows), *difficulty, *seed, *out)
 	return contract.ExitOK
+}
+
+// writeOut writes through write to the file path (created or truncated), or to stdout for "-", buffered; the
+// error names the file.
+func writeOut(path string, stdout io.Writer, write func(io.Writer) error) (err error) {
+	w := stdout
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("writing %s: %w", path, cerr)
+			}
+		}()
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }

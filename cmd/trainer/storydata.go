@@ -4,7 +4,6 @@ package main
 // or with --stories the SFT rows that continue the same openings as stories go.
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -65,28 +64,8 @@ func storyData(args []string, stdout, stderr io.Writer) int {
 		}
 		kind = "held-out preference pairs"
 	}
-	w := stdout
-	var f *os.File
-	var err error
-	if *out != "-" {
-		if f, err = os.Create(*out); err != nil {
-			fmt.Fprintf(stderr, "story-data: %v\n", err)
-			return contract.ExitFailed
-		}
-		w = f
-	}
-	bw := bufio.NewWriter(w)
-	err = storydata.Write(bw, rows)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "story-data: writing %s: %v\n", *out, err)
+	if err := writeOut(*out, stdout, func(w io.Writer) error { return storydata.Write(w, rows) }); err != nil {
+		fmt.Fprintf(stderr, "story-data: %v\n", err)
 		return contract.ExitFailed
 	}
 	fmt.Fprintf(stderr, "story-data: wrote %d %s (seed %d) to %s\n", len(rows), kind, *seed, *out)
