@@ -103,28 +103,7 @@ func buildNormalizer(raw json.RawMessage) (normalizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var s struct {
-			Normalizers []json.RawMessage `json:"normalizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("normalizer Sequence: %w", err)
-		}
-		var seq []normalizer
-		for i, r := range s.Normalizers {
-			n, err := buildNormalizer(r)
-			if err != nil {
-				return nil, fmt.Errorf("normalizer Sequence[%d]: %w", i, err)
-			}
-			if n != nil {
-				seq = append(seq, n)
-			}
-		}
-		return func(x string) string {
-			for _, n := range seq {
-				x = n(x)
-			}
-			return x
-		}, nil
+		return buildSequence(raw, "normalizer", "normalizers", buildNormalizer)
 	case "NFC":
 		return norm.NFC.String, nil
 	case "NFD":
@@ -217,28 +196,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var s struct {
-			PreTokenizers []json.RawMessage `json:"pretokenizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("pre_tokenizer Sequence: %w", err)
-		}
-		var seq []preTokenizer
-		for i, r := range s.PreTokenizers {
-			p, err := buildPreTokenizer(r)
-			if err != nil {
-				return nil, fmt.Errorf("pre_tokenizer Sequence[%d]: %w", i, err)
-			}
-			if p != nil {
-				seq = append(seq, p)
-			}
-		}
-		return func(ws []word) []word {
-			for _, p := range seq {
-				ws = p(ws)
-			}
-			return ws
-		}, nil
+		return buildSequence(raw, "pre_tokenizer", "pretokenizers", buildPreTokenizer)
 	case "Split":
 		var s struct {
 			Pattern  patternJSON `json:"pattern"`
@@ -438,28 +396,7 @@ func buildDecoder(raw json.RawMessage) (decoder, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var s struct {
-			Decoders []json.RawMessage `json:"decoders"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("decoder Sequence: %w", err)
-		}
-		var seq []decoder
-		for i, r := range s.Decoders {
-			d, err := buildDecoder(r)
-			if err != nil {
-				return nil, fmt.Errorf("decoder Sequence[%d]: %w", i, err)
-			}
-			if d != nil {
-				seq = append(seq, d)
-			}
-		}
-		return func(ts []string) []string {
-			for _, d := range seq {
-				ts = d(ts)
-			}
-			return ts
-		}, nil
+		return buildSequence(raw, "decoder", "decoders", buildDecoder)
 	case "ByteLevel":
 		// Every token's characters map back to bytes; a token with a character outside the alphabet (an added
 		// token such as DeepSeek's "<｜begin▁of▁sentence｜>") contributes its own UTF-8 bytes. Invalid UTF-8 in the
@@ -687,28 +624,7 @@ func buildProcessor(raw json.RawMessage) (processor, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var s struct {
-			Processors []json.RawMessage `json:"processors"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("post_processor Sequence: %w", err)
-		}
-		var seq []processor
-		for i, r := range s.Processors {
-			p, err := buildProcessor(r)
-			if err != nil {
-				return nil, fmt.Errorf("post_processor Sequence[%d]: %w", i, err)
-			}
-			if p != nil {
-				seq = append(seq, p)
-			}
-		}
-		return func(ids []int) []int {
-			for _, p := range seq {
-				ids = p(ids)
-			}
-			return ids
-		}, nil
+		return buildSequence(raw, "post_processor", "processors", buildProcessor)
 	case "ByteLevel":
 		return nil, nil // offsets only
 	case "TemplateProcessing":
@@ -776,4 +692,36 @@ func buildProcessor(raw json.RawMessage) (processor, error) {
 		}, nil
 	}
 	return nil, componentError("post_processor", typ, supportedProcessors)
+}
+
+// buildSequence builds a Sequence component (normalizer, pre-tokenizer, decoder or post-processor): the list under
+// its field (what names the component for errors), each item built with build, null items left out, applied in
+// order.
+func buildSequence[T any, F ~func(T) T](raw json.RawMessage, what, field string, build func(json.RawMessage) (F, error)) (F, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("%s Sequence: %w", what, err)
+	}
+	var list []json.RawMessage
+	if f, ok := obj[field]; ok {
+		if err := json.Unmarshal(f, &list); err != nil {
+			return nil, fmt.Errorf("%s Sequence: %w", what, err)
+		}
+	}
+	var seq []F
+	for i, r := range list {
+		f, err := build(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s Sequence[%d]: %w", what, i, err)
+		}
+		if f != nil {
+			seq = append(seq, f)
+		}
+	}
+	return func(x T) T {
+		for _, f := range seq {
+			x = f(x)
+		}
+		return x
+	}, nil
 }
