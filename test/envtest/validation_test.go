@@ -304,28 +304,32 @@ var invalidCases = []invalidCase{
 // error naming the field and the rule.
 func TestInvalidObjectsAreRejected(t *testing.T) {
 	ns := newNamespace(t)
-	ctx := context.Background()
 	for i, tc := range invalidCases {
-		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
-			obj := baseObject(tc.kind)
-			apply(obj, tc.edits)
-			u := &unstructured.Unstructured{Object: obj}
-			u.SetNamespace(ns)
-			u.SetName(fmt.Sprintf("bad-%d", i))
-			err := k8s.Create(ctx, u)
-			if err == nil {
-				t.Fatalf("accepted; want an error with %q", tc.want)
-			}
-			t.Logf("rejected: %v", err)
-			if !apierrors.IsInvalid(err) {
-				t.Errorf("error is %v (reason %s), want Invalid", err, apierrors.ReasonForError(err))
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) { tc.check(t, ns, fmt.Sprintf("bad-%d", i)) })
+	}
+}
+
+// check creates the case's object as name in ns: the apiserver must refuse it with an Invalid error holding each
+// of want.
+func (tc invalidCase) check(t *testing.T, ns, name string) {
+	t.Helper()
+	obj := baseObject(tc.kind)
+	apply(obj, tc.edits)
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(ns)
+	u.SetName(name)
+	err := k8s.Create(context.Background(), u)
+	if err == nil {
+		t.Fatalf("accepted; want an error with %q", tc.want)
+	}
+	t.Logf("rejected: %v", err)
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("error is %v (reason %s), want Invalid", err, apierrors.ReasonForError(err))
+	}
+	for _, w := range tc.want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
 	}
 }
 
@@ -431,33 +435,37 @@ var validCases = []validCase{
 // the defaults and the given values.
 func TestValidEdgeObjectsAreAccepted(t *testing.T) {
 	ns := newNamespace(t)
-	ctx := context.Background()
 	for i, tc := range validCases {
-		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
-			obj := baseObject(tc.kind)
-			apply(obj, tc.edits)
-			u := &unstructured.Unstructured{Object: obj}
-			u.SetNamespace(ns)
-			u.SetName(fmt.Sprintf("ok-%d", i))
-			if err := k8s.Create(ctx, u); err != nil {
-				t.Fatalf("rejected: %v", err)
-			}
-			got := &unstructured.Unstructured{}
-			got.SetGroupVersionKind(u.GroupVersionKind())
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
-				t.Fatal(err)
-			}
-			for path, want := range tc.want {
-				v, found, err := unstructured.NestedFieldNoCopy(got.Object, strings.Split(path, ".")...)
-				if err != nil || !found {
-					t.Errorf("%s: missing (%v)", path, err)
-					continue
-				}
-				if !reflect.DeepEqual(v, want) {
-					t.Errorf("%s = %#v, want %#v", path, v, want)
-				}
-			}
-		})
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) { tc.check(t, ns, fmt.Sprintf("ok-%d", i)) })
+	}
+}
+
+// check creates the case's object as name in ns: the apiserver must accept it and store want at its paths.
+func (tc validCase) check(t *testing.T, ns, name string) {
+	t.Helper()
+	obj := baseObject(tc.kind)
+	apply(obj, tc.edits)
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(ns)
+	u.SetName(name)
+	ctx := context.Background()
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatalf("rejected: %v", err)
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(u.GroupVersionKind())
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range tc.want {
+		v, found, err := unstructured.NestedFieldNoCopy(got.Object, strings.Split(path, ".")...)
+		if err != nil || !found {
+			t.Errorf("%s: missing (%v)", path, err)
+			continue
+		}
+		if !reflect.DeepEqual(v, want) {
+			t.Errorf("%s = %#v, want %#v", path, v, want)
+		}
 	}
 }
 
