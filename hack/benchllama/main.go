@@ -248,7 +248,7 @@ func worker(dir string, args []string) error {
 			if err := stopProfiles(); err != nil {
 				return err
 			}
-			s, err := headSeconds(p, batch, 3)
+			s, err := headSeconds(p, batch, 3, f.loraRank > 0)
 			if err != nil {
 				return err
 			}
@@ -287,8 +287,9 @@ func randomBatch(f workerFlags, vocab int) model.Batch {
 
 // headSeconds times the LM head as a step runs it: nn.HeadLogProbs (head weight: the model's tied embedding or
 // lm_head) and the mean NLL over the batch's masked-in rows, forward and backward, on random hidden states; the
-// median of n runs after one untimed run.
-func headSeconds(p *model.Params, b model.Batch, n int) (float64, error) {
+// median of n runs after one untimed run. With a frozen head (LoRA) only the hidden states' gradient is
+// computed, as the step does.
+func headSeconds(p *model.Params, b model.Batch, n int, frozen bool) (float64, error) {
 	name := "model.embed_tokens.weight"
 	if p.Untied {
 		name = "lm_head.weight"
@@ -317,10 +318,18 @@ func headSeconds(p *model.Params, b model.Batch, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := G.Grad(cost, h, w); err != nil {
+	wrt := G.Nodes{h, w}
+	if frozen {
+		wrt = wrt[:1]
+	}
+	grads, err := nn.Grad(cost, wrt...)
+	if err != nil {
 		return 0, err
 	}
-	vm := G.NewTapeMachine(g)
+	roots := append(G.Nodes{cost}, grads...)
+	sub := g.ExactSubgraphRoots(roots...)
+	nn.PlanBuffers(sub.AllNodes(), roots...)
+	vm := G.NewTapeMachine(sub)
 	defer vm.Close()
 	times := make([]float64, 0, n)
 	for i := -1; i < n; i++ {

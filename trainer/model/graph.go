@@ -43,6 +43,8 @@ type graph struct {
 	loss      *G.Node
 	lp        *G.Node
 	logits    *G.Node
+	// arena holds the buffers of every op but the outputs (nn.PlanBuffers).
+	arena *nn.Arena
 }
 
 // graphFor returns the cached graph of (k, b, t), building and compiling it on first use.
@@ -121,17 +123,14 @@ func (p *Params) build(key graphKey) (gr *graph, err error) {
 		return nil, err
 	}
 	if gr.loss != nil {
-		if gr.grads, err = G.Grad(gr.loss, wrt...); err != nil {
+		if gr.grads, err = nn.Grad(gr.loss, wrt...); err != nil {
 			return nil, err
 		}
 	}
-	if p.lora == nil {
-		gr.vm = G.NewTapeMachine(gr.g)
-		return gr, nil
-	}
-	// With an adapter the base weights are frozen: the gradient ops G.Grad built for them (dW of every linear
-	// layer, of the norms and of the head) feed nothing that is asked for. Compiling only what the outputs
-	// need leaves them out, so they neither run nor hold buffers.
+	// The machine runs only what the outputs need: with an adapter, the gradients nn.Grad's ops build for the
+	// frozen weights (dW of every linear layer) feed nothing and are left out, so they neither run nor hold
+	// buffers. The outputs keep their own buffers; every other op's comes from the graph's arena and is reused
+	// once its last reader has run (nn.PlanBuffers).
 	var roots G.Nodes
 	for _, n := range []*G.Node{gr.loss, gr.lp, gr.logits} {
 		if n != nil {
@@ -139,7 +138,9 @@ func (p *Params) build(key graphKey) (gr *graph, err error) {
 		}
 	}
 	roots = append(roots, gr.grads...)
-	gr.vm = G.NewTapeMachine(gr.g.ExactSubgraphRoots(roots...))
+	sub := gr.g.ExactSubgraphRoots(roots...)
+	gr.arena = nn.PlanBuffers(sub.AllNodes(), roots...)
+	gr.vm = G.NewTapeMachine(sub)
 	return gr, nil
 }
 

@@ -11,6 +11,10 @@
 // inputs, keeps the output buffer across runs and dispatches on float32/float64; an op supplies a spec with
 // its signature, shape rule, math per element type and gradient.
 //
+// Grad (grad.go) differentiates a graph of these ops; PlanBuffers (plan.go) then lets the ops of one compiled
+// graph share their output buffers, each reused once its last reader has run, so that a training step holds
+// the activations its backward pass reads rather than every value it ever made.
+//
 // Ops that need token ids read them from a *Tokens the graph's owner fills before each run: ids are not
 // differentiable and do not belong in a float graph.
 //

@@ -50,9 +50,62 @@ func graphFor(t *testing.T, build builder, inputs []*tensor.Dense, seed uint64, 
 			r = toF32(r)
 		}
 		rn := G.NodeFromAny(g, r, G.WithName("R"))
-		cost = G.Must(G.Sum(G.Must(G.HadamardProd(out, rn))))
+		var err error
+		if cost, err = weightedSum(out, rn); err != nil {
+			t.Fatalf("cost: %v", err)
+		}
 	}
 	return g, nodes, out, cost
+}
+
+// weightedSum is Σ x∘r as an op of this package (so that Grad differentiates the whole graph), with the
+// gradient g·r for x; r is a constant.
+func weightedSum(x, r *G.Node) (*G.Node, error) {
+	return apply(spec{
+		name:  "WeightedSum",
+		sig:   []int{x.Dims(), x.Dims(), dimsScalar},
+		shape: scalarShape,
+		f32: func(c *call[float32]) error {
+			var s float64
+			for i, v := range c.in[0] {
+				s += float64(v) * float64(c.in[1][i])
+			}
+			c.scalar = s
+			return nil
+		},
+		f64: func(c *call[float64]) error {
+			var s float64
+			for i, v := range c.in[0] {
+				s += v * c.in[1][i]
+			}
+			c.scalar = s
+			return nil
+		},
+		grad: func(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+			scaled := func(c *call[float64]) error {
+				g, err := c.scalarIn(1)
+				for i, v := range c.in[0] {
+					c.out[i] = g * v
+				}
+				return err
+			}
+			dx, err := apply(spec{
+				name:  "WeightedSumGrad",
+				sig:   []int{x.Dims(), dimsScalar, x.Dims()},
+				shape: sameShape(0),
+				reads: []int{0},
+				f32: func(c *call[float32]) error {
+					g, err := c.scalarIn(1)
+					for i, v := range c.in[0] {
+						c.out[i] = float32(g) * v
+					}
+					return err
+				},
+				f64: scaled,
+			}, inputs[1], grad)
+			return G.Nodes{dx, nil}, err
+		},
+	}, x, r)
 }
 
 func scalarValue(t *testing.T, n *G.Node) float64 {
@@ -112,11 +165,15 @@ func gradRun(t *testing.T, build builder, inputs []*tensor.Dense, wrt []int) (G.
 	for i, w := range wrt {
 		wrtNodes[i] = nodes[w]
 	}
-	grads, err := G.Grad(cost, wrtNodes...)
+	grads, err := Grad(cost, wrtNodes...)
 	if err != nil {
 		t.Fatalf("grad: %v", err)
 	}
-	vm := G.NewTapeMachine(g)
+	// The graph runs as the trainer's do: only what the cost and the gradients need, on planned buffers.
+	roots := append(G.Nodes{cost}, grads...)
+	sub := g.ExactSubgraphRoots(roots...)
+	PlanBuffers(sub.AllNodes(), roots...)
+	vm := G.NewTapeMachine(sub)
 	runOnce(t, vm)
 	out := make([][]float64, len(wrt))
 	for i, gn := range grads {

@@ -36,10 +36,14 @@ func benchOp(b *testing.B, build builder, shapes ...[]int) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := G.Grad(cost, nodes...); err != nil {
+	grads, err := Grad(cost, nodes...)
+	if err != nil {
 		b.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
+	roots := append(G.Nodes{cost}, grads...)
+	sub := g.ExactSubgraphRoots(roots...)
+	PlanBuffers(sub.AllNodes(), roots...)
+	vm := G.NewTapeMachine(sub)
 	defer vm.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -66,7 +66,7 @@ func (c *call[T]) scalarIn(i int) (float64, error) { return scalar(c.op, c.vals[
 
 // apply builds the op s on the inputs.
 func apply(s spec, inputs ...*G.Node) (*G.Node, error) {
-	op := &fusedOp{base: newBase(s.name), spec: s}
+	op := &fusedOp{base: newBase(s.name), spec: s, inputs: inputs}
 	if len(s.sig) != len(inputs)+1 {
 		return nil, fmt.Errorf("%v: signature has %d inputs, got %d", op, len(s.sig)-1, len(inputs))
 	}
@@ -74,6 +74,34 @@ func apply(s spec, inputs ...*G.Node) (*G.Node, error) {
 		return G.ApplyOp(op, inputs...)
 	}
 	return G.ApplyOp(&diffOp{op}, inputs...)
+}
+
+// fusedOf returns the op of n when it is one of this package's, else nil.
+func fusedOf(n *G.Node) *fusedOp {
+	switch o := n.Op().(type) {
+	case *fusedOp:
+		return o
+	case *diffOp:
+		return o.fusedOp
+	case diffOp:
+		return o.fusedOp
+	}
+	return nil
+}
+
+// readsData reports whether the math reads input i's data: a float tensor listed in reads, or a scalar. The
+// other inputs order the op after another one (see spec.reads) and their buffers may be reused once every
+// reader has run.
+func (s *spec) readsData(i int) bool {
+	if s.sig[i] == dimsScalar || s.reads == nil {
+		return true
+	}
+	for _, r := range s.reads {
+		if r == i {
+			return true
+		}
+	}
+	return false
 }
 
 // opSerial makes every op instance hash differently: gorgonia merges nodes whose op hash and children are
@@ -100,7 +128,10 @@ func (b *base) Hashcode() uint32 {
 type fusedOp struct {
 	base
 	spec
-	out buffer
+	// inputs are the op's input nodes, in order (for Grad and PlanBuffers).
+	inputs []*G.Node
+	out    buffer
+	planned
 }
 
 func (op *fusedOp) Arity() int           { return len(op.sig) - 1 }
@@ -173,15 +204,22 @@ func (op *fusedOp) Do(inputs ...G.Value) (G.Value, error) {
 	dt := ds[reads[0]].Dtype()
 	var out *tensor.Dense
 	if shape.Dims() > 0 {
-		out = op.out.get(dt, shape...)
+		out = op.output(dt, shape)
 	}
+	var v G.Value
 	switch dt {
 	case tensor.Float32:
-		return run(op, op.f32, ds, inputs, shapes, out, shape)
+		v, err = run(op, op.f32, ds, inputs, shapes, out, shape)
 	case tensor.Float64:
-		return run(op, op.f64, ds, inputs, shapes, out, shape)
+		v, err = run(op, op.f64, ds, inputs, shapes, out, shape)
+	default:
+		return nil, fmt.Errorf("%v: unsupported dtype %v (want float32 or float64)", op, dt)
 	}
-	return nil, fmt.Errorf("%v: unsupported dtype %v (want float32 or float64)", op, dt)
+	if err != nil {
+		return nil, err
+	}
+	op.consumed()
+	return v, nil
 }
 
 func run[T float](op *fusedOp, math func(*call[T]) error, ds []*tensor.Dense, vals []G.Value, shapes []tensor.Shape,
