@@ -126,29 +126,30 @@ func growKept[T float](c *cache, n int) []T {
 	return (*s)[0]
 }
 
-// grad: one op turns the kept probabilities into the logits' gradient in place and returns dW [V, D] (its
-// third input, the forward output, orders it after the forward run); a second op, ordered after it, hands on
-// dh [B·T, D].
+// grad: one op turns the kept probabilities into the logits' gradient in place and returns dh [B·T, D] (its
+// third input, the forward output, orders it after the forward run); a second op, ordered after it by taking
+// dh, returns dW [V, D] from the same buffer. A frozen head (LoRA) asks for dh only, and the graph leaves the
+// second op, a product as large as the forward one, out.
 func (s *headState) grad(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dw, err := apply(spec{
+	dh, err := apply(spec{
 		name:  "HeadLogProbsGrad",
 		sig:   []int{2, 2, 1, 1, 2},
-		shape: sameShape(1),
-		reads: []int{0, 1, 3},
+		shape: sameShape(0),
+		reads: []int{1, 3},
 		f32:   headBackward[float32](s),
 		f64:   headBackward[float64](s),
 	}, inputs[0], inputs[1], output, grad)
 	if err != nil {
 		return nil, err
 	}
-	dh, err := apply(spec{
-		name:  "HeadLogProbsGradH",
-		sig:   []int{2, 2, 2},
-		shape: sameShape(0),
-		reads: []int{0},
-		f32:   handOnKernel[float32](&s.dh),
-		f64:   handOnKernel[float64](&s.dh),
-	}, inputs[0], dw)
+	dw, err := apply(spec{
+		name:  "HeadLogProbsGradW",
+		sig:   []int{2, 2, 2, 2},
+		shape: sameShape(1),
+		reads: []int{1},
+		f32:   headBackwardW[float32](s),
+		f64:   headBackwardW[float64](s),
+	}, inputs[0], inputs[1], dh)
 	if err != nil {
 		return nil, err
 	}
@@ -156,24 +157,18 @@ func (s *headState) grad(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 }
 
 // headBackward: with s_r = g[r]·mask[r], d logits_r = s_r·(onehot(target_r) − p_r), written over p; then
-// dh (masked-in rows) = d logits·W and dW = d logitsᵀ·h.
+// dh = d logits·W on the masked-in rows and 0 on the others.
 func headBackward[T float](s *headState) func(*call[T]) error {
 	return func(c *call[T]) error {
 		tk := s.tk
-		h, w, g, dw := c.in[0], c.in[1], c.in[3], c.out
+		w, g, dh := c.in[1], c.in[3], c.out
 		d, v := c.shapes[0][1], c.shapes[1][0]
 		m := len(s.rows)
-		dh := sized[T](&s.dh, 0, len(h))
 		clear(dh)
 		if m == 0 {
-			clear(dw)
 			return nil
 		}
 		p, err := kept[T](&s.probs, 0, m*v)
-		if err != nil {
-			return err
-		}
-		hc, err := kept[T](&s.hc, 0, m*d)
 		if err != nil {
 			return err
 		}
@@ -188,10 +183,32 @@ func headBackward[T float](s *headState) func(*call[T]) error {
 				row[tk.Targets[r]] += sc
 			}
 		})
-		dhc := sized[T](&s.dh, 1, m*d)
+		dhc := sized[T](&s.dh, 0, m*d)
 		gemm(false, false, m, d, v, 1, p, v, w, d, 0, dhc, d)
 		for j, r := range s.rows {
 			copy(dh[r*d:(r+1)*d], dhc[j*d:(j+1)*d])
+		}
+		return nil
+	}
+}
+
+// headBackwardW: dW = d logitsᵀ·h over the masked-in rows, from the buffer headBackward left.
+func headBackwardW[T float](s *headState) func(*call[T]) error {
+	return func(c *call[T]) error {
+		dw := c.out
+		d, v := c.shapes[0][1], c.shapes[1][0]
+		m := len(s.rows)
+		if m == 0 {
+			clear(dw)
+			return nil
+		}
+		p, err := kept[T](&s.probs, 0, m*v)
+		if err != nil {
+			return err
+		}
+		hc, err := kept[T](&s.hc, 0, m*d)
+		if err != nil {
+			return err
 		}
 		gemm(true, false, v, d, m, 1, p, v, hc, d, 0, dw, d)
 		return nil
