@@ -115,7 +115,7 @@ func (l llama) forward(c Config, w map[string]*G.Node, tk *nn.Tokens, lin linear
 		return w[name]
 	}
 	var attnOpts []nn.AttentionOption
-	if c.RecomputeAttention {
+	if !c.KeepAttentionProbs {
 		attnOpts = append(attnOpts, nn.RecomputeProbs)
 	}
 	rot := l.rotary(c)

@@ -99,11 +99,12 @@ func TestLlamaDPOGradientsMatchFiniteDifferences(t *testing.T) {
 }
 
 func TestLlamaFloat32AgreesAndRecomputeIsExact(t *testing.T) {
-	p64 := Init(tinyLlama, tensor.Float64, 47)
+	keep := tinyLlama
+	keep.KeepAttentionProbs = true
+	p64 := Init(keep, tensor.Float64, 47)
 	perturb(p64, 48)
 	p32 := p64.Convert(tensor.Float32)
-	c := tinyLlama
-	c.RecomputeAttention = true
+	c := tinyLlama // recomputing the probabilities
 	r32, err := FromTensors(c, tensor.Float32, p32.Tensors())
 	if err != nil {
 		t.Fatal(err)
