@@ -21,13 +21,14 @@ func TestEstimateMemory(t *testing.T) {
 	if sft.Parameters != 134515008 || sft.Weights+sft.Gradients+sft.OptimizerState != BytesPerParameterFullFineTune*134515008 || sft.Reference != 0 {
 		t.Fatalf("%+v", sft)
 	}
-	// By hand: 2048 tokens; per layer and token 6·576 + 3·576 + 3·192 + 4·1536 + 9·256 = 13,824 values.
+	// By hand: 2048 tokens; per layer and token 4·576 + 2·576 + 2·192 + 3·1536 = 8,448 values (the attention
+	// probabilities are recomputed, not kept).
 	tokens := int64(8 * 256)
-	perToken := int64(6*576 + 3*576 + 3*192 + 4*1536 + 9*256)
+	perToken := int64(4*576 + 2*576 + 2*192 + 3*1536)
 	if want := 4*tokens*perToken*31 + 4*tokens*2*576; sft.Activations != want {
 		t.Errorf("activations %d, want %d", sft.Activations, want)
 	}
-	if want := 12 * tokens * 49152; sft.Logits != want { // 1.125 GiB: three [2048 × 49152] float32 tensors
+	if want := 4 * tokens * 49152; sft.Logits != want { // 0.375 GiB: the fused head's one [2048 × 49152] float32 buffer
 		t.Errorf("logits %d, want %d", sft.Logits, want)
 	}
 	if sft.GraphGradients != sft.Gradients || sft.EmbeddingScratch != 8*49152*576 {
