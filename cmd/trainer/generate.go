@@ -114,7 +114,7 @@ func adapterFlagDir(uri string) (dir, where string, cleanup func(), code int) {
 		}
 		return "", "", cleanup, contract.ExitFailed
 	}
-	runProgress.Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+	train.NewProgress(os.Stderr).Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
 		"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
 	return tmp, fmt.Sprintf("--adapter %s (commit %s)", uri, m.Commit), cleanup, contract.ExitOK
 }

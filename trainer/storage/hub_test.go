@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/preftune/preftune/trainer/hf"
-	"github.com/preftune/preftune/trainer/internal/hubtest"
+	"github.com/preftune/preftune/trainer/storage/hubtest"
 )
 
 // stories260K is a real pretrained Llama in Hugging Face's layout in the read-only shared folder (see its README).

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
-	"github.com/preftune/preftune/trainer/internal/hubtest"
+	"github.com/preftune/preftune/trainer/storage/hubtest"
 )
 
 // TestSFTFromHub starts an SFT run from hf://org/tiny (a model the trainer wrote, served by a Hub on loopback at

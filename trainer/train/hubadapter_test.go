@@ -13,9 +13,9 @@ import (
 
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/hf"
-	"github.com/preftune/preftune/trainer/internal/hubtest"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/storage"
+	"github.com/preftune/preftune/trainer/storage/hubtest"
 	"github.com/preftune/preftune/trainer/storage/s3test"
 )
 
