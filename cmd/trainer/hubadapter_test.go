@@ -15,9 +15,9 @@ import (
 
 // TestGenerateAdapterFromHub: generate --model BASE --adapter hf://org/name@revision (a PEFT adapter repository
 // on a Hub on loopback, at $HF_ENDPOINT with $HF_TOKEN) completes prompts as --adapter DIR does with the same
-// adapter, and as the merged model/ the SFT run wrote, not as the base alone; stderr's adapter-downloaded event names the commit. A
-// missing repository, a model repository and an adapter whose peft_type is not LORA exit with invalid input,
-// naming --adapter.
+// adapter, and as the merged model/ the SFT run wrote, not as the base alone; stderr's adapter-downloaded event
+// names the commit; dpo --reference-adapter hf://... records it in the termination message. A missing repository,
+// a model repository and an adapter whose peft_type is not LORA exit with invalid input, naming --adapter.
 func TestGenerateAdapterFromHub(t *testing.T) {
 	dir := storiesDir(t)
 	tmp := t.TempDir()
@@ -84,6 +84,18 @@ func TestGenerateAdapterFromHub(t *testing.T) {
 		t.Errorf("completions with the Hub adapter equal the base's:\n%s\nthe adapter was not applied", baseOnly)
 	}
 	t.Logf("with the Hub adapter: %s", viaHub)
+
+	// dpo --reference-adapter hf://: the termination message records the adapter's commit and digest.
+	dpoOut, term := filepath.Join(tmp, "dpo"), filepath.Join(tmp, "dpo.term")
+	if code := runDPO([]string{"--reference", dir, "--reference-adapter", "hf://org/story-lora", "--data", demo, "--out", dpoOut,
+		"--steps", "1", "--batch-size", "4", "--lora-rank", "2", "--termination-log", term}); code != contract.ExitOK {
+		t.Fatalf("dpo --reference-adapter hf://: exit %d", code)
+	}
+	res := readResult(t, term)
+	if res.SourceAdapterURI != "hf://org/story-lora" || res.SourceAdapterCommit != hub.Commit || res.SourceAdapterDigest != event["digest"] {
+		t.Errorf("dpo result: source adapter %q commit %q digest %q, want hf://org/story-lora, %s, %v", res.SourceAdapterURI,
+			res.SourceAdapterCommit, res.SourceAdapterDigest, hub.Commit, event["digest"])
+	}
 
 	for uri, want := range map[string]string{
 		"hf://org/missing": "org/missing not found",
