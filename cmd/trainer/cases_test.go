@@ -168,13 +168,25 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 // captureStderr runs f with os.Stderr sent to a pipe and returns what it wrote.
 func captureStderr(t *testing.T, f func()) string {
 	t.Helper()
+	return capture(t, &os.Stderr, f)
+}
+
+// captureStdout runs f with os.Stdout sent to a pipe and returns what it wrote.
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	return capture(t, &os.Stdout, f)
+}
+
+// capture runs f with *file (os.Stdout or os.Stderr) sent to a pipe and returns what it wrote.
+func capture(t *testing.T, file **os.File, f func()) string {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stderr
-	os.Stderr = w
-	defer func() { os.Stderr = old }()
+	old := *file
+	*file = w
+	defer func() { *file = old }()
 	done := make(chan string)
 	go func() {
 		var b bytes.Buffer
@@ -183,6 +195,6 @@ func captureStderr(t *testing.T, f func()) string {
 	}()
 	f()
 	w.Close()
-	os.Stderr = old
+	*file = old
 	return <-done
 }

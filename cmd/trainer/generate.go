@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/model"
+	"github.com/preftune/preftune/trainer/storage"
 	"github.com/preftune/preftune/trainer/tokenizer"
 	"github.com/preftune/preftune/trainer/train"
 )
@@ -22,7 +24,8 @@ func init() {
 func runGenerate(args []string) int {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	modelDir := fs.String("model", "", "model or checkpoint directory (with --adapter: the adapter's base model)")
-	adapterDir := fs.String("adapter", "", "a LoRA adapter directory (PEFT's layout) to apply to --model")
+	adapterDir := fs.String("adapter", "", "a LoRA adapter to apply to --model: a directory in PEFT's layout, or a PEFT "+
+		"adapter repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN)")
 	prompt := fs.String("prompt", "", "one prompt; the completion goes to stdout")
 	promptsFile := fs.String("prompts-file", "", `JSON lines, each {"prompt": ...}; writes {"prompt", "completion"} lines to stdout ("-": stdin)`)
 	maxNew := fs.Int("max-new", 64, "most tokens to generate")
@@ -49,8 +52,13 @@ func runGenerate(args []string) int {
 		return contract.ExitInvalidInput
 	}
 	if *adapterDir != "" {
-		if err := p.LoadAdapter(*adapterDir); err != nil {
-			fmt.Fprintf(os.Stderr, "preftune-trainer generate: %v\n", err)
+		dir, where, cleanup, code := adapterFlagDir(*adapterDir)
+		defer cleanup()
+		if code != contract.ExitOK {
+			return code
+		}
+		if err := p.LoadAdapter(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", where, err)
 			return contract.ExitInvalidInput
 		}
 		p.MergeLoRA()
@@ -80,6 +88,35 @@ func runGenerate(args []string) int {
 		return contract.ExitInvalidInput
 	}
 	return contract.ExitOK
+}
+
+// adapterFlagDir is the local directory of --adapter uri: a directory as given, or for hf://org/name[@revision]
+// the adapter's files downloaded into a temporary directory (storage.HubClient.DownloadAdapter; cleanup removes
+// it), with an "adapter-downloaded" event on stderr naming the commit the revision resolved to. where names the
+// flag (and the URI and commit) in errors. A missing repository, or one that is not a PEFT adapter in safetensors,
+// is invalid input; other download failures are failures.
+func adapterFlagDir(uri string) (dir, where string, cleanup func(), code int) {
+	cleanup = func() {}
+	if !storage.IsHub(uri) {
+		return uri, "--adapter", cleanup, contract.ExitOK
+	}
+	tmp, err := os.MkdirTemp("", "preftune-adapter-*")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "preftune-trainer generate: --adapter: %v\n", err)
+		return "", "", cleanup, contract.ExitFailed
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	m, err := storage.HubFromEnv().DownloadAdapter(context.Background(), uri, tmp)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "preftune-trainer generate: --adapter: %v\n", err)
+		if storage.IsNotExist(err) {
+			return "", "", cleanup, contract.ExitInvalidInput
+		}
+		return "", "", cleanup, contract.ExitFailed
+	}
+	train.NewProgress(os.Stderr).Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+		"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
+	return tmp, fmt.Sprintf("--adapter %s (commit %s)", uri, m.Commit), cleanup, contract.ExitOK
 }
 
 type generator struct {

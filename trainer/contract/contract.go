@@ -184,7 +184,8 @@ type ReferenceConfig struct {
 	ModelURI string `json:"modelURI"`
 	// AdapterURI, when set, is a LoRA adapter directory (PEFT's layout) trained on ModelURI: the reference and the
 	// policy's starting weights are ModelURI with this adapter merged in. Set when the SFT run wrote an adapter
-	// and no merged model.
+	// and no merged model. Any URI ModelURI takes: a path, file://, a store, or hf://org/name[@revision] (a PEFT
+	// adapter repository on the Hub).
 	AdapterURI string `json:"adapterURI,omitempty"`
 }
 
@@ -301,6 +302,12 @@ type Result struct {
 	SourceCommit string `json:"sourceCommit,omitempty"`
 	// SourceDigest is "sha256:<hex>" of the starting model's weights as loaded.
 	SourceDigest string `json:"sourceDigest,omitempty"`
+	// SourceAdapterURI is a DPO run's reference.adapterURI as given, merged into the starting model;
+	// SourceAdapterCommit the Hub commit an hf:// one's revision resolved to (40 hex digits); SourceAdapterDigest
+	// "sha256:<hex>" of its adapter_model.safetensors as loaded.
+	SourceAdapterURI    string `json:"sourceAdapterURI,omitempty"`
+	SourceAdapterCommit string `json:"sourceAdapterCommit,omitempty"`
+	SourceAdapterDigest string `json:"sourceAdapterDigest,omitempty"`
 	// Checkpoints are the newest checkpoints written (at most a few, to keep the message small).
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// ResumedFromStep is the checkpoint step this attempt resumed from (0: a fresh start).

@@ -33,7 +33,8 @@ import (
 // Only what training needs is downloaded: config.json, the safetensors weights (model.safetensors, or
 // model.safetensors.index.json and the shards it names), and the tokenizer and generation files of HubFiles;
 // everything else (pytorch_model.bin, consolidated.safetensors, ONNX, GGUF, README...) is skipped and listed.
-// Each file's size, and the sha256 of LFS files, is checked against the listing.
+// A PEFT adapter repository (DownloadAdapter) brings adapter_config.json, adapter_model.safetensors and its
+// tokenizer files and chat template only. Each file's size, and the sha256 of LFS files, is checked against the listing.
 
 // HubScheme is the URI scheme of Hugging Face Hub models.
 const HubScheme = "hf"
@@ -138,6 +139,115 @@ var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
 // the revision to a commit first. Errors name the repository and revision; a missing repository, revision or
 // file wraps os.ErrNotExist (IsNotExist); a refused token or a gated repository says to set HF_TOKEN.
 func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, error) {
+	d, err := c.open(ctx, uri, dst)
+	if err != nil {
+		return nil, err
+	}
+	ref, m, siblings := d.ref, d.m, d.siblings
+	if _, ok := siblings[hf.ConfigFile]; !ok {
+		return nil, fmt.Errorf("hf://%s@%s: the repository has no %s; it is not a transformers model", ref.Repo, ref.Revision, hf.ConfigFile)
+	}
+	if err := d.fetchPresent(ctx, HubFiles); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.SkipWeights:
+	case siblings[hf.WeightsIndexFile].RFilename != "":
+		if err := d.fetch(ctx, hf.WeightsIndexFile); err != nil {
+			return nil, err
+		}
+		shards, _, err := hf.WeightFiles(dst)
+		if err != nil {
+			return nil, fmt.Errorf("hf://%s@%s: %w", ref.Repo, m.Commit, err)
+		}
+		for _, name := range shards {
+			if err := d.fetch(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+	case siblings[hf.WeightsFile].RFilename != "":
+		if err := d.fetch(ctx, hf.WeightsFile); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("hf://%s@%s: the repository has neither %s nor %s (weight files found: %v); only transformers' safetensors layout is read",
+			ref.Repo, ref.Revision, hf.WeightsFile, hf.WeightsIndexFile, d.weightFiles())
+	}
+	d.finish()
+	if c.SkipWeights {
+		return m, nil
+	}
+	if m.Digest, err = hf.WeightsDigest(dst); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// PEFT adapter repositories (a PeftModel's save_pretrained or push_to_hub): the files DownloadAdapter requires.
+const (
+	HubAdapterConfigFile  = "adapter_config.json"
+	HubAdapterWeightsFile = "adapter_model.safetensors"
+)
+
+// HubAdapterFiles are the files of a PEFT adapter repository downloaded besides HubAdapterConfigFile and
+// HubAdapterWeightsFile when the repository has them: the tokenizer files and chat template that PEFT's
+// save_pretrained (or a tokenizer's push_to_hub next to it) writes. config.json and the base model's weights are
+// not an adapter's and are skipped.
+var HubAdapterFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
+	"added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+}
+
+// DownloadAdapter fetches the PEFT adapter uri (hf://org/name[@revision]) into the local directory dst (created):
+// adapter_config.json and adapter_model.safetensors, which it requires, and the HubAdapterFiles the repository
+// has; everything else is skipped and listed. The revision resolves to a commit first, as in Download. Digest is
+// "sha256:<hex>" of adapter_model.safetensors. A repository without adapter_config.json (a model, or an adapter in
+// another layout) or with only adapter_model.bin wraps os.ErrNotExist, naming what it has; the other errors are
+// Download's.
+func (c HubClient) DownloadAdapter(ctx context.Context, uri, dst string) (*HubModel, error) {
+	d, err := c.open(ctx, uri, dst)
+	if err != nil {
+		return nil, err
+	}
+	ref, m, siblings := d.ref, d.m, d.siblings
+	where := fmt.Sprintf("hf://%s@%s", ref.Repo, ref.Revision)
+	if _, ok := siblings[HubAdapterConfigFile]; !ok {
+		what := "files found: " + strings.Join(d.names(), ", ")
+		if _, ok := siblings[hf.ConfigFile]; ok {
+			what = "it has " + hf.ConfigFile + ": a model repository, not an adapter"
+		}
+		return nil, fmt.Errorf("%s: the repository has no %s (%s); a PEFT LoRA adapter repository holds %s and %s: %w",
+			where, HubAdapterConfigFile, what, HubAdapterConfigFile, HubAdapterWeightsFile, os.ErrNotExist)
+	}
+	if _, ok := siblings[HubAdapterWeightsFile]; !ok {
+		return nil, fmt.Errorf("%s: the repository has no %s (weight files found: %v); only PEFT's safetensors layout is read: %w",
+			where, HubAdapterWeightsFile, d.weightFiles(), os.ErrNotExist)
+	}
+	if err := d.fetchPresent(ctx, append([]string{HubAdapterConfigFile, HubAdapterWeightsFile}, HubAdapterFiles...)); err != nil {
+		return nil, err
+	}
+	d.finish()
+	raw, err := os.ReadFile(filepath.Join(dst, HubAdapterWeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	m.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	return m, nil
+}
+
+// hubDownload is one download in progress: the revision resolved, the repository's listing, the files fetched.
+type hubDownload struct {
+	c        HubClient
+	ref      HubRef
+	dst      string
+	m        *HubModel
+	siblings map[string]hubSibling
+	want     map[string]bool
+}
+
+// open resolves uri's revision to a commit and lists the repository's files, and creates dst.
+func (c HubClient) open(ctx context.Context, uri, dst string) (*hubDownload, error) {
 	ref, err := ParseHub(uri)
 	if err != nil {
 		return nil, err
@@ -153,81 +263,71 @@ func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, er
 	if !commitSHA.MatchString(listing.SHA) {
 		return nil, fmt.Errorf("hf://%s@%s: the Hub returned commit %q, not a 40-hex sha", ref.Repo, ref.Revision, listing.SHA)
 	}
-	m := &HubModel{Repo: ref.Repo, Revision: ref.Revision, Commit: listing.SHA}
-	siblings := map[string]hubSibling{}
+	d := &hubDownload{c: c, ref: ref, dst: dst, m: &HubModel{Repo: ref.Repo, Revision: ref.Revision, Commit: listing.SHA},
+		siblings: map[string]hubSibling{}, want: map[string]bool{}}
 	for _, s := range listing.Siblings {
-		siblings[s.RFilename] = s
+		d.siblings[s.RFilename] = s
 	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	fetch := func(name string) error {
-		s, ok := siblings[name]
-		if !ok {
-			return fmt.Errorf("hf://%s@%s: %s is not in the repository: %w", ref.Repo, m.Commit, name, os.ErrNotExist)
-		}
-		n, err := c.download(ctx, ref, m.Commit, s, filepath.Join(dst, name))
-		m.Bytes += n
-		want[name] = true
-		return err
+	return d, nil
+}
+
+// fetch downloads the repository's file name at the resolved commit.
+func (d *hubDownload) fetch(ctx context.Context, name string) error {
+	s, ok := d.siblings[name]
+	if !ok {
+		return fmt.Errorf("hf://%s@%s: %s is not in the repository: %w", d.ref.Repo, d.m.Commit, name, os.ErrNotExist)
 	}
-	if _, ok := siblings[hf.ConfigFile]; !ok {
-		return nil, fmt.Errorf("hf://%s@%s: the repository has no %s; it is not a transformers model", ref.Repo, ref.Revision, hf.ConfigFile)
-	}
-	for _, name := range HubFiles {
-		if _, ok := siblings[name]; ok {
-			if err := fetch(name); err != nil {
-				return nil, err
+	n, err := d.c.download(ctx, d.ref, d.m.Commit, s, filepath.Join(d.dst, name))
+	d.m.Bytes += n
+	d.want[name] = true
+	return err
+}
+
+// fetchPresent downloads those of names the repository has.
+func (d *hubDownload) fetchPresent(ctx context.Context, names []string) error {
+	for _, name := range names {
+		if _, ok := d.siblings[name]; ok {
+			if err := d.fetch(ctx, name); err != nil {
+				return err
 			}
 		}
 	}
-	switch {
-	case c.SkipWeights:
-	case siblings[hf.WeightsIndexFile].RFilename != "":
-		if err := fetch(hf.WeightsIndexFile); err != nil {
-			return nil, err
-		}
-		shards, _, err := hf.WeightFiles(dst)
-		if err != nil {
-			return nil, fmt.Errorf("hf://%s@%s: %w", ref.Repo, m.Commit, err)
-		}
-		for _, name := range shards {
-			if err := fetch(name); err != nil {
-				return nil, err
-			}
-		}
-	case siblings[hf.WeightsFile].RFilename != "":
-		if err := fetch(hf.WeightsFile); err != nil {
-			return nil, err
-		}
-	default:
-		var weights []string
-		for name := range siblings {
-			if strings.HasSuffix(name, ".bin") || strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".gguf") || strings.HasSuffix(name, ".pth") {
-				weights = append(weights, name)
-			}
-		}
-		sort.Strings(weights)
-		return nil, fmt.Errorf("hf://%s@%s: the repository has neither %s nor %s (weight files found: %v); only transformers' safetensors layout is read",
-			ref.Repo, ref.Revision, hf.WeightsFile, hf.WeightsIndexFile, weights)
+	return nil
+}
+
+// names are the repository's files, sorted.
+func (d *hubDownload) names() []string {
+	var out []string
+	for name := range d.siblings {
+		out = append(out, name)
 	}
-	for name := range siblings {
-		if want[name] {
-			m.Files = append(m.Files, name)
+	sort.Strings(out)
+	return out
+}
+
+// weightFiles are the repository's files that look like weights, sorted.
+func (d *hubDownload) weightFiles() []string {
+	var weights []string
+	for _, name := range d.names() {
+		if strings.HasSuffix(name, ".bin") || strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".gguf") || strings.HasSuffix(name, ".pth") {
+			weights = append(weights, name)
+		}
+	}
+	return weights
+}
+
+// finish lists the files downloaded and those skipped.
+func (d *hubDownload) finish() {
+	for _, name := range d.names() {
+		if d.want[name] {
+			d.m.Files = append(d.m.Files, name)
 		} else {
-			m.Skipped = append(m.Skipped, name)
+			d.m.Skipped = append(d.m.Skipped, name)
 		}
 	}
-	sort.Strings(m.Files)
-	sort.Strings(m.Skipped)
-	if c.SkipWeights {
-		return m, nil
-	}
-	if m.Digest, err = hf.WeightsDigest(dst); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // hubError turns a Hub error response into a message; the Hub answers 401 (not 404) for a repository that does

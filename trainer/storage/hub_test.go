@@ -4,18 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/preftune/preftune/trainer/hf"
+	"github.com/preftune/preftune/trainer/storage/hubtest"
 )
 
 // stories260K is a real pretrained Llama in Hugging Face's layout in the read-only shared folder (see its README).
@@ -23,88 +19,10 @@ var stories260K = filepath.Join("..", "..", "..", "shared", "models", "stories26
 
 const storiesWeightsSHA256 = "407a7c581bdd66972383ce9ad24857713fb98786d06ea564a2fe9b34ebe77dfd"
 
-// fakeHub is a Hub-compatible HTTP server on loopback: the two endpoints the trainer uses, serving local
-// directories as repositories at a fixed commit, with the Hub's error conventions (401 + X-Error-Code RepoNotFound
-// for an unknown repository, 404 + RevisionNotFound, 401 without the right token).
-type fakeHub struct {
-	repos   map[string]string // repo → directory
-	commit  string
-	refs    map[string]bool // branches and tags that resolve to commit
-	token   string          // required bearer token ("" none)
-	corrupt string          // a file served with one byte changed
-	mu      sync.Mutex
-	fetched []string // files downloaded, as "repo/file"
-}
-
-func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.token != "" && r.Header.Get("Authorization") != "Bearer "+h.token {
-		w.Header().Set("X-Error-Code", "RepoNotFound")
-		http.Error(w, "Repository not found", http.StatusUnauthorized)
-		return
-	}
-	path := r.URL.EscapedPath()
-	if rest, ok := strings.CutPrefix(path, "/api/models/"); ok {
-		i := strings.Index(rest, "/revision/")
-		if i < 0 {
-			http.NotFound(w, r)
-			return
-		}
-		repo := rest[:i]
-		rev, _ := url.PathUnescape(rest[i+len("/revision/"):])
-		dir, ok := h.repos[repo]
-		if !ok {
-			w.Header().Set("X-Error-Code", "RepoNotFound")
-			http.Error(w, "Repository not found", http.StatusUnauthorized)
-			return
-		}
-		if rev != h.commit && !h.refs[rev] {
-			w.Header().Set("X-Error-Code", "RevisionNotFound")
-			http.Error(w, "Invalid rev id", http.StatusNotFound)
-			return
-		}
-		entries, _ := os.ReadDir(dir)
-		var siblings []map[string]any
-		for _, e := range entries {
-			b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-			s := map[string]any{"rfilename": e.Name(), "size": len(b)}
-			if strings.HasSuffix(e.Name(), ".safetensors") {
-				sum := sha256.Sum256(b)
-				s["lfs"] = map[string]any{"sha256": hex.EncodeToString(sum[:]), "size": len(b), "pointerSize": 134}
-			}
-			siblings = append(siblings, s)
-		}
-		// A file in a subfolder and a PyTorch copy of the weights, as real repositories have.
-		siblings = append(siblings, map[string]any{"rfilename": "onnx/model.onnx", "size": 1}, map[string]any{"rfilename": "pytorch_model.bin", "size": 1})
-		json.NewEncoder(w).Encode(map[string]any{"id": repo, "sha": h.commit, "siblings": siblings})
-		return
-	}
-	// /{org}/{name}/resolve/{commit}/{file}
-	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 5)
-	if len(parts) != 5 || parts[2] != "resolve" || parts[3] != h.commit {
-		http.Error(w, "only downloads at the commit are served", http.StatusBadRequest)
-		return
-	}
-	repo := parts[0] + "/" + parts[1]
-	b, err := os.ReadFile(filepath.Join(h.repos[repo], parts[4]))
-	if err != nil || h.repos[repo] == "" {
-		w.Header().Set("X-Error-Code", "EntryNotFound")
-		http.Error(w, "Entry not found", http.StatusNotFound)
-		return
-	}
-	if parts[4] == h.corrupt {
-		b[len(b)-1] ^= 1
-	}
-	h.mu.Lock()
-	h.fetched = append(h.fetched, repo+"/"+parts[4])
-	h.mu.Unlock()
-	w.Write(b)
-}
-
-func startHub(t *testing.T, h *fakeHub) {
+// startHub serves h on loopback at $HF_ENDPOINT, with $HF_TOKEN unset.
+func startHub(t *testing.T, h *hubtest.Hub) {
 	t.Helper()
-	srv := httptest.NewServer(h) // listens on 127.0.0.1
-	t.Cleanup(srv.Close)
-	t.Setenv("HF_ENDPOINT", srv.URL+"/")
+	hubtest.Start(t, h)
 	t.Setenv("HF_TOKEN", "")
 }
 
@@ -130,7 +48,7 @@ func TestHubDownloadStories260K(t *testing.T) {
 		t.Skipf("stories260K not available at %s: %v", stories260K, err)
 	}
 	commit := strings.Repeat("ab12", 10)
-	h := &fakeHub{repos: map[string]string{"test-org/stories260K": stories260K}, commit: commit, refs: map[string]bool{"main": true, "v1": true}, token: "hf_secret-token-1234"}
+	h := &hubtest.Hub{Repos: map[string]string{"test-org/stories260K": stories260K}, Commit: commit, Refs: map[string]bool{"main": true, "v1": true}, Token: "hf_secret-token-1234"}
 	startHub(t, h)
 	ctx := context.Background()
 
@@ -146,7 +64,7 @@ func TestHubDownloadStories260K(t *testing.T) {
 		t.Fatalf("wrong token: %v", err)
 	}
 
-	t.Setenv("HF_TOKEN", h.token)
+	t.Setenv("HF_TOKEN", h.Token)
 	dst := t.TempDir()
 	m, err := HubFromEnv().Download(ctx, "hf://test-org/stories260K@v1", dst)
 	if err != nil {
@@ -176,8 +94,8 @@ func TestHubDownloadStories260K(t *testing.T) {
 	if m.Bytes != total {
 		t.Errorf("%d bytes, want %d", m.Bytes, total)
 	}
-	if len(h.fetched) != len(wantFiles) {
-		t.Errorf("fetched %v", h.fetched)
+	if len(h.Fetched()) != len(wantFiles) {
+		t.Errorf("fetched %v", h.Fetched())
 	}
 	// The download is a model directory trainer/hf loads.
 	if _, err := hf.LoadModel(dst); err != nil {
@@ -194,7 +112,7 @@ func TestHubDownloadStories260K(t *testing.T) {
 		t.Errorf("missing revision: %v", err)
 	}
 	// A corrupted download fails its LFS sha256.
-	h.corrupt = "model.safetensors"
+	h.Corrupt = "model.safetensors"
 	_, err = HubFromEnv().Download(ctx, "hf://test-org/stories260K", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "sha256") || !strings.Contains(err.Error(), "model.safetensors") {
 		t.Errorf("corrupted weights: %v", err)
@@ -216,7 +134,7 @@ func TestHubDownloadSharded(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit := strings.Repeat("0123456789", 4)
-	startHub(t, &fakeHub{repos: map[string]string{"org/sharded": repo}, commit: commit, refs: map[string]bool{"main": true}})
+	startHub(t, &hubtest.Hub{Repos: map[string]string{"org/sharded": repo}, Commit: commit, Refs: map[string]bool{"main": true}})
 	dst := t.TempDir()
 	got, err := HubFromEnv().Download(context.Background(), "hf://org/sharded@"+commit, dst)
 	if err != nil {
@@ -242,7 +160,7 @@ func TestHubDownloadSkipWeights(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stories260K, "model.safetensors")); err != nil {
 		t.Skipf("stories260K not available at %s: %v", stories260K, err)
 	}
-	h := &fakeHub{repos: map[string]string{"test-org/stories260K": stories260K}, commit: strings.Repeat("cd34", 10), refs: map[string]bool{"main": true}}
+	h := &hubtest.Hub{Repos: map[string]string{"test-org/stories260K": stories260K}, Commit: strings.Repeat("cd34", 10), Refs: map[string]bool{"main": true}}
 	startHub(t, h)
 	c := HubFromEnv()
 	c.SkipWeights = true
@@ -257,5 +175,70 @@ func TestHubDownloadSkipWeights(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dst, "model.safetensors")); !os.IsNotExist(err) {
 		t.Fatalf("weights downloaded: %v", err)
+	}
+}
+
+// TestHubDownloadAdapter: a PEFT adapter repository brings adapter_config.json, adapter_model.safetensors and the
+// tokenizer files it has, nothing else (not its README, a PyTorch copy of the weights or a config.json); the digest
+// is the adapter weights' sha256. A model repository, a repository with only adapter_model.bin and a missing one are
+// not-found errors that say what the repository holds.
+func TestHubDownloadAdapter(t *testing.T) {
+	files := map[string]string{
+		"adapter_config.json": `{"peft_type": "LORA", "r": 4}`, "adapter_model.safetensors": "weights",
+		"tokenizer_config.json": `{"chat_template": "x"}`, "tokenizer.json": "{}", "README.md": "card", "config.json": "{}",
+	}
+	repo := t.TempDir()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(repo, name), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binOnly := t.TempDir()
+	for _, name := range []string{"adapter_config.json", "adapter_model.bin"} {
+		if err := os.WriteFile(filepath.Join(binOnly, name), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	model := t.TempDir()
+	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.Repeat("9a", 20)
+	h := &hubtest.Hub{Repos: map[string]string{"org/adapter": repo, "org/bin": binOnly, "org/model": model}, Commit: commit,
+		Refs: map[string]bool{"main": true}}
+	startHub(t, h)
+	ctx := context.Background()
+	dst := t.TempDir()
+	m, err := HubFromEnv().DownloadAdapter(ctx, "hf://org/adapter", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+	sum := sha256.Sum256([]byte("weights"))
+	if m.Commit != commit || m.Revision != "main" || !slices.Equal(m.Files, want) || m.Digest != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("downloaded %+v", m)
+	}
+	for _, s := range []string{"README.md", "config.json", "pytorch_model.bin", "onnx/model.onnx"} {
+		if !slices.Contains(m.Skipped, s) {
+			t.Errorf("%s not listed as skipped: %v", s, m.Skipped)
+		}
+	}
+	if got := h.Fetched(); len(got) != len(want) {
+		t.Errorf("fetched %v, want %v only", got, want)
+	}
+	for _, name := range want {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != files[name] {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	for uri, wantErr := range map[string]string{
+		"hf://org/model":   "no adapter_config.json (it has config.json: a model repository, not an adapter)",
+		"hf://org/bin":     "no adapter_model.safetensors (weight files found: [adapter_model.bin pytorch_model.bin])",
+		"hf://org/missing": "repository org/missing not found",
+	} {
+		_, err := HubFromEnv().DownloadAdapter(ctx, uri, t.TempDir())
+		if !IsNotExist(err) || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: %v, want a not-found error saying %q", uri, err, wantErr)
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
-	"github.com/preftune/preftune/trainer/storage"
 )
 
 // Defaults applied by NewConfig where a RunConfig leaves a field at its zero value.
@@ -64,7 +63,8 @@ type Config struct {
 	FromDir      string
 	ReferenceDir string
 	OutputDir    string
-	// ReferenceAdapterDir is reference.adapterURI's local path ("" when unset, or remote until staged).
+	// ReferenceAdapterDir is reference.adapterURI's local path ("" when unset, or remote until staged: a store's
+	// directory, or a PEFT adapter repository on the Hub, hf://org/name[@revision]).
 	ReferenceAdapterDir string
 }
 
@@ -248,10 +248,6 @@ func (c *Config) checkDPO() error {
 	}
 	c.ReferenceDir = dir
 	if u := c.Reference.AdapterURI; u != "" {
-		if storage.IsHub(u) {
-			return fieldErr("reference.adapterURI", "%q: adapters are read from a store (s3, gs, azblob) or a file "+
-				"path; the Hugging Face Hub download takes model repositories only", u)
-		}
 		if c.ReferenceAdapterDir, err = resolve(u, false); err != nil {
 			return fieldErr("reference.adapterURI", "%v", err)
 		}

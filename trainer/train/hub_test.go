@@ -2,60 +2,13 @@ package train
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/storage/hubtest"
 )
-
-// loopbackHub serves one model directory as repository org/tiny at one commit through the Hub's API (the two
-// endpoints storage.HubClient uses), and records the Authorization headers it got.
-type loopbackHub struct {
-	dir, commit string
-	auth        []string
-}
-
-func (h *loopbackHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.auth = append(h.auth, r.Header.Get("Authorization"))
-	switch {
-	case r.URL.Path == "/api/models/org/tiny/revision/main" || r.URL.Path == "/api/models/org/tiny/revision/"+h.commit:
-		type lfs struct {
-			SHA256 string `json:"sha256"`
-			Size   int64  `json:"size"`
-		}
-		type sibling struct {
-			RFilename string `json:"rfilename"`
-			Size      int64  `json:"size"`
-			LFS       *lfs   `json:"lfs,omitempty"`
-		}
-		var sibs []sibling
-		des, _ := os.ReadDir(h.dir)
-		for _, de := range des {
-			raw, _ := os.ReadFile(filepath.Join(h.dir, de.Name()))
-			s := sibling{RFilename: de.Name(), Size: int64(len(raw))}
-			if strings.HasSuffix(de.Name(), ".safetensors") {
-				sum := sha256.Sum256(raw)
-				s.LFS = &lfs{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(raw))}
-			}
-			sibs = append(sibs, s)
-		}
-		json.NewEncoder(w).Encode(map[string]any{"sha": h.commit, "siblings": sibs})
-	case strings.HasPrefix(r.URL.Path, "/org/tiny/resolve/"+h.commit+"/"):
-		http.ServeFile(w, r, filepath.Join(h.dir, filepath.Base(r.URL.Path)))
-	case strings.HasPrefix(r.URL.Path, "/api/models/"):
-		w.Header().Set("X-Error-Code", "RepoNotFound")
-		http.Error(w, "Repository not found", http.StatusUnauthorized)
-	default:
-		http.NotFound(w, r)
-	}
-}
 
 // TestSFTFromHub starts an SFT run from hf://org/tiny (a model the trainer wrote, served by a Hub on loopback at
 // $HF_ENDPOINT with $HF_TOKEN): the result names the source, the commit the revision resolved to and the digest
@@ -68,11 +21,9 @@ func TestSFTFromHub(t *testing.T) {
 	if base.Architecture != "GPT2LMHeadModel" || base.ParameterCount <= 0 || base.SourceURI != "" || base.SourceDigest != "" {
 		t.Errorf("from scratch: architecture %q parameters %d source %q %q", base.Architecture, base.ParameterCount, base.SourceURI, base.SourceDigest)
 	}
-	hub := &loopbackHub{dir: filepath.Join(dir, "base", "model"), commit: strings.Repeat("ab", 20)}
-	srv := httptest.NewServer(hub)
-	defer srv.Close()
-	t.Setenv("HF_ENDPOINT", srv.URL)
-	t.Setenv("HF_TOKEN", "hf_secret_token")
+	hub := &hubtest.Hub{Repos: map[string]string{"org/tiny": filepath.Join(dir, "base", "model")}, Commit: strings.Repeat("ab", 20),
+		Refs: map[string]bool{"main": true}, Token: "hf_secret_token"}
+	hubtest.Start(t, hub)
 
 	rc := tinySFT(dataPath, filepath.Join(dir, "from-hub"), 1)
 	rc.Model = contract.ModelConfig{From: "hf://org/tiny@main"}
@@ -95,14 +46,14 @@ func TestSFTFromHub(t *testing.T) {
 	if model == nil || model["architecture"] != "GPT2LMHeadModel" || model["parameterCount"] != base.ParameterCount {
 		t.Errorf("model event %v, want architecture GPT2LMHeadModel and %d parameters", model, base.ParameterCount)
 	}
-	if res.SourceURI != "hf://org/tiny@main" || res.SourceCommit != hub.commit || res.SourceDigest != base.ModelDigest {
-		t.Errorf("source %q commit %q digest %q, want hf://org/tiny@main, %s, %s", res.SourceURI, res.SourceCommit, res.SourceDigest, hub.commit, base.ModelDigest)
+	if res.SourceURI != "hf://org/tiny@main" || res.SourceCommit != hub.Commit || res.SourceDigest != base.ModelDigest {
+		t.Errorf("source %q commit %q digest %q, want hf://org/tiny@main, %s, %s", res.SourceURI, res.SourceCommit, res.SourceDigest, hub.Commit, base.ModelDigest)
 	}
 	if res.Architecture != "GPT2LMHeadModel" || res.ParameterCount != base.ParameterCount {
 		t.Errorf("architecture %q parameters %d, want GPT2LMHeadModel and %d", res.Architecture, res.ParameterCount, base.ParameterCount)
 	}
-	if len(hub.auth) == 0 || hub.auth[0] != "Bearer hf_secret_token" {
-		t.Errorf("the Hub got Authorization %q, want the HF_TOKEN bearer", hub.auth)
+	if auth := hub.Auth(); len(auth) == 0 || auth[0] != "Bearer hf_secret_token" {
+		t.Errorf("the Hub got Authorization %q, want the HF_TOKEN bearer", auth)
 	}
 
 	rc.Model.From, rc.Output.URI = "hf://org/missing", filepath.Join(dir, "missing")

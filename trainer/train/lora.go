@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,15 +33,15 @@ const adapterDir = "adapter"
 func (r *runner) setupAdapter() error {
 	if dir := r.cfg.ReferenceAdapterDir; r.cfg.Kind == contract.KindDPO && dir != "" {
 		if err := r.policy.LoadAdapter(dir); err != nil {
-			return invalid(ReasonReferenceUnreadable, "reference.adapterURI: %v", err)
+			return invalid(ReasonReferenceUnreadable, "%s: %v", r.refAdapterField(), err)
 		}
 		r.policy.MergeLoRA()
 		d, err := fileDigest(filepath.Join(dir, model.AdapterWeightsFile))
 		if err != nil {
-			return failed(ReasonReferenceUnreadable, "reference.adapterURI: %v", err)
+			return failed(ReasonReferenceUnreadable, "%s: %v", r.refAdapterField(), err)
 		}
 		r.refAdapterDigest = d
-		r.progress.Event("reference-adapter-merged", map[string]any{"uri": r.cfg.Reference.AdapterURI, "digest": d})
+		r.progress.Event("reference-adapter-merged", map[string]any{"uri": r.cfg.Reference.AdapterURI, "commit": r.refAdapterCommit, "digest": d})
 	}
 	a := r.cfg.Adapter
 	if a == nil {
@@ -70,6 +71,32 @@ func (r *runner) setupAdapter() error {
 		"targetModules": len(r.policy.LoRAModules()), "trainableParameterCount": int64(r.policy.NumTrainable()),
 		"parameterCount": int64(r.policy.NumParams()), "baseModelDigest": r.baseDigest})
 	return nil
+}
+
+// checkReferenceAdapter reads a DPO run's reference adapter's adapter_config.json (model.ReadAdapterConfig: a
+// plain LoRA adapter) before the base model is loaded, so that a directory or Hub repository that is not one fails
+// at once. Its tensors are checked against the model when it is merged (setupAdapter).
+func (r *runner) checkReferenceAdapter() error {
+	if dir := r.cfg.ReferenceAdapterDir; r.cfg.Kind == contract.KindDPO && dir != "" {
+		if _, err := model.ReadAdapterConfig(dir); err != nil {
+			return invalid(ReasonReferenceUnreadable, "%s: %v", r.refAdapterField(), err)
+		}
+	}
+	return nil
+}
+
+// refAdapterField names reference.adapterURI in errors: with the URI as given (and the Hub commit it resolved to)
+// when the adapter was downloaded, since the directory the error names is then a scratch copy.
+func (r *runner) refAdapterField() string {
+	const field = "reference.adapterURI"
+	u := r.cfg.Reference.AdapterURI
+	switch {
+	case r.refAdapterCommit != "":
+		return fmt.Sprintf("%s %s (commit %s)", field, u, r.refAdapterCommit)
+	case r.io.scratch != "" && strings.HasPrefix(r.cfg.ReferenceAdapterDir, r.io.scratch+string(filepath.Separator)):
+		return field + " " + u
+	}
+	return field
 }
 
 // dropoutSeed is the seed of the adapter's dropout masks for micro-batch k of optimiser step `step` (counted

@@ -179,9 +179,13 @@ func TestLoRARefusesUnknownTargets(t *testing.T) {
 		}
 	}
 	hub := tinyDPO(dataPath, dir, dir, 2)
-	hub.Reference.AdapterURI = "hf://org/adapter"
+	hub.Reference.AdapterURI = "hf://org/adapter@v1"
+	if c, err := NewConfig(hub); err != nil || c.ReferenceAdapterDir != "" {
+		t.Errorf("hf:// reference adapter: %v (local dir %q), want it accepted for download", err, c.ReferenceAdapterDir)
+	}
+	hub.Reference.AdapterURI = "hf://org/adapter/file"
 	if _, err := NewConfig(hub); err == nil || !strings.Contains(err.Error(), "reference.adapterURI") {
-		t.Errorf("hf:// reference adapter: %v", err)
+		t.Errorf("hf://org/adapter/file reference adapter: %v, want an error naming reference.adapterURI", err)
 	}
 	c, err := NewConfig(withAdapter(tinySFT(dataPath, dir, 2), contract.AdapterConfig{Rank: 8}))
 	if err != nil || c.Adapter.Alpha != 16 || c.Adapter.Type != contract.AdapterTypeLoRA {

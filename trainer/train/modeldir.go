@@ -269,6 +269,9 @@ func (r *runner) describeModel(res *contract.Result, dir string) {
 	if res.SourceURI != "" {
 		res.SourceCommit, res.SourceDigest = r.sourceCommit, r.startDigest
 	}
+	if r.refAdapterDigest != "" {
+		res.SourceAdapterURI, res.SourceAdapterCommit, res.SourceAdapterDigest = r.cfg.Reference.AdapterURI, r.refAdapterCommit, r.refAdapterDigest
+	}
 }
 
 // modelFields describe the model loaded, for the "model" event (and the operator's status while the run trains):

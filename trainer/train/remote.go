@@ -55,7 +55,7 @@ func (r *runner) stage(ctx context.Context) error {
 		}
 	}
 	if r.remoteReferenceAdapter() {
-		if cfg.ReferenceAdapterDir, err = r.fetchModel(ctx, cfg.Reference.AdapterURI, "reference-adapter", "reference.adapterURI", ReasonReferenceUnreadable); err != nil {
+		if cfg.ReferenceAdapterDir, err = r.fetchAdapter(ctx, cfg.Reference.AdapterURI); err != nil {
 			return err
 		}
 	}
@@ -146,6 +146,29 @@ func (r *runner) fetchModel(ctx context.Context, uri, name, field, reason string
 	if n == 0 {
 		return "", invalid(reason, "%s: %s holds no files", field, l)
 	}
+	return dst, nil
+}
+
+// fetchAdapter downloads a DPO run's reference.adapterURI: a store's directory as fetchModel does, or from the
+// Hugging Face Hub (hf://org/name[@revision]) the PEFT adapter's files only (storage.HubClient.DownloadAdapter),
+// recording the commit the revision resolved to (the result's sourceAdapterCommit) in an "adapter-downloaded"
+// event as fetchModel does for models.
+func (r *runner) fetchAdapter(ctx context.Context, uri string) (string, error) {
+	const field = "reference.adapterURI"
+	if !storage.IsHub(uri) {
+		return r.fetchModel(ctx, uri, "reference-adapter", field, ReasonReferenceUnreadable)
+	}
+	dst := filepath.Join(r.io.scratch, "reference-adapter")
+	m, err := storage.HubFromEnv().DownloadAdapter(ctx, uri, dst)
+	switch {
+	case storage.IsNotExist(err):
+		return "", invalid(ReasonReferenceUnreadable, "%s: %v", field, err)
+	case err != nil:
+		return "", failed(ReasonReferenceUnreadable, "%s: %v", field, err)
+	}
+	r.refAdapterCommit = m.Commit
+	r.progress.Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+		"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
 	return dst, nil
 }
 

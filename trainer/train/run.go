@@ -74,8 +74,10 @@ type runner struct {
 	chatRows    int
 	// baseDigest identifies the frozen base model of a run that trains an adapter (lora.go); "" otherwise.
 	baseDigest string
-	// refAdapterDigest is the digest of reference.adapterURI's weights, merged into the starting model.
+	// refAdapterDigest is the digest of reference.adapterURI's weights, merged into the starting model;
+	// refAdapterCommit the Hub commit an hf:// reference.adapterURI resolved to.
 	refAdapterDigest string
+	refAdapterCommit string
 }
 
 // Run trains as cfg says, resuming from the newest complete checkpoint under the output, and returns the result.
@@ -268,9 +270,12 @@ func (r *runner) checkMemory(dir, field string, rows []data.Row) error {
 	}
 	ctxLen, longest := contextFor(hc.MaxPositionEmbeddings, r.cfg.Training.MaxLength), 1
 	// The rows as the run will encode them (chat template, truncation); a template error is reported later.
+	// A DPO run's reference adapter carries the template it renders with (chatTemplateDir). A remote one (a store's
+	// directory, or hf:// whose download brings the adapter's tokenizer_config.json and chat template files) was
+	// staged before setup, so the estimate sees the template the run will use, not the base's.
 	tmplDir := dir
 	if d := r.chatTemplateDir(); d != r.sourceDir() {
-		tmplDir = d // a DPO run's reference adapter carries the template it renders with
+		tmplDir = d
 	}
 	tmpl, origin, err := data.ChatTemplateOf(r.cfg.Model.ChatTemplate, tmplDir)
 	if err != nil {
@@ -305,6 +310,9 @@ func (r *runner) loadModel(rows []data.Row) error {
 	cfg := r.cfg
 	switch {
 	case cfg.Kind == contract.KindDPO:
+		if err := r.checkReferenceAdapter(); err != nil {
+			return err
+		}
 		if err := r.checkMemory(cfg.ReferenceDir, "reference.modelURI", rows); err != nil {
 			return err
 		}
