@@ -120,18 +120,11 @@ func (r *runner) fetchDataset(ctx context.Context) (string, error) {
 // hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN), recording the commit the revision resolved to.
 func (r *runner) fetchModel(ctx context.Context, uri, name, field, reason string) (string, error) {
 	if storage.IsHub(uri) {
-		dst := filepath.Join(r.io.scratch, name)
-		m, err := storage.HubFromEnv().Download(ctx, uri, dst)
-		switch {
-		case storage.IsNotExist(err):
-			return "", invalid(reason, "%s: %v", field, err)
-		case err != nil:
-			return "", failed(reason, "%s: %v", field, err)
+		dst, commit, err := r.fromHub(ctx, storage.HubFromEnv().Download, uri, name, field, reason, "model-downloaded")
+		if err == nil {
+			r.sourceCommit = commit
 		}
-		r.sourceCommit = m.Commit
-		r.progress.Event("model-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
-			"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
-		return dst, nil
+		return dst, err
 	}
 	l, err := storage.Open(ctx, uri)
 	if err != nil {
@@ -158,18 +151,31 @@ func (r *runner) fetchAdapter(ctx context.Context, uri string) (string, error) {
 	if !storage.IsHub(uri) {
 		return r.fetchModel(ctx, uri, "reference-adapter", field, ReasonReferenceUnreadable)
 	}
-	dst := filepath.Join(r.io.scratch, "reference-adapter")
-	m, err := storage.HubFromEnv().DownloadAdapter(ctx, uri, dst)
+	dst, commit, err := r.fromHub(ctx, storage.HubFromEnv().DownloadAdapter, uri, "reference-adapter", field,
+		ReasonReferenceUnreadable, "adapter-downloaded")
+	if err == nil {
+		r.refAdapterCommit = commit
+	}
+	return dst, err
+}
+
+// fromHub downloads uri from the Hugging Face Hub with download (HubClient.Download or DownloadAdapter) into
+// the scratch directory name and reports event with what came; a repository, revision or file that does not
+// exist is invalid input naming field, any other failure a failure with reason. It returns the directory and
+// the commit the revision resolved to.
+func (r *runner) fromHub(ctx context.Context, download func(context.Context, string, string) (*storage.HubModel, error),
+	uri, name, field, reason, event string) (string, string, error) {
+	dst := filepath.Join(r.io.scratch, name)
+	m, err := download(ctx, uri, dst)
 	switch {
 	case storage.IsNotExist(err):
-		return "", invalid(ReasonReferenceUnreadable, "%s: %v", field, err)
+		return "", "", invalid(reason, "%s: %v", field, err)
 	case err != nil:
-		return "", failed(ReasonReferenceUnreadable, "%s: %v", field, err)
+		return "", "", failed(reason, "%s: %v", field, err)
 	}
-	r.refAdapterCommit = m.Commit
-	r.progress.Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+	r.progress.Event(event, map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
 		"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
-	return dst, nil
+	return dst, m.Commit, nil
 }
 
 // fetchOutput brings the newest complete remote checkpoint and metrics.jsonl into the local output directory.
