@@ -352,6 +352,21 @@ def table(a, rows):
               f"{gib(o.get('peak_rss_bytes')):>12} {gib(t.get('peak_rss_bytes')):>6} {f(r, 'ratio_peak_rss', '{:.2f}'):>6} "
               f"{gib(o.get('estimate_bytes')):>6} | {f(o, 'load_s', '{:.2f}'):>11} {f(t, 'load_s', '{:.2f}'):>6} | "
               f"{f(o, 'head_share', '{:.0%}'):>9} {f(t, 'head_share', '{:.0%}'):>6}", file=sys.stderr)
+    # Issue 12's goal, per framework: LoRA's peak memory at most half of full fine-tuning's, and LoRA faster.
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        full = next((r for r in rows if r["kind"] == kind and r["adapter"] == "full"), None)
+        for lora in (r for r in rows if r["kind"] == kind and r["adapter"] != "full"):
+            if not full:
+                continue
+            cells = []
+            for name, label in (("trainer", "ours"), ("pytorch", "torch")):
+                fo, lo = full.get(name, {}), lora.get(name, {})
+                if fo.get("peak_rss_bytes") and lo.get("peak_rss_bytes") and fo.get("tokens_per_s") and lo.get("tokens_per_s"):
+                    cells.append(f"{label} RSS {lo['peak_rss_bytes'] / fo['peak_rss_bytes']:.2f}x, "
+                                 f"tokens/s {lo['tokens_per_s'] / fo['tokens_per_s']:.2f}x")
+            if cells:
+                print(f"{kind} {lora['adapter']} vs full (goal: RSS <= 0.5x, tokens/s > 1x): " + "; ".join(cells),
+                      file=sys.stderr)
 
 
 # Both workers are resident at once. Measured at SmolLM2-135M's shape, SFT batch 8 × 256 (2026-11-30, each alone):
