@@ -86,8 +86,9 @@ type MemoryEstimate struct {
 	// probabilities, turned into their gradient in place), × 3 for GPT-2's (logits, log-softmax, gradient).
 	Logits int64
 	// Overhead: 256 MiB (Go runtime, compiled graphs, data, BLAS buffers) plus 5% of everything above, a margin:
-	// at SmolLM2-135M's shape and 4 × 256 tokens the parts above came within 1% of make bench's measured peak
-	// RSS, for full fine-tuning (3.95 GiB) and LoRA rank 16 (1.84 GiB) alike.
+	// at SmolLM2-135M's shape and 4 × 256 tokens the parts above came within 1% of the peak RSS of make bench's
+	// worker (hack/benchllama, model load and steps), for full fine-tuning (3.95 GiB) and LoRA rank 16 (1.84 GiB)
+	// alike.
 	Overhead int64
 	Total    int64
 }
