@@ -23,7 +23,8 @@ func init() {
 
 func runGenerate(args []string) int {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	modelDir := fs.String("model", "", "model or checkpoint directory (with --adapter: the adapter's base model)")
+	modelDir := fs.String("model", "", "model or checkpoint directory (with --adapter: the adapter's base model), or a "+
+		"model repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN)")
 	adapterDir := fs.String("adapter", "", "a LoRA adapter to apply to --model: a directory in PEFT's layout, or a PEFT "+
 		"adapter repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN)")
 	prompt := fs.String("prompt", "", "one prompt; the completion goes to stdout")
@@ -46,13 +47,18 @@ func runGenerate(args []string) int {
 	case *temperature < 0:
 		return exitUsage("generate", fmt.Errorf("--temperature is %g, want >= 0", *temperature))
 	}
-	p, tok, _, err := train.LoadModelDir(*modelDir)
+	dir, where, cleanup, code := hubFlagDir("--model", *modelDir, false)
+	defer cleanup()
+	if code != contract.ExitOK {
+		return code
+	}
+	p, tok, _, err := train.LoadModelDir(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %v\n", err)
+		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", where, err)
 		return contract.ExitInvalidInput
 	}
 	if *adapterDir != "" {
-		dir, where, cleanup, code := adapterFlagDir(*adapterDir)
+		dir, where, cleanup, code := hubFlagDir("--adapter", *adapterDir, true)
 		defer cleanup()
 		if code != contract.ExitOK {
 			return code
@@ -90,33 +96,38 @@ func runGenerate(args []string) int {
 	return contract.ExitOK
 }
 
-// adapterFlagDir is the local directory of --adapter uri: a directory as given, or for hf://org/name[@revision]
-// the adapter's files downloaded into a temporary directory (storage.HubClient.DownloadAdapter; cleanup removes
-// it), with an "adapter-downloaded" event on stderr naming the commit the revision resolved to. where names the
-// flag (and the URI and commit) in errors. A missing repository, or one that is not a PEFT adapter in safetensors,
-// is invalid input; other download failures are failures.
-func adapterFlagDir(uri string) (dir, where string, cleanup func(), code int) {
+// hubFlagDir is the local directory of a flag's uri: a directory as given, or for hf://org/name[@revision] the
+// repository's files downloaded into a temporary directory (cleanup removes it), with a "model-downloaded" or
+// "adapter-downloaded" event on stderr naming the commit the revision resolved to. An adapter brings only a PEFT
+// adapter's files (storage.HubClient.DownloadAdapter), a model its config, tokenizer and safetensors weights
+// (Download). where names the flag (and the URI and commit) in errors. A missing repository, or one that holds no
+// such model or adapter, is invalid input; other download failures are failures.
+func hubFlagDir(flag, uri string, adapter bool) (dir, where string, cleanup func(), code int) {
 	cleanup = func() {}
 	if !storage.IsHub(uri) {
-		return uri, "--adapter", cleanup, contract.ExitOK
+		return uri, flag, cleanup, contract.ExitOK
 	}
-	tmp, err := os.MkdirTemp("", "preftune-adapter-*")
+	tmp, err := os.MkdirTemp("", "preftune-hub-*")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "preftune-trainer generate: --adapter: %v\n", err)
+		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", flag, err)
 		return "", "", cleanup, contract.ExitFailed
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
-	m, err := storage.HubFromEnv().DownloadAdapter(context.Background(), uri, tmp)
+	download, event := storage.HubFromEnv().Download, "model-downloaded"
+	if adapter {
+		download, event = storage.HubFromEnv().DownloadAdapter, "adapter-downloaded"
+	}
+	m, err := download(context.Background(), uri, tmp)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "preftune-trainer generate: --adapter: %v\n", err)
+		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", flag, err)
 		if storage.IsNotExist(err) {
 			return "", "", cleanup, contract.ExitInvalidInput
 		}
 		return "", "", cleanup, contract.ExitFailed
 	}
-	train.NewProgress(os.Stderr).Event("adapter-downloaded", map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
+	train.NewProgress(os.Stderr).Event(event, map[string]any{"uri": uri, "commit": m.Commit, "files": len(m.Files),
 		"skipped": len(m.Skipped), "bytes": m.Bytes, "digest": m.Digest})
-	return tmp, fmt.Sprintf("--adapter %s (commit %s)", uri, m.Commit), cleanup, contract.ExitOK
+	return tmp, fmt.Sprintf("%s %s (commit %s)", flag, uri, m.Commit), cleanup, contract.ExitOK
 }
 
 type generator struct {

@@ -15,7 +15,8 @@ import (
 
 // TestGenerateAdapterFromHub: generate --model BASE --adapter hf://org/name@revision (a PEFT adapter repository
 // on a Hub on loopback, at $HF_ENDPOINT with $HF_TOKEN) completes prompts as --adapter DIR does with the same
-// adapter, and as the merged model/ the SFT run wrote, not as the base alone; stderr's adapter-downloaded event
+// adapter, and as the merged model/ the SFT run wrote, not as the base alone; so does --model hf:// with the
+// base's repository, and --model on an adapter repository is invalid input naming --model; stderr's adapter-downloaded event
 // names the commit; dpo --reference-adapter hf://... records it in the termination message. A missing repository,
 // a model repository and an adapter whose peft_type is not LORA exit with invalid input, naming --adapter.
 func TestGenerateAdapterFromHub(t *testing.T) {
@@ -84,6 +85,16 @@ func TestGenerateAdapterFromHub(t *testing.T) {
 		t.Errorf("completions with the Hub adapter equal the base's:\n%s\nthe adapter was not applied", baseOnly)
 	}
 	t.Logf("with the Hub adapter: %s", viaHub)
+	// --model hf:// too: the base from the Hub, with the adapter from the Hub, completes as both directories do.
+	code, bothHub, stderr := generate("--model", "hf://org/stories@main", "--adapter", "hf://org/story-lora")
+	if code != contract.ExitOK || bothHub != viaDir || !strings.Contains(stderr, `"event":"model-downloaded"`) {
+		t.Errorf("generate --model hf://org/stories --adapter hf://org/story-lora: exit %d, completions\n%s\nwant\n%s\nstderr %s",
+			code, bothHub, viaDir, stderr)
+	}
+	if code, _, stderr := generate("--model", "hf://org/story-lora"); code != contract.ExitInvalidInput ||
+		!strings.Contains(stderr, "--model") || !strings.Contains(stderr, "a PEFT adapter repository, not a model") {
+		t.Errorf("generate --model on an adapter repository: exit %d, stderr %q; want exit %d naming --model", code, stderr, contract.ExitInvalidInput)
+	}
 
 	// dpo --reference-adapter hf://: the termination message records the adapter's commit and digest.
 	dpoOut, term := filepath.Join(tmp, "dpo"), filepath.Join(tmp, "dpo.term")

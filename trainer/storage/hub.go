@@ -137,7 +137,7 @@ var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // Download fetches the model uri (hf://org/name[@revision]) into the local directory dst (created), resolving
 // the revision to a commit first. Errors name the repository and revision; a missing repository, revision or
-// file wraps os.ErrNotExist (IsNotExist); a refused token or a gated repository says to set HF_TOKEN.
+// file (config.json included: a repository without one is not a model) wraps os.ErrNotExist (IsNotExist); a refused token or a gated repository says to set HF_TOKEN.
 func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, error) {
 	d, err := c.open(ctx, uri, dst)
 	if err != nil {
@@ -145,7 +145,11 @@ func (c HubClient) Download(ctx context.Context, uri, dst string) (*HubModel, er
 	}
 	ref, m, siblings := d.ref, d.m, d.siblings
 	if _, ok := siblings[hf.ConfigFile]; !ok {
-		return nil, fmt.Errorf("hf://%s@%s: the repository has no %s; it is not a transformers model", ref.Repo, ref.Revision, hf.ConfigFile)
+		what := "it is not a transformers model"
+		if _, ok := siblings[HubAdapterConfigFile]; ok {
+			what = "it has " + HubAdapterConfigFile + ": a PEFT adapter repository, not a model (give it as the adapter, its base as the model)"
+		}
+		return nil, fmt.Errorf("hf://%s@%s: the repository has no %s; %s: %w", ref.Repo, ref.Revision, hf.ConfigFile, what, os.ErrNotExist)
 	}
 	if err := d.fetchPresent(ctx, HubFiles); err != nil {
 		return nil, err
