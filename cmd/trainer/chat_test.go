@@ -264,3 +264,39 @@ func TestInspectWithModelOnS3(t *testing.T) {
 		t.Errorf("secret in output")
 	}
 }
+
+// TestGenerateChat: generate --chat renders each prompt as one user message with the template a run would use
+// and continues the ids training gives that prompt: with Llama 2's template on stories260K the completion equals
+// the raw completion of the rendered text (the same ids: BOS once, then the rendered prompt), and differs from
+// the raw prompt's; without a template it says the built-in one is used; --chat-template without --chat is a
+// usage error.
+func TestGenerateChat(t *testing.T) {
+	dir := storiesDir(t)
+	tmplFile := writeFile(t, "llama2.jinja", llama2Template)
+	generate := func(args ...string) (int, string, string) {
+		var code int
+		var stdout string
+		stderr := captureStderr(t, func() {
+			stdout = captureStdout(t, func() {
+				code = runGenerate(append([]string{"--model", dir, "--max-new", "16"}, args...))
+			})
+		})
+		return code, stdout, stderr
+	}
+	code, chat, stderr := generate("--chat", "--chat-template", tmplFile, "--prompt", "Tell me a story about Lily")
+	if code != contract.ExitOK || !strings.Contains(stderr, "--chat-template") {
+		t.Fatalf("generate --chat: exit %d, stderr %s", code, stderr)
+	}
+	// Llama 2's template renders "<s>[INST] {text} [/INST]": its "<s>" is the BOS the raw path adds once too.
+	_, rendered, _ := generate("--prompt", "[INST] Tell me a story about Lily [/INST]")
+	_, raw, _ := generate("--prompt", "Tell me a story about Lily")
+	if chat != rendered || chat == raw {
+		t.Errorf("--chat: %q; the rendered text raw: %q (want equal); the prompt raw: %q (want different)", chat, rendered, raw)
+	}
+	if code, _, stderr := generate("--chat", "--prompt", "Hi"); code != contract.ExitOK || !strings.Contains(stderr, "built-in") {
+		t.Errorf("generate --chat without a template: exit %d, stderr %s", code, stderr)
+	}
+	if code, _, _ := generate("--chat-template", tmplFile, "--prompt", "Hi"); code != contract.ExitUsage {
+		t.Errorf("--chat-template without --chat: exit %d, want %d", code, contract.ExitUsage)
+	}
+}

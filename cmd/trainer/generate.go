@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/preftune/preftune/trainer/contract"
+	"github.com/preftune/preftune/trainer/data"
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/storage"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -32,6 +33,11 @@ func runGenerate(args []string) int {
 	maxNew := fs.Int("max-new", 64, "most tokens to generate")
 	temperature := fs.Float64("temperature", 0, "0 is greedy; above 0 samples")
 	seed := fs.Uint64("seed", 0, "seed of the sampler")
+	chat := fs.Bool("chat", false, "prompt as a chat: each prompt becomes one user message rendered with the chat "+
+		"template a run would use (--chat-template, else the adapter's, else the model's, else the built-in one; stderr "+
+		"says which) with add_generation_prompt, and the completion stops at the template's turn end; without it the "+
+		"prompt is raw text")
+	templateFile := fs.String("chat-template", "", "with --chat: render with the Jinja chat template in this file")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage("generate", err)
 	}
@@ -46,6 +52,8 @@ func runGenerate(args []string) int {
 		return exitUsage("generate", fmt.Errorf("--max-new is %d, want >= 1", *maxNew))
 	case *temperature < 0:
 		return exitUsage("generate", fmt.Errorf("--temperature is %g, want >= 0", *temperature))
+	case *templateFile != "" && !*chat:
+		return exitUsage("generate", fmt.Errorf("--chat-template needs --chat (raw prompts use no template)"))
 	}
 	dir, where, cleanup, code := hubFlagDir("--model", *modelDir, false)
 	defer cleanup()
@@ -57,6 +65,7 @@ func runGenerate(args []string) int {
 		fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", where, err)
 		return contract.ExitInvalidInput
 	}
+	templateDirs := []string{dir}
 	if *adapterDir != "" {
 		dir, where, cleanup, code := hubFlagDir("--adapter", *adapterDir, true)
 		defer cleanup()
@@ -68,8 +77,16 @@ func runGenerate(args []string) int {
 			return contract.ExitInvalidInput
 		}
 		p.MergeLoRA()
+		// An adapter directory records the template its run trained with (as a DPO run on it renders).
+		templateDirs = []string{dir, templateDirs[0]}
 	}
 	g := generator{p: p, tok: tok, maxNew: *maxNew, temperature: *temperature, rng: rand.New(rand.NewPCG(*seed, 0))}
+	if *chat {
+		if g.chat, err = chatEncoder("generate", tok, *templateFile, os.Stderr, templateDirs...); err != nil {
+			fmt.Fprintf(os.Stderr, "preftune-trainer generate: --chat: %v\n", err)
+			return contract.ExitInvalidInput
+		}
+	}
 	if *prompt != "" {
 		text, err := g.complete(*prompt)
 		if err != nil {
@@ -136,10 +153,19 @@ type generator struct {
 	maxNew      int
 	temperature float64
 	rng         *rand.Rand
+	// chat, when set, renders each prompt as one user message (--chat).
+	chat *data.Encoder
 }
 
 func (g generator) complete(prompt string) (string, error) {
-	return train.Complete(g.p, g.tok, prompt, g.maxNew, g.temperature, g.rng)
+	if g.chat == nil {
+		return train.Complete(g.p, g.tok, prompt, g.maxNew, g.temperature, g.rng)
+	}
+	ids, _, err := encodeChatPrompt("generate", g.chat, prompt, os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	return train.CompleteIDs(g.p, g.tok, ids, g.maxNew, g.temperature, g.rng, g.chat.TurnEnd())
 }
 
 // file completes each JSON line of r; blank lines are skipped, any other bad line stops with its number.

@@ -168,38 +168,55 @@ func bytePiece(id int) string {
 }
 
 // chatPromptIDs lays out text as the prompt of a training row holding it as one user message, through the same
-// data.Encoder a run builds: the chat template chosen as a run chooses it (data.ChatTemplateOf: the file given by
-// --chat-template, else tokenizer_config.json's chat_template or chat_template.jinja, else the built-in template,
-// which a run also falls back to), said on stderr; the prompt rendered with add_generation_prompt; BOS once by
-// the run's rule (data.Encoder.PromptIDs). It returns the ids and the rendered prompt, and warns when the text holds
-// the template's control markers (a user message containing "<|im_start|>" renders like a real turn).
+// data.Encoder a run builds (chatEncoder), with add_generation_prompt and BOS once by the run's rule
+// (data.Encoder.PromptIDs). It returns the ids and the rendered prompt, and warns when the text holds the
+// template's control markers (a user message containing "<|im_start|>" renders like a real turn).
 func chatPromptIDs(tok tokenizer.Tokenizer, modelDir, templateFile, text string, stderr io.Writer) ([]int, string, error) {
-	override, err := readChatTemplateFile(templateFile)
+	enc, err := chatEncoder("tokenize", tok, templateFile, stderr, modelDir)
 	if err != nil {
 		return nil, "", err
 	}
-	src, origin, err := data.ChatTemplateOf(override, modelDir)
+	return encodeChatPrompt("tokenize", enc, text, stderr)
+}
+
+// chatEncoder builds the data.Encoder a run would for tok: the chat template chosen as a run chooses it
+// (data.ChatTemplateOf: the file given by --chat-template, else the first of dirs whose tokenizer_config.json or
+// chat_template.jinja has one, else the built-in template, which a run also falls back to), said on stderr.
+func chatEncoder(cmd string, tok tokenizer.Tokenizer, templateFile string, stderr io.Writer, dirs ...string) (*data.Encoder, error) {
+	override, err := readChatTemplateFile(templateFile)
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	src, origin := override, data.TemplateOverride
+	if override == "" {
+		origin = data.TemplateBuiltin
+		for _, dir := range dirs {
+			if src, origin, err = data.ChatTemplateOf("", dir); err != nil {
+				return nil, err
+			}
+			if origin == data.TemplateModel {
+				break
+			}
+		}
 	}
 	switch origin {
 	case data.TemplateOverride:
-		fmt.Fprintf(stderr, "preftune-trainer tokenize: chat template: %s (--chat-template)\n", templateFile)
+		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: %s (--chat-template)\n", cmd, templateFile)
 	case data.TemplateModel:
-		fmt.Fprintln(stderr, "preftune-trainer tokenize: chat template: the model's (tokenizer_config.json or chat_template.jinja)")
+		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: the model's (tokenizer_config.json or chat_template.jinja)\n", cmd)
 	default:
-		fmt.Fprintln(stderr, "preftune-trainer tokenize: chat template: the trainer's built-in one (<|user|> ... <|assistant|>): "+
-			"the model has none, and a run falls back to it too; give one with --chat-template")
+		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: the trainer's built-in one (<|user|> ... <|assistant|>): "+
+			"the model has none, and a run falls back to it too; give one with --chat-template\n", cmd)
 	}
-	enc, err := data.NewEncoder(tok, src, origin, 2)
-	if err != nil {
-		return nil, "", err
-	}
+	return data.NewEncoder(tok, src, origin, 2)
+}
+
+// encodeChatPrompt is chatPromptIDs with the encoder built.
+func encodeChatPrompt(cmd string, enc *data.Encoder, text string, stderr io.Writer) ([]int, string, error) {
 	if m := enc.Template.FindControlMarkers(text); len(m) > 0 {
-		fmt.Fprintf(stderr, "preftune-trainer tokenize: warning: the text holds the template's control markers %q; they render like the template's own\n", m)
+		fmt.Fprintf(stderr, "preftune-trainer %s: warning: the text holds the template's control markers %q; they render like the template's own\n", cmd, m)
 	}
-	ids, rendered, err := enc.PromptIDs(chatRow(text))
-	return ids, rendered, err
+	return enc.PromptIDs(chatRow(text))
 }
 
 // chatRow is the training row --chat lays out: text as one user message, with an empty assistant response.

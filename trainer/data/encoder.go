@@ -412,6 +412,23 @@ func (e *Encoder) PromptIDs(r Row) (ids []int, text string, err error) {
 	return append(bos, p...), rd.Prompt, nil
 }
 
+// TurnEnd is the id that ends an assistant turn as training lays responses out (closeTurn): the first special or
+// stop token of what the template writes after an assistant message's content (Llama-3's <|eot_id|>, ChatML's
+// <|im_end|>), else EOS. Generation from a chat prompt stops at it.
+func (e *Encoder) TurnEnd() int {
+	msgs := []Message{{Role: RoleUser, Content: "hi"}, {Role: RoleAssistant, Content: tailSentinel}}
+	if full, err := e.Template.Render(toTemplate(msgs), e.opts(false)); err == nil {
+		if i := strings.LastIndex(full, tailSentinel); i >= 0 {
+			for _, id := range e.Tok.Encode(full[i+len(tailSentinel):]) {
+				if e.stop[id] || e.isSpecial(id) {
+					return id
+				}
+			}
+		}
+	}
+	return e.Tok.EOS()
+}
+
 // tokenize tokenizes a rendered row; templated says the text came from the chat template.
 func (e *Encoder) tokenize(rd Rendered, templated, preference bool, res *EncodeResult) pairTokens {
 	var pt pairTokens

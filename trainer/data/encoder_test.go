@@ -54,6 +54,10 @@ func TestBuiltinTemplateMatchesOldRendering(t *testing.T) {
 	if e.TemplateOrigin != TemplateBuiltin || e.Template.Source() != BuiltinChatTemplate {
 		t.Fatalf("origin %q", e.TemplateOrigin)
 	}
+	// The built-in template writes nothing special after a response: the turn ends with EOS.
+	if e.TurnEnd() != tok.EOS() {
+		t.Errorf("TurnEnd %d, want EOS %d", e.TurnEnd(), tok.EOS())
+	}
 	for i, c := range convs {
 		row := Row{Line: i + 1, Prompt: RenderPrompt(c.Prompt), Chosen: RenderResponse(c.Chosen), Rejected: RenderResponse(c.Rejected), Chat: &c}
 		rd, err := e.Render(row, true)

@@ -83,6 +83,9 @@ func TestRealDataThroughRealTemplates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got := enc.TurnEnd(); got != end {
+				t.Errorf("TurnEnd %d, want %s (%d)", got, m.end, end)
+			}
 			for _, f := range files {
 				d, err := ReadFile(sharedFile(t, f), Options{})
 				if err != nil || len(d.Invalid) > 0 {

@@ -2,6 +2,7 @@ package train
 
 import (
 	"math/rand/v2"
+	"slices"
 
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -11,7 +12,14 @@ import (
 // tokens) until a stop token (the tokenizer's StopTokens when it has them, else EOS) or maxNew tokens, greedily at
 // temperature 0, and returns the new text.
 func Complete(p *model.Params, tok tokenizer.Tokenizer, prompt string, maxNew int, temperature float64, rng *rand.Rand) (string, error) {
-	out, err := p.Generate(PromptIDs(tok, prompt), maxNew, temperature, rng, stopTokens(tok)...)
+	return CompleteIDs(p, tok, PromptIDs(tok, prompt), maxNew, temperature, rng)
+}
+
+// CompleteIDs is Complete on prompt ids already laid out (a chat prompt from data.Encoder.PromptIDs), stopping
+// also at the extra ids (the chat template's turn end, data.Encoder.TurnEnd), which the text leaves out.
+func CompleteIDs(p *model.Params, tok tokenizer.Tokenizer, ids []int, maxNew int, temperature float64, rng *rand.Rand, extraStop ...int) (string, error) {
+	stop := slices.Concat(stopTokens(tok), extraStop)
+	out, err := p.Generate(ids, maxNew, temperature, rng, stop...)
 	if err != nil {
 		return "", err
 	}
