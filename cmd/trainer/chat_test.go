@@ -167,6 +167,20 @@ func TestInspectWithModel(t *testing.T) {
 	if !strings.Contains(stderr, "--- line 1, chosen:\n<s> [INST] Hi\n<|assistant|>") || !strings.Contains(stderr, "[/INST]"+data.BoundaryMark+"I follow the rules. </s>") {
 		t.Errorf("preview: %s", stderr)
 	}
+	if hasWarningWith(r, "which the tokenizer has no token for") {
+		t.Errorf("Llama 2's template on stories260K: warnings %q; [INST] is text in its tokenizer", r.Warnings)
+	}
+	// A ChatML template on stories260K, which has no <|im_start|> or <|im_end|> token: the run and the inspection
+	// say the model was most likely not trained with it.
+	chatml := writeFile(t, "chatml.jinja", `{% for m in messages %}{{ '<|im_start|>' + m['role'] + '
+' + m['content'] + '<|im_end|>
+' }}{% endfor %}`+
+		`{% if add_generation_prompt %}{{ '<|im_start|>assistant
+' }}{% endif %}`)
+	_, _, _, msg = inspectRun(t, "--data", caseFile(t, "12-template-markers.jsonl"), "--model", dir, "--chat-template", chatml)
+	if !hasWarningWith(msg.Dataset, "the chat template writes <|im_end|>, <|im_start|>, which the tokenizer has no token for") {
+		t.Errorf("ChatML on stories260K: warnings %q", msg.Dataset.Warnings)
+	}
 	// The built-in template (stories260K has none): its markers are its role headers and the tokenizer's special
 	// tokens, so both rows are named.
 	_, _, _, msg = inspectRun(t, "--data", caseFile(t, "12-template-markers.jsonl"), "--model", dir)

@@ -78,6 +78,9 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 			"rendered with the trainer's built-in template; give the model's with --chat-template",
 			data.Count(res.ChatRows, "conversational row is", "conversational rows are")))
 	}
+	if w := enc.UnknownTurnMarkersWarning(); res.ChatRows > 0 && w != "" {
+		rep.Warnings = append(rep.Warnings, w)
+	}
 	rep.Warnings = append(rep.Warnings, res.Warnings(pref)...)
 	// As the run decides: its training split must keep a signal (the messages count train and eval together).
 	split, err := data.Split(d.Rows, ic.Dataset.EvalFraction, ic.Dataset.Seed)

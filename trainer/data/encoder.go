@@ -476,6 +476,40 @@ func (e *Encoder) closeTurn(r []int, tail string, templated bool) []int {
 	return append(r[:len(r):len(r)], e.Tok.EOS())
 }
 
+// UnknownTurnMarkers are the template's turn markers written as special tokens are (<|im_start|>, <|eot_id|>,
+// <｜User｜>) that the tokenizer has no token for: they are split into ordinary pieces, a sign that the model was not
+// trained with this template (a ChatML template on a base Llama, say). Markers of other shapes ([INST], <<SYS>>)
+// are plain text in the tokenizers that use them and are not reported. Empty for tokenizers without a vocabulary
+// of named tokens (the byte tokenizer).
+func (e *Encoder) UnknownTurnMarkers() []string {
+	vocab, ok := e.Tok.(interface{ TokenID(string) (int, bool) })
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, m := range e.Template.ControlMarkers() {
+		special := strings.HasPrefix(m, "<|") && strings.HasSuffix(m, "|>") ||
+			strings.HasPrefix(m, "<｜") && strings.HasSuffix(m, "｜>")
+		if _, known := vocab.TokenID(m); special && !known {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// UnknownTurnMarkersWarning is the warning a run and inspect-dataset give for UnknownTurnMarkers ("" when there
+// are none, and for the built-in template, whose role headers are never tokens: its callers warn that the model
+// has no template instead).
+func (e *Encoder) UnknownTurnMarkersWarning() string {
+	u := e.UnknownTurnMarkers()
+	if len(u) == 0 || e.TemplateOrigin == TemplateBuiltin {
+		return ""
+	}
+	return fmt.Sprintf("the chat template writes %s, which the tokenizer has no token for: each is split into ordinary "+
+		"tokens, so the model was most likely not trained with this template; check model.chatTemplate (--chat-template)",
+		strings.Join(u, ", "))
+}
+
 func (e *Encoder) isSpecial(id int) bool {
 	s, ok := e.Tok.(specialTokener)
 	return ok && s.IsSpecial(id)

@@ -351,3 +351,35 @@ func TestTurnEndWhenContentRepeatsInTail(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownTurnMarkers: a ChatML template on stories260K's tokenizer (a base Llama without <|im_start|> or
+// <|im_end|> tokens) reports both markers; Llama 2's template ([INST] and <<SYS>> are plain text in its
+// tokenizer, <s> and </s> are tokens) reports none, nor does the byte tokenizer, which names no tokens.
+func TestUnknownTurnMarkers(t *testing.T) {
+	tok := storiesTokenizer(t)
+	chatml := `{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}` +
+		`{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
+	e, err := NewEncoder(tok, chatml, TemplateOverride, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.UnknownTurnMarkers(); !slices.Equal(got, []string{"<|im_end|>", "<|im_start|>"}) {
+		t.Errorf("ChatML on stories260K: %q, want <|im_end|> and <|im_start|>", got)
+	}
+	llama2 := `{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}` +
+		`{% elif m['role'] == 'system' %}{{ '<<SYS>>\n' + m['content'] + '\n<</SYS>>\n\n' }}{% else %}{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}`
+	e, err = NewEncoder(tok, llama2, TemplateOverride, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.UnknownTurnMarkers(); len(got) != 0 {
+		t.Errorf("Llama 2's template on stories260K: %q, want none", got)
+	}
+	e, err = NewEncoder(tokenizer.NewByte(), chatml, TemplateOverride, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.UnknownTurnMarkers(); len(got) != 0 {
+		t.Errorf("byte tokenizer: %q, want none", got)
+	}
+}

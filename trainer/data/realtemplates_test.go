@@ -86,6 +86,9 @@ func TestRealDataThroughRealTemplates(t *testing.T) {
 			if got := enc.TurnEnd(); got != end {
 				t.Errorf("TurnEnd %d, want %s (%d)", got, m.end, end)
 			}
+			if u := enc.UnknownTurnMarkers(); len(u) != 0 {
+				t.Errorf("the model's own template writes markers its tokenizer lacks: %q", u)
+			}
 			for _, f := range files {
 				d, err := ReadFile(sharedFile(t, f), Options{})
 				if err != nil || len(d.Invalid) > 0 {

@@ -77,6 +77,9 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 			"with the trainer's built-in template (<|user|> ... <|assistant|>); set model.chatTemplate (--chat-template) "+
 			"to the template the model will be used with", data.Count(all.ChatRows, "conversational row was", "conversational rows were")))
 	}
+	if w := enc.UnknownTurnMarkersWarning(); all.ChatRows > 0 && w != "" {
+		r.warnings = append(r.warnings, w)
+	}
 	r.warnings = append(r.warnings, all.Warnings(preference)...)
 	r.progress.Event("truncation", map[string]any{"contextLength": all.Truncation.ContextLength,
 		"rowsTruncated": all.Truncation.RowsTruncated, "promptsEmptied": all.Truncation.PromptsEmptied,
