@@ -27,6 +27,10 @@ func TestRoundTripBitExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Readable by others, as a directory made with MkdirAll is (not MkdirTemp's 0700).
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("checkpoint directory mode %v, %v; want 0755", fi.Mode().Perm(), err)
+	}
 	got, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)

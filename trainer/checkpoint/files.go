@@ -53,6 +53,11 @@ func installDir(dir string, files map[string][]byte, complete bool) error {
 		return err
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
+	// MkdirTemp makes the directory 0700; the installed one must be readable as its siblings are (a serving pod
+	// running as another user reads model/ from the same volume).
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
 	m := manifest{FormatVersion: FormatVersion, Files: make(map[string]fileSum, len(files))}
 	for name, data := range files {
 		if err := durable.WriteFile(filepath.Join(tmp, name), data); err != nil {
