@@ -188,8 +188,12 @@ func (e *MemoryError) Reason() string { return ReasonInsufficientMemory }
 
 func (e *MemoryError) Error() string {
 	s := e.Estimate
-	msg := fmt.Sprintf("estimated peak memory %s for full fine-tuning of %s parameters (weights %s, gradients %s and the graph's copy %s, AdamW moments %s",
-		gib(s.Total), millions(s.Parameters), gib(s.Weights), gib(s.Gradients), gib(s.GraphGradients), gib(s.OptimizerState))
+	what := "full fine-tuning of " + millions(s.Parameters) + " parameters"
+	if l := e.Plan.LoRA; l != nil {
+		what = fmt.Sprintf("LoRA rank %d on %s parameters", l.Rank, millions(s.Parameters))
+	}
+	msg := fmt.Sprintf("estimated peak memory %s for %s (weights %s, gradients %s and the graph's copy %s, AdamW moments %s",
+		gib(s.Total), what, gib(s.Weights), gib(s.Gradients), gib(s.GraphGradients), gib(s.OptimizerState))
 	if s.EmbeddingScratch > 0 {
 		msg += fmt.Sprintf(", tied embedding gradients %s", gib(s.EmbeddingScratch))
 	}
@@ -201,13 +205,23 @@ func (e *MemoryError) Error() string {
 	if e.FitsBatchSize > 0 {
 		msg += fmt.Sprintf("; batch size %d would fit (estimated %s; gradient accumulation keeps the effective batch)", e.FitsBatchSize, gib(e.FitsEstimate))
 	} else {
+		hint := " (a parameter-efficient method such as LoRA, or a smaller context, would be needed)"
+		if e.Plan.LoRA != nil {
+			hint = " (a smaller context, or fewer adapter targets, would be needed)"
+		}
 		msg += "; even batch size 1 does not fit: the weights, gradients and optimiser state alone need " +
-			gib(s.Weights+s.Gradients+s.GraphGradients+s.EmbeddingScratch+s.OptimizerState+s.Reference) + " (a parameter-efficient method such as LoRA, or a smaller context, would be needed)"
+			gib(s.Weights+s.Gradients+s.GraphGradients+s.EmbeddingScratch+s.OptimizerState+s.Reference) + hint
 	}
 	return msg + fmt.Sprintf("; or raise the memory limit to at least %s", gib(s.Total))
 }
 
-func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+// gib writes a size in GiB, or in MiB below 1 GiB (a small model's parts would all read 0.00 GiB).
+func gib(b int64) string {
+	if b < 1<<30 {
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+}
 
 func millions(n int64) string {
 	if n >= 1e6 {

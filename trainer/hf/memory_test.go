@@ -87,8 +87,16 @@ func TestCheckMemory(t *testing.T) {
 	}
 	// Below the fixed state, no batch fits.
 	_, err = CheckMemory(c, plan, 1<<30, "memory.limit_in_bytes")
-	if !errors.As(err, &me) || me.FitsBatchSize != 0 || !strings.Contains(err.Error(), "even batch size 1 does not fit") {
+	if !errors.As(err, &me) || me.FitsBatchSize != 0 || !strings.Contains(err.Error(), "even batch size 1 does not fit") ||
+		!strings.Contains(err.Error(), "for full fine-tuning of 134.5M parameters") || !strings.Contains(err.Error(), "such as LoRA") {
 		t.Errorf("1 GiB: %v", err)
+	}
+	// With an adapter the message says LoRA, and does not suggest it; parts below 1 GiB read in MiB.
+	plan.LoRA = &LoRAPlan{Rank: 16}
+	_, err = CheckMemory(c, plan, 256<<20, "memory.max")
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "for LoRA rank 16 on 134.5M parameters") || strings.Contains(msg, "such as LoRA") ||
+		!strings.Contains(msg, "MiB") || strings.Contains(msg, "0.00 GiB") {
+		t.Errorf("LoRA, 256 MiB: %v", err)
 	}
 }
 
