@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
@@ -18,7 +19,7 @@ type loraFlags struct {
 
 func addLoRAFlags(fs *flag.FlagSet) *loraFlags {
 	l := &loraFlags{}
-	fs.IntVar(&l.rank, "lora-rank", 0, "train a LoRA adapter of this rank on the frozen model (0: train every weight)")
+	fs.IntVar(&l.rank, "lora-rank", 0, "train a LoRA adapter of this rank, 1-1024, on the frozen model (absent or 0: train every weight)")
 	fs.Float64Var(&l.alpha, "lora-alpha", 0, "LoRA alpha: the update is scaled by alpha/rank (0: 2 x rank)")
 	fs.Float64Var(&l.dropout, "lora-dropout", 0, "dropout on the adapter's input while training, in [0, 1)")
 	fs.StringVar(&l.targets, "lora-targets", "", "comma-separated module names (q_proj,v_proj,... or c_attn,c_proj,c_fc; default: all attention and MLP projections)")
@@ -26,16 +27,27 @@ func addLoRAFlags(fs *flag.FlagSet) *loraFlags {
 	return l
 }
 
-// apply sets rc's adapter and output.mergedModel from the flags that were given.
-func (l *loraFlags) apply(fs *flag.FlagSet, rc *contract.RunConfig) {
+// apply sets rc's adapter and output.mergedModel from the flags that were given. --lora-rank 0 (or no
+// --lora-rank) is full fine-tuning; the other adapter flags need a rank.
+func (l *loraFlags) apply(fs *flag.FlagSet, rc *contract.RunConfig) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["merged-model"] {
 		m := l.merged
 		rc.Output.MergedModel = &m
 	}
-	if !set["lora-rank"] && !set["lora-alpha"] && !set["lora-dropout"] && !set["lora-targets"] {
-		return
+	if l.rank == 0 {
+		var given []string
+		for _, name := range []string{"lora-alpha", "lora-dropout", "lora-targets"} {
+			if set[name] {
+				given = append(given, "--"+name)
+			}
+		}
+		if len(given) > 0 {
+			return fmt.Errorf("%s configure a LoRA adapter and need --lora-rank (1-1024); without it every weight is trained",
+				strings.Join(given, ", "))
+		}
+		return nil
 	}
 	a := &contract.AdapterConfig{Type: contract.AdapterTypeLoRA, Rank: l.rank, Alpha: l.alpha, Dropout: l.dropout}
 	for _, t := range strings.Split(l.targets, ",") {
@@ -44,4 +56,5 @@ func (l *loraFlags) apply(fs *flag.FlagSet, rc *contract.RunConfig) {
 		}
 	}
 	rc.Adapter = a
+	return nil
 }

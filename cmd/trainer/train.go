@@ -93,7 +93,9 @@ func (f *runFlags) parse(args []string) (contract.RunConfig, error) {
 		if f.finish != nil {
 			f.finish()
 		}
-		f.lora.apply(f.fs, &f.rc)
+		if err := f.lora.apply(f.fs, &f.rc); err != nil {
+			return f.rc, err
+		}
 		if len(f.newModelFlags) > 0 {
 			return f.rc, fmt.Errorf("%v shape a new model; with --from the model's config.json sets them (its context length is "+
 				"max_position_embeddings, n_positions for GPT-2)", f.newModelFlags)

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/preftune/preftune/trainer/contract"
+)
+
+// TestLoRAFlags: --lora-rank 0 (or none) is full fine-tuning, as its help says; the other adapter flags without a
+// rank are a usage error naming them; a rank gives the adapter with the flags' values.
+func TestLoRAFlags(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		adapter bool
+		err     string
+	}{
+		{[]string{"--lora-rank", "0"}, false, ""},
+		{nil, false, ""},
+		{[]string{"--lora-dropout", "0.1", "--lora-alpha", "32"}, false, "--lora-alpha, --lora-dropout configure a LoRA adapter and need --lora-rank"},
+		{[]string{"--lora-rank", "0", "--lora-targets", "q_proj"}, false, "--lora-targets configure a LoRA adapter"},
+		{[]string{"--lora-rank", "8", "--lora-targets", "q_proj, v_proj"}, true, ""},
+	} {
+		rc, err := newRunFlags(contract.KindSFT).parse(append([]string{"--data", "d.jsonl", "--out", "o"}, c.args...))
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%v: %v, want an error containing %q", c.args, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%v: %v", c.args, err)
+		case c.err == "" && (rc.Adapter != nil) != c.adapter:
+			t.Errorf("%v: adapter %+v, want one: %v", c.args, rc.Adapter, c.adapter)
+		case c.adapter && (rc.Adapter.Rank != 8 || strings.Join(rc.Adapter.TargetModules, ",") != "q_proj,v_proj"):
+			t.Errorf("%v: adapter %+v", c.args, rc.Adapter)
+		}
+	}
+}
