@@ -93,6 +93,19 @@ func TestLoRAPretrained(t *testing.T) {
 	if code := runGenerate([]string{"--model", dir, "--adapter", adapter, "--prompt", "Once upon a time", "--max-new", "8"}); code != contract.ExitOK {
 		t.Errorf("generate --adapter exit %d", code)
 	}
+	// The run's last checkpoint holds the same adapter (under the model's names, in model.safetensors): generate
+	// takes it as --adapter too and completes the same way.
+	complete := func(adapterDir string) (int, string) {
+		var code int
+		out := captureStdout(t, func() {
+			code = runGenerate([]string{"--model", dir, "--adapter", adapterDir, "--prompt", "Once upon a time", "--max-new", "8"})
+		})
+		return code, out
+	}
+	_, fromAdapter := complete(adapter)
+	if code, fromCheckpoint := complete(filepath.Join(sftOut, "checkpoints", "step-00000003")); code != contract.ExitOK || fromCheckpoint != fromAdapter {
+		t.Errorf("generate --adapter <checkpoint>: exit %d, %q; with adapter/: %q", code, fromCheckpoint, fromAdapter)
+	}
 	if code := runGenerate([]string{"--model", dir, "--adapter", tmp, "--prompt", "x"}); code != contract.ExitInvalidInput {
 		t.Errorf("generate --adapter on a directory without adapter_config.json: exit %d", code)
 	}

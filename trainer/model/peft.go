@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/internal/durable"
 	"github.com/preftune/preftune/trainer/safetensors"
 )
@@ -159,8 +160,9 @@ func ReadAdapterConfig(dir string) (AdapterConfig, error) {
 
 // LoadAdapter puts the PEFT adapter of dir on the model (which must have none): the configuration from
 // adapter_config.json, the tensors from adapter_model.safetensors (every target's lora_A and lora_B, with the
-// shapes of this model's modules, finite). MergeLoRA then folds it into the weights. Errors name the file and
-// the field or tensor.
+// shapes of this model's modules, finite). A LoRA run's checkpoint directory works too: it holds the adapter's
+// tensors under the model's own names (no base_model.model. prefix) in model.safetensors beside
+// adapter_config.json. MergeLoRA then folds it into the weights. Errors name the file and the field or tensor.
 func (p *Params) LoadAdapter(dir string) error {
 	c, err := ReadAdapterConfig(dir)
 	if err != nil {
@@ -171,29 +173,35 @@ func (p *Params) LoadAdapter(dir string) error {
 		return fmt.Errorf("adapter %s/%s: field fan_in_fan_out is %v, but the %s model's linear layers need %v",
 			dir, AdapterConfigFile, c.FanInFanOut, p.Family, p.Family == GPT2)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, AdapterWeightsFile))
+	file, prefix := AdapterWeightsFile, PEFTPrefix
+	if _, err := os.Stat(filepath.Join(dir, file)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, hf.WeightsFile)); err == nil {
+			file, prefix = hf.WeightsFile, "" // a checkpoint of a LoRA run
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return fmt.Errorf("adapter %s: %w", dir, err)
 	}
 	st, _, err := safetensors.Decode(raw)
 	if err != nil {
-		return fmt.Errorf("adapter %s/%s: %w", dir, AdapterWeightsFile, err)
+		return fmt.Errorf("adapter %s/%s: %w", dir, file, err)
 	}
 	if err := p.AddLoRA(LoRA{Rank: c.R, Alpha: c.LoRAAlpha, Dropout: c.LoRADropout, Targets: targets}, 0); err != nil {
 		return fmt.Errorf("adapter %s: %w", dir, err)
 	}
 	ts := make([]Tensor, 0, len(st))
 	for _, t := range st {
-		name, ok := strings.CutPrefix(t.Name, PEFTPrefix)
+		name, ok := strings.CutPrefix(t.Name, prefix)
 		if !ok {
 			p.lora = nil
-			return fmt.Errorf("adapter %s/%s: tensor %q does not start with %s", dir, AdapterWeightsFile, t.Name, PEFTPrefix)
+			return fmt.Errorf("adapter %s/%s: tensor %q does not start with %s", dir, file, t.Name, prefix)
 		}
 		ts = append(ts, Tensor{Name: name, Shape: t.Shape, Data: t.Data})
 	}
 	if err := p.SetAdapterTensors(ts); err != nil {
 		p.lora = nil
-		return fmt.Errorf("adapter %s/%s: %w", dir, AdapterWeightsFile, err)
+		return fmt.Errorf("adapter %s/%s: %w", dir, file, err)
 	}
 	if len(p.lora.modules) == 0 {
 		p.lora = nil

@@ -129,8 +129,9 @@ func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error
 		return loadPretrainedDir(dir)
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.AdapterConfigFile)); err == nil {
-		return nil, nil, "", fmt.Errorf("%s holds a LoRA adapter (%s), not a model: give its base model, with the adapter "+
-			"as reference.adapterURI (dpo --reference-adapter) or generate --adapter", dir, model.AdapterConfigFile)
+		return nil, nil, "", fmt.Errorf("%s holds a LoRA adapter (%s), not a model (a LoRA run's adapter/ or checkpoint): "+
+			"give its base model, with this directory as reference.adapterURI (dpo --reference-adapter) or generate --adapter",
+			dir, model.AdapterConfigFile)
 	}
 	m, digest, err := checkpoint.LoadModel(dir)
 	if err != nil {
