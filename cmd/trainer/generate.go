@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 
 	"github.com/preftune/preftune/trainer/contract"
 	"github.com/preftune/preftune/trainer/data"
@@ -26,8 +27,10 @@ func runGenerate(args []string) int {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	modelDir := fs.String("model", "", "model or checkpoint directory (with --adapter: the adapter's base model), or a "+
 		"model repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN)")
-	adapterDir := fs.String("adapter", "", "a LoRA adapter to apply to --model: a directory in PEFT's layout, or a PEFT "+
-		"adapter repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, $HF_TOKEN)")
+	var adapters stringList
+	fs.Var(&adapters, "adapter", "a LoRA adapter to apply to --model: a directory in PEFT's layout (or a LoRA run's "+
+		"checkpoint), or a PEFT adapter repository on the Hugging Face Hub, hf://org/name[@revision] ($HF_ENDPOINT, "+
+		"$HF_TOKEN); repeat it to apply several in order (a DPO adapter trained on a reference adapter: that one first)")
 	prompt := fs.String("prompt", "", "one prompt; the completion goes to stdout")
 	promptsFile := fs.String("prompts-file", "", `JSON lines, each {"prompt": ...}; writes {"prompt", "completion"} lines to stdout ("-": stdin)`)
 	maxNew := fs.Int("max-new", 64, "most tokens to generate")
@@ -66,8 +69,8 @@ func runGenerate(args []string) int {
 		return contract.ExitInvalidInput
 	}
 	templateDirs := []string{dir}
-	if *adapterDir != "" {
-		dir, where, cleanup, code := hubFlagDir("--adapter", *adapterDir, true)
+	for _, a := range adapters {
+		dir, where, cleanup, code := hubFlagDir("--adapter", a, true)
 		defer cleanup()
 		if code != contract.ExitOK {
 			return code
@@ -77,8 +80,9 @@ func runGenerate(args []string) int {
 			return contract.ExitInvalidInput
 		}
 		p.MergeLoRA()
-		// An adapter directory records the template its run trained with (as a DPO run on it renders).
-		templateDirs = []string{dir, templateDirs[0]}
+		// An adapter directory records the template its run trained with (as a DPO run on it renders): the last
+		// adapter's comes first.
+		templateDirs = append([]string{dir}, templateDirs...)
 	}
 	g := generator{p: p, tok: tok, maxNew: *maxNew, temperature: *temperature, rng: rand.New(rand.NewPCG(*seed, 0))}
 	if *chat {
@@ -199,4 +203,17 @@ func (g generator) file(r io.Reader, w io.Writer, name string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// stringList is a flag that may be given several times, in order.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty value")
+	}
+	*l = append(*l, v)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,6 +121,20 @@ func TestLoRAPretrained(t *testing.T) {
 		t.Errorf("LoRA DPO losses %v, want 2 steps starting at ln 2 exactly", l)
 	}
 	dres := readResult(t, dterm)
+	// The DPO adapter was trained on the base with the SFT adapter merged: the result says to stack them, and
+	// generate --adapter SFT --adapter DPO on the base completes as the DPO adapter on the SFT's merged model.
+	if !slices.ContainsFunc(dres.Warnings, func(w string) bool { return strings.Contains(w, "apply that adapter first") }) {
+		t.Errorf("dpo warnings %q: want the lineage note", dres.Warnings)
+	}
+	stacked := captureStdout(t, func() {
+		runGenerate([]string{"--model", dir, "--adapter", adapter, "--adapter", filepath.Join(dpoOut, "adapter"), "--prompt", "Once upon a time", "--max-new", "8"})
+	})
+	onMerged := captureStdout(t, func() {
+		runGenerate([]string{"--model", filepath.Join(sftOut, "model"), "--adapter", filepath.Join(dpoOut, "adapter"), "--prompt", "Once upon a time", "--max-new", "8"})
+	})
+	if stacked == "" || stacked != onMerged {
+		t.Errorf("stacked adapters: %q; DPO adapter on the SFT's merged model: %q", stacked, onMerged)
+	}
 	if dres.ModelURI != "" || dres.AdapterURI == "" || dres.TrainableParameterCount != int64(5*4*((64+64)+(64+32))) {
 		t.Errorf("dpo result: model %q, adapter %q, trainable %d", dres.ModelURI, dres.AdapterURI, dres.TrainableParameterCount)
 	}

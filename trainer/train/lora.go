@@ -189,6 +189,13 @@ func (r *runner) finishAdapter(ctx context.Context) (string, error) {
 	if err := r.writeAdapterTokenizer(dir); err != nil {
 		return "", failed(ReasonTrainingFailed, "saving the adapter's tokenizer files: %v", err)
 	}
+	if u := r.refAdapterURI(); u != "" {
+		// PEFT's adapter_config.json names one base; this adapter was trained on that base with another adapter
+		// merged in, which the file cannot say.
+		r.warnings = append(r.warnings, fmt.Sprintf("adapter/ was trained on the reference with reference.adapterURI %s "+
+			"merged in, while its base_model_name_or_path names the base model alone: apply that adapter first, then "+
+			"this one (generate --adapter %s --adapter <this adapter>), or use model/, the merged result", u, u))
+	}
 	if r.io.out == nil {
 		return fileURI(dir), nil
 	}
@@ -226,4 +233,12 @@ func (r *runner) writeAdapterTokenizer(dir string) error {
 // mergedModel says whether a run with an adapter writes model/ (output.mergedModel absent or true).
 func (r *runner) mergedModel() bool {
 	return r.cfg.Output.MergedModel == nil || *r.cfg.Output.MergedModel
+}
+
+// refAdapterURI is a DPO run's reference.adapterURI ("" without one).
+func (r *runner) refAdapterURI() string {
+	if r.cfg.Kind == contract.KindDPO && r.cfg.Reference != nil {
+		return r.cfg.Reference.AdapterURI
+	}
+	return ""
 }
