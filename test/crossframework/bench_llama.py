@@ -336,7 +336,8 @@ def table(a, rows):
           file=sys.stderr)
     print("ratio: median over step pairs of PyTorch step time / ours (ours tokens/s over PyTorch's); cpu: the same "
           "with CPU seconds (steadier on a busy machine); RSS: peak resident set (VmHWM) after the steps, est.: the "
-          "trainer's memory estimate (trainer/hf); head: LM head + log-softmax, fwd+bwd, share of the median step",
+          "trainer's memory estimate (trainer/hf); head: LM head + log-softmax, fwd+bwd, timed after the steps, as a share of "
+          "the median step (above 100% only when the machine's load rose in between)",
           file=sys.stderr)
     hdr = (f"{'kind':5} {'adapter':8} {'rows':>4} | {'tok/s ours':>10} {'torch':>7} {'ratio':>6} {'cpu':>5} | {'RSS GiB ours':>12} "
            f"{'torch':>6} {'ratio':>6} {'est.':>6} | {'load s ours':>11} {'torch':>6} | {'head ours':>9} {'torch':>6}")
