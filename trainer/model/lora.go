@@ -201,6 +201,11 @@ func (p *Params) SetAdapterTensors(ts []Tensor) error {
 	for _, t := range ts {
 		v, ok := p.lora.values[t.Name]
 		if !ok {
+			module := strings.TrimSuffix(strings.TrimSuffix(t.Name, LoRASuffixA), LoRASuffixB)
+			if _, has := p.Values[module+".weight"]; !has && module != t.Name {
+				return fmt.Errorf("model: adapter tensor %q is for module %s, which this model does not have (%d layers): "+
+					"the adapter was trained on another base", t.Name, module, p.Layers)
+			}
 			return fmt.Errorf("model: adapter tensor %q is not one of this adapter's (targets %s)", t.Name,
 				strings.Join(p.lora.moduleLeaves(), ", "))
 		}
@@ -214,7 +219,8 @@ func (p *Params) SetAdapterTensors(ts []Tensor) error {
 	}
 	for _, n := range p.lora.names {
 		if !seen[n] {
-			return fmt.Errorf("model: adapter tensor %q is missing", n)
+			return fmt.Errorf("model: adapter tensor %q is missing (an adapter for another base, with fewer layers or "+
+				"other target modules, or a damaged file)", n)
 		}
 	}
 	for _, t := range ts {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -303,6 +305,28 @@ func TestAdapterSaveLoad(t *testing.T) {
 			r := Init(other, tensor.Float32, 1)
 			if err := r.LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "has shape") {
 				t.Fatalf("loading onto another shape: %v", err)
+			}
+			// Fewer layers: the adapter names a module the model lacks, or, the other way round, lacks one.
+			fewer := cfg
+			fewer.Layers--
+			if err := Init(fewer, tensor.Float32, 1).LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "which this model does not have") {
+				t.Errorf("loading onto fewer layers: %v", err)
+			}
+			more := cfg
+			more.Layers++
+			if err := Init(more, tensor.Float32, 1).LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "is missing (an adapter for another base") {
+				t.Errorf("loading onto more layers: %v", err)
+			}
+			// A directory that does not exist, and a run's directory whose adapter is in adapter/.
+			if err := q.LoadAdapter(filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "no such directory") {
+				t.Errorf("missing directory: %v", err)
+			}
+			run := t.TempDir()
+			if err := os.Rename(dir, filepath.Join(run, "adapter")); err != nil {
+				t.Fatal(err)
+			}
+			if err := Init(cfg, tensor.Float32, 1).LoadAdapter(run); err == nil || !strings.Contains(err.Error(), "the run's adapter is in "+filepath.Join(run, "adapter")) {
+				t.Errorf("a run's directory: %v", err)
 			}
 		})
 	}

@@ -116,7 +116,14 @@ func ReadAdapterConfig(dir string) (AdapterConfig, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, AdapterConfigFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return c, fmt.Errorf("adapter %s: %s is missing (not a PEFT adapter directory)", dir, AdapterConfigFile)
+			if _, serr := os.Stat(dir); serr != nil {
+				return c, fmt.Errorf("adapter %s: no such directory", dir)
+			}
+			hint := ""
+			if _, serr := os.Stat(filepath.Join(dir, "adapter", AdapterConfigFile)); serr == nil {
+				hint = "; the run's adapter is in " + filepath.Join(dir, "adapter")
+			}
+			return c, fmt.Errorf("adapter %s: %s is missing (not a PEFT adapter directory%s)", dir, AdapterConfigFile, hint)
 		}
 		return c, fmt.Errorf("adapter %s: %w", dir, err)
 	}

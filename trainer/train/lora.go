@@ -68,7 +68,7 @@ func (r *runner) setupAdapter() error {
 		return failed(ReasonTrainingFailed, "adapter: %v", err)
 	}
 	r.progress.Event("adapter", map[string]any{"rank": a.Rank, "alpha": a.Alpha, "dropout": a.Dropout,
-		"targetModules": len(r.policy.LoRAModules()), "trainableParameterCount": int64(r.policy.NumTrainable()),
+		"targetModules": targetsOrAll(a.TargetModules, r.policy.Family), "adaptedModules": len(r.policy.LoRAModules()), "trainableParameterCount": int64(r.policy.NumTrainable()),
 		"parameterCount": int64(r.policy.NumParams()), "baseModelDigest": r.baseDigest})
 	return nil
 }
@@ -241,4 +241,12 @@ func (r *runner) refAdapterURI() string {
 		return r.cfg.Reference.AdapterURI
 	}
 	return ""
+}
+
+// targetsOrAll is the adapter's target module names, the family's every projection when none were given.
+func targetsOrAll(targets []string, f model.Family) []string {
+	if len(targets) == 0 {
+		return model.TargetModules(f)
+	}
+	return targets
 }
