@@ -114,7 +114,7 @@ func TestGenerateRefusesNonFiniteWeights(t *testing.T) {
 		Model:    contract.ModelConfig{Architecture: &contract.Architecture{Layers: 1, DModel: 16, Heads: 2, ContextLength: 32}},
 		Training: contract.TrainingConfig{MaxSteps: 1, BatchSize: 4, LearningRate: 1e-3},
 		Output:   contract.OutputConfig{URI: out}}
-	if code := runTraining(rc, ""); code != 0 {
+	if code := runTraining(rc, "", false); code != 0 {
 		t.Fatalf("sft exit %d", code)
 	}
 	dir := filepath.Join(out, "model")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,5 +34,24 @@ func TestLoRAFlags(t *testing.T) {
 		case c.adapter && (rc.Adapter.Rank != 8 || strings.Join(rc.Adapter.TargetModules, ",") != "q_proj,v_proj"):
 			t.Errorf("%v: adapter %+v", c.args, rc.Adapter)
 		}
+	}
+}
+
+// TestFlagHints: a run from flags that fails on a field says which flag sets it.
+func TestFlagHints(t *testing.T) {
+	dir := storiesDir(t)
+	data := writeFile(t, "rows.jsonl", `{"prompt": "a", "completion": "b"}`+"\n")
+	term := filepath.Join(t.TempDir(), "term")
+	if code := runSFT([]string{"--from", dir, "--data", data, "--out", t.TempDir(), "--steps", "1", "--lora-rank", "2000",
+		"--termination-log", term}); code != contract.ExitInvalidInput {
+		t.Errorf("exit %d, want %d", code, contract.ExitInvalidInput)
+	}
+	b, _ := os.ReadFile(term)
+	if msg := string(b); !strings.Contains(msg, "adapter.rank") || !strings.Contains(msg, "(on the command line: adapter.rank is --lora-rank)") {
+		t.Errorf("termination message %s: want the field and its flag", msg)
+	}
+	if got := withFlagHint("training.maxSteps and training.epochs are both 0"); got != "training.maxSteps and training.epochs are both 0 "+
+		"(on the command line: training.maxSteps is --steps, training.epochs is --epochs)" {
+		t.Errorf("withFlagHint: %q", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/preftune/preftune/trainer/contract"
@@ -129,13 +130,40 @@ func (f *runFlags) run(args []string) int {
 	if f.config != "" {
 		if rc, err = readRunConfig(f.config); err != nil {
 			// The operator wrote this document: a bad one will not get better on retry.
-			return failRun(&train.FieldError{Field: "--config", Reason: err.Error()}, f.terminationLog)
+			return failRun(&train.FieldError{Field: "--config", Reason: err.Error()}, f.terminationLog, false)
 		}
 		if rc.Kind != contract.Kind(f.fs.Name()) {
-			return failRun(&train.FieldError{Field: "kind", Reason: fmt.Sprintf("is %q but the command is %s", rc.Kind, f.fs.Name())}, f.terminationLog)
+			return failRun(&train.FieldError{Field: "kind", Reason: fmt.Sprintf("is %q but the command is %s", rc.Kind, f.fs.Name())}, f.terminationLog, false)
 		}
 	}
-	return runTraining(rc, f.terminationLog)
+	// Errors name the run configuration's fields; on the command line, say which flags those are.
+	return runTraining(rc, f.terminationLog, f.config == "")
+}
+
+// fieldFlags are the run configuration's fields, as errors name them, and the sft/dpo flags that set them.
+var fieldFlags = [][2]string{
+	{"adapter.rank", "--lora-rank"}, {"adapter.alpha", "--lora-alpha"}, {"adapter.dropout", "--lora-dropout"},
+	{"adapter.targetModules", "--lora-targets"}, {"output.mergedModel", "--merged-model"}, {"output.uri", "--out"},
+	{"training.maxSteps", "--steps"}, {"training.epochs", "--epochs"}, {"training.batchSize", "--batch-size"},
+	{"training.maxLength", "--max-length"}, {"training.gradientAccumulationSteps", "--grad-accum"},
+	{"training.learningRate", "--lr"}, {"training.warmupSteps", "--warmup"}, {"training.checkpointEvery", "--checkpoint-every"},
+	{"reference.adapterURI", "--reference-adapter"}, {"reference.modelURI", "--reference"}, {"model.from", "--from"},
+	{"model.chatTemplate", "--chat-template"}, {"dataset.uri", "--data"}, {"dataset.evalFraction", "--eval-fraction"},
+	{"dataset.invalidRows", "--invalid-rows"}, {"dpo.beta", "--beta"}, {"dpo.lossType", "--loss-type"},
+}
+
+// withFlagHint appends to msg, for each field of fieldFlags it names, the flag that sets it.
+func withFlagHint(msg string) string {
+	var hints []string
+	for _, ff := range fieldFlags {
+		if strings.Contains(msg, ff[0]) {
+			hints = append(hints, ff[0]+" is "+ff[1])
+		}
+	}
+	if len(hints) == 0 {
+		return msg
+	}
+	return msg + " (on the command line: " + strings.Join(hints, ", ") + ")"
 }
 
 func readRunConfig(path string) (contract.RunConfig, error) {
@@ -155,9 +183,13 @@ func readRunConfig(path string) (contract.RunConfig, error) {
 // runProgress goes to stderr: a bar on a terminal, JSON lines for a pod's log.
 var runProgress = train.NewProgress(os.Stderr)
 
-// failRun reports err on stderr (as progress does) and in the termination message and returns its exit code.
-func failRun(err error, terminationLog string) int {
+// failRun reports err on stderr (as progress does) and in the termination message and returns its exit code;
+// flagHints adds the flags that set the fields the message names (a run from flags, not --config).
+func failRun(err error, terminationLog string, flagHints bool) int {
 	e := train.ErrorMessage(err)
+	if flagHints {
+		e.Message = withFlagHint(e.Message)
+	}
 	runProgress.Event("failed", map[string]any{"reason": e.Reason, "message": e.Message})
 	writeRunTermination(terminationLog, contract.TerminationMessage{Error: e})
 	return train.ExitCode(err)
@@ -169,11 +201,12 @@ func writeRunTermination(path string, msg contract.TerminationMessage) {
 	}
 }
 
-// runTraining validates rc, trains, writes the termination message and returns the exit code.
-func runTraining(rc contract.RunConfig, terminationLog string) int {
+// runTraining validates rc, trains, writes the termination message and returns the exit code; flagHints as
+// failRun's.
+func runTraining(rc contract.RunConfig, terminationLog string, flagHints bool) int {
 	cfg, err := train.NewConfig(rc)
 	if err != nil {
-		return failRun(err, terminationLog)
+		return failRun(err, terminationLog, flagHints)
 	}
 	// The first SIGTERM/SIGINT asks the loop to checkpoint and stop; a second one kills at once (default action).
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -184,7 +217,7 @@ func runTraining(rc contract.RunConfig, terminationLog string) int {
 	defer stop()
 	res, err := train.Run(ctx, cfg, train.Options{Progress: runProgress})
 	if err != nil {
-		return failRun(err, terminationLog)
+		return failRun(err, terminationLog, flagHints)
 	}
 	writeRunTermination(terminationLog, contract.TerminationMessage{Result: res})
 	return contract.ExitOK
