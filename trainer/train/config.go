@@ -295,6 +295,11 @@ func (c *Config) checkAdapter() error {
 		}
 		return nil
 	}
+	if c.Kind == contract.KindSFT && c.Model.Architecture != nil && c.Output.MergedModel != nil && !*c.Output.MergedModel {
+		return fieldErr("output.mergedModel", "is false, but the model is new (model.architecture): its random starting "+
+			"weights are saved nowhere, so the adapter alone could not be applied; keep the merged model, or start from a "+
+			"saved model (model.from)")
+	}
 	a := *c.Adapter
 	a.TargetModules = append([]string(nil), a.TargetModules...)
 	if a.Type == "" {

@@ -78,6 +78,11 @@ func TestNewConfigErrorsNameTheField(t *testing.T) {
 		{"training", func(r *contract.RunConfig) { r.Training.Epochs = 1 }},
 		{"training", func(r *contract.RunConfig) { r.Training.MaxSteps = 0 }},
 		{"training.batchSize", func(r *contract.RunConfig) { r.Training.BatchSize = 0 }},
+		// An adapter alone on a new model's random weights, which are saved nowhere.
+		{"output.mergedModel", func(r *contract.RunConfig) {
+			r.Adapter = &contract.AdapterConfig{Rank: 4}
+			r.Output.MergedModel = ptrTo(false)
+		}},
 		{"training.gradientAccumulationSteps", func(r *contract.RunConfig) { r.Training.GradientAccumulationSteps = -1 }},
 		{"training.learningRate", func(r *contract.RunConfig) { r.Training.LearningRate = 0 }},
 		{"training.lrSchedule", func(r *contract.RunConfig) { r.Training.LRSchedule = "step" }},

@@ -105,10 +105,12 @@ func (r *runner) resume() error {
 		return err
 	}
 	if err := sameJSON(st.Extra, r.identity()); err != nil {
-		return invalid(ReasonInvalidConfig, "output.uri holds checkpoint %s of a different run: %v", where, err)
+		return invalid(ReasonInvalidConfig, "output.uri holds checkpoint %s of a different run: %v (a run resumes "+
+			"from its output's newest checkpoint; give a new output.uri to start another run)", where, err)
 	}
 	if err := sameJSON(st.Schedule, r.sched); err != nil {
-		return invalid(ReasonInvalidConfig, "checkpoint %s has another learning-rate schedule: %v", where, err)
+		return invalid(ReasonInvalidConfig, "checkpoint %s has another learning-rate schedule: %v (a run resumes "+
+			"from its output's newest checkpoint; give a new output.uri to start another run)", where, err)
 	}
 	if st.ReferenceDigest != r.ref.digestOrEmpty() {
 		return invalid(ReasonReferenceUnreadable, "checkpoint %s was trained against other reference log-probs (%s, now %s): did the reference model change?",
