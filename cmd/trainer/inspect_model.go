@@ -18,6 +18,7 @@ import (
 	"github.com/preftune/preftune/trainer/hf"
 	"github.com/preftune/preftune/trainer/storage"
 	"github.com/preftune/preftune/trainer/tokenizer"
+	"github.com/preftune/preftune/trainer/train"
 )
 
 // inspectModelFiles are the files of a model directory the inspection reads (never the weights).
@@ -35,6 +36,9 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)
 	}
 	defer cleanup()
+	if err := train.NotAModel(dir); err != nil {
+		return contract.ExitInvalidInput, "ModelUnreadable", nil, err
+	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
 		return contract.ExitInvalidInput, "ModelUnreadable", nil, fmt.Errorf("model %s: %w", ic.Model.From, err)

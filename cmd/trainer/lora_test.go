@@ -107,6 +107,16 @@ func TestLoRAPretrained(t *testing.T) {
 	if code, fromCheckpoint := complete(filepath.Join(sftOut, "checkpoints", "step-00000003")); code != contract.ExitOK || fromCheckpoint != fromAdapter {
 		t.Errorf("generate --adapter <checkpoint>: exit %d, %q; with adapter/: %q", code, fromCheckpoint, fromAdapter)
 	}
+	// An adapter, or a run's output directory, where a model is expected: the message says what it is.
+	for _, c := range []struct{ model, want string }{
+		{adapter, "holds a LoRA adapter"}, {sftOut, "is a run's output directory, not a model: it holds " + filepath.Join(sftOut, "model")},
+	} {
+		var code int
+		stderr := captureStderr(t, func() { code = runGenerate([]string{"--model", c.model, "--prompt", "x"}) })
+		if code != contract.ExitInvalidInput || !strings.Contains(stderr, c.want) {
+			t.Errorf("generate --model %s: exit %d, stderr %q; want %q", c.model, code, stderr, c.want)
+		}
+	}
 	if code := runGenerate([]string{"--model", dir, "--adapter", tmp, "--prompt", "x"}); code != contract.ExitInvalidInput {
 		t.Errorf("generate --adapter on a directory without adapter_config.json: exit %d", code)
 	}

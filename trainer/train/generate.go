@@ -3,6 +3,7 @@ package train
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/preftune/preftune/trainer/model"
 	"github.com/preftune/preftune/trainer/tokenizer"
@@ -23,7 +24,21 @@ func CompleteIDs(p *model.Params, tok tokenizer.Tokenizer, ids []int, maxNew int
 	if err != nil {
 		return "", err
 	}
-	return tok.Decode(out), nil
+	return continuation(tok, ids, out), nil
+}
+
+// continuation is the text out adds after the prompt ids: the decoding of prompt and completion together less
+// the prompt's, so that a first token's leading space (SentencePiece's "▁", which Decode drops at the start of a
+// text) is kept. When the prompt's decoding is not a prefix (a merge across the boundary), the completion alone.
+func continuation(tok tokenizer.Tokenizer, prompt, out []int) string {
+	if len(out) == 0 {
+		return ""
+	}
+	full, head := tok.Decode(slices.Concat(prompt, out)), tok.Decode(prompt)
+	if rest, ok := strings.CutPrefix(full, head); ok {
+		return rest
+	}
+	return tok.Decode(out)
 }
 
 // PromptIDs lays out a prompt as training does (data.Encoder): its tokens after one BOS, which is the prompt's own

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -125,13 +126,11 @@ func byteTokenizerFiles(contextLength int) (map[string][]byte, error) {
 // and checkpoint directories go through checkpoint.LoadModel. The model's context length is its
 // max_position_embeddings (n_positions for GPT-2).
 func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error) {
+	if err := NotAModel(dir); err != nil {
+		return nil, nil, "", err
+	}
 	if isPretrainedDir(dir) {
 		return loadPretrainedDir(dir)
-	}
-	if _, err := os.Stat(filepath.Join(dir, model.AdapterConfigFile)); err == nil {
-		return nil, nil, "", fmt.Errorf("%s holds a LoRA adapter (%s), not a model (a LoRA run's adapter/ or checkpoint): "+
-			"give its base model, with this directory as reference.adapterURI (dpo --reference-adapter) or generate --adapter",
-			dir, model.AdapterConfigFile)
 	}
 	m, digest, err := checkpoint.LoadModel(dir)
 	if err != nil {
@@ -139,6 +138,30 @@ func LoadModelDir(dir string) (*model.Params, tokenizer.Tokenizer, string, error
 	}
 	p, tok, err := paramsOf(m, dir)
 	return p, tok, digest, err
+}
+
+// NotAModel says why dir, given where a model is expected, holds something else that users give by mistake: a
+// LoRA adapter (a run's adapter/ or a LoRA checkpoint: adapter_config.json), or a run's output directory (model/
+// and adapter/ inside, no weights of its own). It returns nil otherwise, leaving other problems to the loader.
+func NotAModel(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, model.AdapterConfigFile)); err == nil {
+		return fmt.Errorf("%s holds a LoRA adapter (%s), not a model (a LoRA run's adapter/ or checkpoint): give its "+
+			"base model, with this directory as reference.adapterURI (dpo --reference-adapter) or generate --adapter; to "+
+			"train further from it, start from its run's merged model/", dir, model.AdapterConfigFile)
+	}
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
+		return nil
+	}
+	var inside []string
+	for _, sub := range []string{"model", "adapter"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err == nil && fi.IsDir() {
+			inside = append(inside, filepath.Join(dir, sub))
+		}
+	}
+	if len(inside) > 0 {
+		return fmt.Errorf("%s is a run's output directory, not a model: it holds %s", dir, strings.Join(inside, " and "))
+	}
+	return nil
 }
 
 // hasHFTokenizer says whether dir holds a Hugging Face tokenizer.json: a pretrained model directory, a model
