@@ -69,11 +69,19 @@ func runGenerate(args []string) int {
 		return contract.ExitInvalidInput
 	}
 	templateDirs := []string{dir}
-	for _, a := range adapters {
+	for i, a := range adapters {
 		dir, where, cleanup, code := hubFlagDir("--adapter", a, true)
 		defer cleanup()
 		if code != contract.ExitOK {
 			return code
+		}
+		if l, ok, err := model.ReadAdapterLineage(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", where, err)
+			return contract.ExitInvalidInput
+		} else if ok && len(l.AppliesAfter) > i {
+			fmt.Fprintf(os.Stderr, "preftune-trainer generate: warning: %s was trained on top of %s (%s): give %s first, "+
+				"or the completions are not the trained model's\n", where, strings.Join(l.AppliesAfter, ", "),
+				model.AdapterLineageFile, strings.Join(prefixEach("--adapter ", l.AppliesAfter), " "))
 		}
 		if err := p.LoadAdapter(dir); err != nil {
 			fmt.Fprintf(os.Stderr, "preftune-trainer generate: %s: %v\n", where, err)
@@ -216,4 +224,12 @@ func (l *stringList) Set(v string) error {
 	}
 	*l = append(*l, v)
 	return nil
+}
+
+func prefixEach(prefix string, s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = prefix + v
+	}
+	return out
 }

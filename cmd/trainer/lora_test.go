@@ -145,6 +145,21 @@ func TestLoRAPretrained(t *testing.T) {
 	if stacked == "" || stacked != onMerged {
 		t.Errorf("stacked adapters: %q; DPO adapter on the SFT's merged model: %q", stacked, onMerged)
 	}
+	// The DPO adapter's directory records it (adapter_lineage.json), and generate warns when it comes alone.
+	if l, ok, err := model.ReadAdapterLineage(filepath.Join(dpoOut, "adapter")); err != nil || !ok || len(l.AppliesAfter) != 1 || l.AppliesAfter[0] != adapter {
+		t.Errorf("lineage %+v %v %v, want it to name %s", l, ok, err, adapter)
+	}
+	alone := captureStderr(t, func() {
+		runGenerate([]string{"--model", dir, "--adapter", filepath.Join(dpoOut, "adapter"), "--prompt", "x", "--max-new", "2"})
+	})
+	if !strings.Contains(alone, "was trained on top of "+adapter) {
+		t.Errorf("generate with the DPO adapter alone: stderr %q, want the lineage warning", alone)
+	}
+	if both := captureStderr(t, func() {
+		runGenerate([]string{"--model", dir, "--adapter", adapter, "--adapter", filepath.Join(dpoOut, "adapter"), "--prompt", "x", "--max-new", "2"})
+	}); strings.Contains(both, "trained on top of") {
+		t.Errorf("generate with both adapters: stderr %q, want no warning", both)
+	}
 	if dres.ModelURI != "" || dres.AdapterURI == "" || dres.TrainableParameterCount != int64(5*4*((64+64)+(64+32))) {
 		t.Errorf("dpo result: model %q, adapter %q, trainable %d", dres.ModelURI, dres.AdapterURI, dres.TrainableParameterCount)
 	}

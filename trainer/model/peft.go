@@ -165,6 +165,32 @@ func ReadAdapterConfig(dir string) (AdapterConfig, error) {
 	return c, nil
 }
 
+// AdapterLineageFile is the side file of an adapter trained on top of other adapters (a DPO run on a reference
+// adapter), beside PEFT's files, which can name only one base (PEFT ignores it).
+const AdapterLineageFile = "adapter_lineage.json"
+
+// AdapterLineage is AdapterLineageFile's content: the base model (as base_model_name_or_path) and the adapters,
+// by URI, that must be applied to it, in order, before this one.
+type AdapterLineage struct {
+	BaseModel    string   `json:"baseModel"`
+	AppliesAfter []string `json:"appliesAfter"`
+}
+
+// ReadAdapterLineage reads dir's AdapterLineageFile; ok is false when there is none.
+func ReadAdapterLineage(dir string) (l AdapterLineage, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, AdapterLineageFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return l, false, nil
+	}
+	if err != nil {
+		return l, false, err
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, false, fmt.Errorf("adapter %s/%s: %v", dir, AdapterLineageFile, err)
+	}
+	return l, true, nil
+}
+
 // LoadAdapter puts the PEFT adapter of dir on the model (which must have none): the configuration from
 // adapter_config.json, the tensors from adapter_model.safetensors (every target's lora_A and lora_B, with the
 // shapes of this model's modules, finite). A LoRA run's checkpoint directory works too: it holds the adapter's

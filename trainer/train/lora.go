@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -191,10 +192,21 @@ func (r *runner) finishAdapter(ctx context.Context) (string, error) {
 	}
 	if u := r.refAdapterURI(); u != "" {
 		// PEFT's adapter_config.json names one base; this adapter was trained on that base with another adapter
-		// merged in, which the file cannot say.
+		// merged in, which the file cannot say: a side file records it, and generate warns when it is missed.
+		orUse := ", or use model/, the merged result"
+		if m := r.cfg.Output.MergedModel; m != nil && !*m {
+			orUse = " (output.mergedModel is false: no merged model/ was written)"
+		}
 		r.warnings = append(r.warnings, fmt.Sprintf("adapter/ was trained on the reference with reference.adapterURI %s "+
 			"merged in, while its base_model_name_or_path names the base model alone: apply that adapter first, then "+
-			"this one (generate --adapter %s --adapter <this adapter>), or use model/, the merged result", u, u))
+			"this one (generate --adapter %s --adapter <this adapter>)%s; %s records it", u, u, orUse, model.AdapterLineageFile))
+		b, err := json.MarshalIndent(model.AdapterLineage{BaseModel: r.baseName(), AppliesAfter: []string{u}}, "", "  ")
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, model.AdapterLineageFile), append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			return "", failed(ReasonTrainingFailed, "saving the adapter's lineage: %v", err)
+		}
 	}
 	if r.io.out == nil {
 		return fileURI(dir), nil
