@@ -44,8 +44,8 @@ func (l *loraFlags) apply(fs *flag.FlagSet, rc *contract.RunConfig) error {
 			}
 		}
 		if len(given) > 0 {
-			return fmt.Errorf("%s configure a LoRA adapter and need --lora-rank (1-1024); without it every weight is trained",
-				strings.Join(given, ", "))
+			return fmt.Errorf("%s set options of a LoRA adapter, but --lora-rank is absent or 0, which trains every "+
+				"weight instead; give --lora-rank 1-1024 for an adapter", strings.Join(given, ", "))
 		}
 		return nil
 	}

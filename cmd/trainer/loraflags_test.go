@@ -19,8 +19,8 @@ func TestLoRAFlags(t *testing.T) {
 	}{
 		{[]string{"--lora-rank", "0"}, false, ""},
 		{nil, false, ""},
-		{[]string{"--lora-dropout", "0.1", "--lora-alpha", "32"}, false, "--lora-alpha, --lora-dropout configure a LoRA adapter and need --lora-rank"},
-		{[]string{"--lora-rank", "0", "--lora-targets", "q_proj"}, false, "--lora-targets configure a LoRA adapter"},
+		{[]string{"--lora-dropout", "0.1", "--lora-alpha", "32"}, false, "--lora-alpha, --lora-dropout set options of a LoRA adapter, but --lora-rank is absent or 0"},
+		{[]string{"--lora-rank", "0", "--lora-targets", "q_proj"}, false, "--lora-targets set options of a LoRA adapter"},
 		{[]string{"--lora-rank", "8", "--lora-targets", "q_proj, v_proj"}, true, ""},
 	} {
 		rc, err := newRunFlags(contract.KindSFT).parse(append([]string{"--data", "d.jsonl", "--out", "o"}, c.args...))

@@ -187,7 +187,7 @@ func chatEncoder(cmd string, tok tokenizer.Tokenizer, templateFile string, stder
 	if err != nil {
 		return nil, err
 	}
-	src, origin := override, data.TemplateOverride
+	src, origin, from := override, data.TemplateOverride, ""
 	if override == "" {
 		origin = data.TemplateBuiltin
 		for _, dir := range dirs {
@@ -195,6 +195,7 @@ func chatEncoder(cmd string, tok tokenizer.Tokenizer, templateFile string, stder
 				return nil, err
 			}
 			if origin == data.TemplateModel {
+				from = dir
 				break
 			}
 		}
@@ -203,12 +204,19 @@ func chatEncoder(cmd string, tok tokenizer.Tokenizer, templateFile string, stder
 	case data.TemplateOverride:
 		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: %s (--chat-template)\n", cmd, templateFile)
 	case data.TemplateModel:
-		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: the model's (tokenizer_config.json or chat_template.jinja)\n", cmd)
+		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: %s's (tokenizer_config.json or chat_template.jinja)\n", cmd, from)
 	default:
 		fmt.Fprintf(stderr, "preftune-trainer %s: chat template: the trainer's built-in one (<|user|> ... <|assistant|>): "+
 			"the model has none, and a run falls back to it too; give one with --chat-template\n", cmd)
 	}
-	return data.NewEncoder(tok, src, origin, 2)
+	enc, err := data.NewEncoder(tok, src, origin, 2)
+	if err != nil {
+		return nil, err
+	}
+	if w := enc.UnknownTurnMarkersWarning(); w != "" {
+		fmt.Fprintf(stderr, "preftune-trainer %s: warning: %s\n", cmd, w)
+	}
+	return enc, nil
 }
 
 // encodeChatPrompt is chatPromptIDs with the encoder built.

@@ -306,6 +306,15 @@ func TestAdapterSaveLoad(t *testing.T) {
 			if err := r.LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "has shape") {
 				t.Fatalf("loading onto another shape: %v", err)
 			}
+			// Another architecture: the targets are not its layers.
+			for otherName, otherCfg := range loraModels() {
+				if otherName == name {
+					continue
+				}
+				if err := Init(otherCfg, tensor.Float32, 1).LoadAdapter(dir); err == nil || !strings.Contains(err.Error(), "an adapter for another architecture") {
+					t.Errorf("loading onto %s: %v", otherName, err)
+				}
+			}
 			// Fewer layers: the adapter names a module the model lacks, or, the other way round, lacks one.
 			fewer := cfg
 			fewer.Layers--

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/preftune/preftune/trainer/hf"
@@ -202,6 +203,13 @@ func (p *Params) LoadAdapter(dir string) error {
 		return err
 	}
 	targets, _ := c.Targets()
+	known := TargetModules(p.Family)
+	for _, t := range targets {
+		if !slices.Contains(known, t) {
+			return fmt.Errorf("adapter %s/%s: target_modules names %q, which is not a linear layer of the %s architecture "+
+				"(known: %s): an adapter for another architecture", dir, AdapterConfigFile, t, p.Family, strings.Join(known, ", "))
+		}
+	}
 	if c.FanInFanOut != (p.Family == GPT2) {
 		return fmt.Errorf("adapter %s/%s: field fan_in_fan_out is %v, but the %s model's linear layers need %v",
 			dir, AdapterConfigFile, c.FanInFanOut, p.Family, p.Family == GPT2)

@@ -88,6 +88,10 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 	if len(tr.Examples) > 0 {
 		r.progress.Event("example", exampleFields(tr.Lines[0], tr.Examples[0], preference))
 	}
+	if len(r.warnings) > 0 {
+		// Said now, before training, as well as in the result at the end: a long run should not be spent first.
+		r.progress.Event("warnings", map[string]any{"warnings": slices.Clone(r.warnings)})
+	}
 	if why := data.SplitNoSignal(&all, rows, preference); why != "" {
 		return nil, nil, invalid(ReasonNoTrainingSignal, "%s: %s", cfg.DataPath, why)
 	}

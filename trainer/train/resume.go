@@ -165,13 +165,25 @@ func sameJSON(stored json.RawMessage, now any) error {
 	}
 	for k, v := range b {
 		if fmt.Sprint(a[k]) != fmt.Sprint(v) {
-			return fmt.Errorf("%s was %v, now %v", k, a[k], v)
+			return fmt.Errorf("%s was %s, now %s", k, jsonText(a[k]), jsonText(v))
 		}
 	}
 	for k, v := range a {
 		if _, ok := b[k]; !ok {
-			return fmt.Errorf("%s was %v, now unset", k, v)
+			return fmt.Errorf("%s was %s, now unset", k, jsonText(v))
 		}
 	}
 	return nil
+}
+
+// jsonText writes a decoded JSON value as JSON ({"rank":8}, not Go's map[rank:8]).
+func jsonText(v any) string {
+	if v == nil {
+		return "unset"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
