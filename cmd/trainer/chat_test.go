@@ -195,6 +195,13 @@ func TestInspectWithModel(t *testing.T) {
 		t.Fatalf("case 07: exit %d report %+v %+v stderr %s", code, r.Truncation, r.Tokens, stderr)
 	}
 
+	// Plain rows with a template given: said to be unused; a maxLength above the model's positions: said too.
+	_, _, _, msg = inspectRun(t, "--data", caseFile(t, "07-asymmetric-prompt-truncation.jsonl"), "--model", dir,
+		"--chat-template", tmplFile, "--max-length", "2048")
+	if !hasWarningWith(msg.Dataset, "but no row is a conversation") || !hasWarningWith(msg.Dataset, "maxLength 2048 is above the model's 512 positions") {
+		t.Errorf("plain rows with a template, maxLength 2048: warnings %q", msg.Dataset.Warnings)
+	}
+
 	// Case 06 at 16 tokens: every pair identical after truncation.
 	code, _, stderr, msg = inspectRun(t, "--data", caseFile(t, "06-identical-after-truncation.jsonl"), "--model", dir, "--max-length", "16")
 	if code != contract.ExitInvalidInput || msg.Dataset == nil || msg.Dataset.Truncation.IdenticalPairs != 8 ||

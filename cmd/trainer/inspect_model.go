@@ -85,6 +85,13 @@ func inspectWithModel(ic contract.InspectConfig, d *data.Dataset, rep *contract.
 	if w := enc.UnknownTurnMarkersWarning(); res.ChatRows > 0 && w != "" {
 		rep.Warnings = append(rep.Warnings, w)
 	}
+	if ic.Model.ChatTemplate != "" && res.ChatRows == 0 && res.Rows > 0 {
+		rep.Warnings = append(rep.Warnings, data.UnusedTemplateWarning)
+	}
+	if ic.MaxLength > hc.MaxPositionEmbeddings {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("maxLength %d is above the model's %d positions: sequences are "+
+			"fitted into %d tokens", ic.MaxLength, hc.MaxPositionEmbeddings, hc.MaxPositionEmbeddings))
+	}
 	rep.Warnings = append(rep.Warnings, res.Warnings(pref)...)
 	// As the run decides: its training split must keep a signal (the messages count train and eval together).
 	split, err := data.Split(d.Rows, ic.Dataset.EvalFraction, ic.Dataset.Seed)

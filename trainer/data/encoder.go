@@ -497,6 +497,12 @@ func (e *Encoder) UnknownTurnMarkers() []string {
 	return out
 }
 
+// UnusedTemplateWarning is the warning when a chat template was given (model.chatTemplate, --chat-template) but no
+// row is a conversation: plain prompt/response rows are tokenized as text, without a template.
+const UnusedTemplateWarning = "a chat template was given (model.chatTemplate, --chat-template) but no row is a " +
+	"conversation: plain prompt/response rows are tokenized as text, without it (it is still recorded in the output " +
+	"model's tokenizer_config.json, for use with conversations)"
+
 // UnknownTurnMarkersWarning is the warning a run and inspect-dataset give for UnknownTurnMarkers ("" when there
 // are none, and for the built-in template, whose role headers are never tokens: its callers warn that the model
 // has no template instead).

@@ -120,7 +120,11 @@ func Report(d *Dataset, cfg contract.DatasetConfig, maxInvalidRows int) (contrac
 	// Ties carry no length signal (short exact answers are often equally long), so the bias is judged on the
 	// pairs whose lengths differ; ChosenLongerFraction itself stays the share of all pairs, as the contract says.
 	if share := float64(longer) / float64(max(differ, 1)); pref && differ >= lengthBiasMinPairs && (share > lengthBiasHigh || share < lengthBiasLow) {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs whose lengths differ", longer, differ))
+		if share > lengthBiasHigh {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is longer in %d of %d pairs whose lengths differ", longer, differ))
+		} else {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("length bias: chosen is shorter in %d of %d pairs whose lengths differ", differ-longer, differ))
+		}
 	}
 	warn(emails, "row contains e-mail addresses", "rows contain e-mail addresses")
 	warn(phones, "row contains phone numbers", "rows contain phone numbers")

@@ -28,6 +28,22 @@ func hasWarning(rep contract.DatasetReport, want string) bool {
 	return false
 }
 
+// TestLengthBiasSaysItsDirection: chosen shorter in most pairs is a bias too, and the warning says "shorter".
+func TestLengthBiasSaysItsDirection(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 20; i++ {
+		chosen, rejected := "ok", "a long rambling answer"
+		if i < 2 {
+			chosen, rejected = "a long good answer", "no"
+		}
+		fmt.Fprintf(&b, `{"prompt":"q%d","chosen":%q,"rejected":%q}`+"\n", i, chosen, rejected)
+	}
+	rep := report(t, b.String(), 0.3, 0)
+	if !hasWarning(rep, "length bias: chosen is shorter in 18 of 20 pairs whose lengths differ") {
+		t.Errorf("warnings %q", rep.Warnings)
+	}
+}
+
 func TestReportCountsLengthsAndWarnings(t *testing.T) {
 	var b strings.Builder
 	for i := 0; i < 20; i++ {

@@ -80,6 +80,9 @@ func (r *runner) encodeData(rows, eval []data.Row) (trainEx, evalEx []data.Examp
 	if w := enc.UnknownTurnMarkersWarning(); all.ChatRows > 0 && w != "" {
 		r.warnings = append(r.warnings, w)
 	}
+	if cfg.Model.ChatTemplate != "" && all.ChatRows == 0 && all.Rows > 0 {
+		r.warnings = append(r.warnings, data.UnusedTemplateWarning)
+	}
 	r.warnings = append(r.warnings, all.Warnings(preference)...)
 	r.progress.Event("truncation", map[string]any{"contextLength": all.Truncation.ContextLength,
 		"rowsTruncated": all.Truncation.RowsTruncated, "promptsEmptied": all.Truncation.PromptsEmptied,
