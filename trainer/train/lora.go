@@ -68,6 +68,16 @@ func (r *runner) setupAdapter() error {
 	if err != nil {
 		return failed(ReasonTrainingFailed, "adapter: %v", err)
 	}
+	if r.cfg.Kind == contract.KindSFT && r.cfg.Model.Architecture != nil {
+		r.warnings = append(r.warnings, "an adapter on a new model (model.architecture): its random weights stay frozen "+
+			"and are saved nowhere but in the merged model/, the output to use; adapters are meant for a pretrained "+
+			"model (model.from)")
+	}
+	if n, total := r.policy.NumTrainable(), r.policy.NumParams(); n >= total/2 {
+		r.warnings = append(r.warnings, fmt.Sprintf("adapter.rank %d trains %d parameters, %.0f%% of the model's %d: "+
+			"the rank is near the layers' widths, so the adapter saves little over full fine-tuning", a.Rank, n,
+			100*float64(n)/float64(total), total))
+	}
 	r.progress.Event("adapter", map[string]any{"rank": a.Rank, "alpha": a.Alpha, "dropout": a.Dropout,
 		"targetModules": targetsOrAll(a.TargetModules, r.policy.Family), "adaptedModules": len(r.policy.LoRAModules()), "trainableParameterCount": int64(r.policy.NumTrainable()),
 		"parameterCount": int64(r.policy.NumParams()), "baseModelDigest": r.baseDigest})

@@ -192,3 +192,23 @@ func TestLoRARefusesUnknownTargets(t *testing.T) {
 		t.Errorf("defaults: %+v, %v; want alpha 16 (2 x rank), type lora", c.Adapter, err)
 	}
 }
+
+// TestLoRAWarnings: an adapter on a new model's random weights, and a rank near the layers' widths, are said in
+// the result's warnings; a modest adapter on a trained model warns of neither.
+func TestLoRAWarnings(t *testing.T) {
+	dir := t.TempDir()
+	dataPath := writeDemo(t, dir, 60, 22)
+	has := func(res *contract.Result, s string) bool {
+		return slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, s) })
+	}
+	res := mustRun(t, withAdapter(tinySFT(dataPath, filepath.Join(dir, "scratch"), 1), contract.AdapterConfig{Rank: 32}))
+	if !has(res, "an adapter on a new model") || !has(res, "adapter.rank 32 trains") {
+		t.Errorf("rank 32 on a new 32-wide model: warnings %q", res.Warnings)
+	}
+	base := mustRun(t, tinySFT(dataPath, filepath.Join(dir, "base"), 1))
+	rc := withAdapter(tinySFT(dataPath, filepath.Join(dir, "lora"), 1), contract.AdapterConfig{Rank: 2})
+	rc.Model = contract.ModelConfig{From: base.ModelURI}
+	if res := mustRun(t, rc); has(res, "an adapter on a new model") || has(res, "adapter.rank") {
+		t.Errorf("rank 2 on a trained model: warnings %q", res.Warnings)
+	}
+}
