@@ -96,12 +96,7 @@ func TestInspectCases(t *testing.T) {
 }
 
 func hasWarningWith(r *contract.DatasetReport, want string) bool {
-	for _, w := range r.Warnings {
-		if strings.Contains(w, want) {
-			return true
-		}
-	}
-	return false
+	return warningsHave(r.Warnings, want)
 }
 
 // TestGenerateRefusesNonFiniteWeights is case 10's generate: a model with a NaN weight is refused (exit 3, the

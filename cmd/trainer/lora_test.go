@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -133,7 +132,7 @@ func TestLoRAPretrained(t *testing.T) {
 	dres := readResult(t, dterm)
 	// The DPO adapter was trained on the base with the SFT adapter merged: the result says to stack them, and
 	// generate --adapter SFT --adapter DPO on the base completes as the DPO adapter on the SFT's merged model.
-	if !slices.ContainsFunc(dres.Warnings, func(w string) bool { return strings.Contains(w, "apply that adapter first") }) {
+	if !warningsHave(dres.Warnings, "apply that adapter first") {
 		t.Errorf("dpo warnings %q: want the lineage note", dres.Warnings)
 	}
 	stacked := captureStdout(t, func() {

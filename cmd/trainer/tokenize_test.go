@@ -107,34 +107,11 @@ func TestTokenizeSpecialTokenText(t *testing.T) {
 // rendering as a training prompt is: the template's BOS and EOS text become their ids once each, nothing is added on
 // top; a message holding the template's own markers is warned about; a model without a template is refused.
 func TestTokenizeChat(t *testing.T) {
-	src := "../../../shared/models/stories260K"
-	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
-		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"tokenizer.json", "special_tokens_map.json", "generation_config.json"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var cfg map[string]any
-	b, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['role'] + ': ' + m['content'] + eos_token }}{% endfor %}" +
-		"{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	const src = "../../../shared/models/stories260K"
+	dir := storiesTokenizerCopy(t, []string{"special_tokens_map.json", "generation_config.json"}, func(cfg map[string]any) {
+		cfg["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['role'] + ': ' + m['content'] + eos_token }}{% endfor %}" +
+			"{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"
+	})
 
 	code, stdout, stderr := tokenizeRun(t, "Once upon a time", "--model", dir, "--chat", "--json")
 	if code != contract.ExitOK {
@@ -178,32 +155,7 @@ func TestTokenizeChat(t *testing.T) {
 // it). stderr names the template used.
 func TestTokenizeChatMatchesTraining(t *testing.T) {
 	src := "../../../shared/models/stories260K"
-	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
-		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
-	}
-	noBOS := t.TempDir()
-	for _, f := range []string{"tokenizer.json", "generation_config.json"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(noBOS, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var cfg map[string]any
-	b, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["add_bos_token"] = false
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(noBOS, "tokenizer_config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	noBOS := storiesTokenizerCopy(t, []string{"generation_config.json"}, func(cfg map[string]any) { cfg["add_bos_token"] = false })
 	const templates = "../../../shared/testdata/chat-templates"
 	const message = "Once upon a time, who was there?"
 	rowFile := filepath.Join(t.TempDir(), "rows.jsonl")
@@ -284,4 +236,38 @@ func TestTokenizeChatMatchesTraining(t *testing.T) {
 			})
 		}
 	}
+}
+
+// storiesTokenizerCopy copies stories260K's tokenizer.json and the other files into a new directory, with its
+// tokenizer_config.json changed by edit (skipping when ../shared is absent).
+func storiesTokenizerCopy(t *testing.T, files []string, edit func(cfg map[string]any)) string {
+	t.Helper()
+	src := "../../../shared/models/stories260K"
+	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
+		t.Skipf("%s is absent (../shared is the project's read-only test data beside the repository): %v", src, err)
+	}
+	dir := t.TempDir()
+	for _, f := range append([]string{"tokenizer.json"}, files...) {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cfg map[string]any
+	b, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	edit(cfg)
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

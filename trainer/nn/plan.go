@@ -46,9 +46,8 @@ type Arena struct {
 	free64 map[int][][]float64
 	// Allocated is the bytes the arena has allocated (and holds); Live the bytes of buffers currently taken and
 	// Peak the largest Live seen; Unplanned the bytes the same buffers would take without the plan (the sum of
-	// every planned op's output, counted on the first run).
+	// every planned, unpinned op's output).
 	Allocated, Live, Peak, Unplanned int64
-	counted                          map[*fusedOp]bool
 }
 
 // poisonBuffers fills every buffer the arena hands out with NaN (tests: an op that leaves an element
@@ -60,51 +59,40 @@ var poisonBuffers bool
 // a run, which keep buffers of their own. Nodes that are not this package's ops are left alone, and so are the
 // outputs they read (they are never returned to the arena). Planning a graph again replaces its plan.
 func PlanBuffers(nodes G.Nodes, keep ...*G.Node) *Arena {
-	a := &Arena{free32: map[int][][]float32{}, free64: map[int][][]float64{}, counted: map[*fusedOp]bool{}}
+	a := &Arena{free32: map[int][][]float32{}, free64: map[int][][]float64{}}
 	for _, n := range nodes {
 		if op := fusedOf(n); op != nil {
 			op.planned = planned{arena: a}
 		}
 	}
+	// Pinned first: the outputs read after a run, and any output a foreign op reads (at any time).
 	for _, n := range keep {
-		if op := fusedOf(n); op != nil {
+		if op := fusedOf(n); op != nil && op.arena == a {
 			op.pinned = true
 		}
 	}
 	for _, n := range nodes {
-		op := fusedOf(n)
-		if op == nil {
-			// A foreign op may read any of its inputs at any time: pin them.
+		if n.Op() != nil && fusedOf(n) == nil {
 			for _, in := range gradInputs(n) {
 				if p := fusedOf(in); p != nil && p.arena == a {
 					p.pinned = true
 				}
 			}
+		}
+	}
+	for _, n := range nodes {
+		op := fusedOf(n)
+		if op == nil {
 			continue
 		}
+		if !op.pinned && n.Shape().Dims() > 0 {
+			a.Unplanned += int64(n.Shape().TotalSize()) * int64(n.Dtype().Size())
+		}
 		for i, in := range op.inputs {
-			p := fusedOf(in)
-			if p == nil || p.arena != a || in.Shape().Dims() == 0 || !op.readsData(i) {
-				continue
+			if p := fusedOf(in); p != nil && p.arena == a && !p.pinned && in.Shape().Dims() > 0 && op.readsData(i) {
+				p.readers++
+				op.producers = append(op.producers, p)
 			}
-			p.readers++
-			op.producers = append(op.producers, p)
-		}
-	}
-	for _, n := range nodes {
-		if op := fusedOf(n); op != nil && op.pinned {
-			op.readers = 0
-		}
-	}
-	for _, n := range nodes {
-		if op := fusedOf(n); op != nil {
-			kept := op.producers[:0]
-			for _, p := range op.producers {
-				if !p.pinned {
-					kept = append(kept, p)
-				}
-			}
-			op.producers = kept
 		}
 	}
 	return a
@@ -130,10 +118,6 @@ func (op *fusedOp) output(dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
 		return op.out.get(dt, shape...)
 	}
 	a := op.arena
-	if !a.counted[op] {
-		a.counted[op] = true
-		a.Unplanned += int64(shape.TotalSize()) * int64(dt.Size())
-	}
 	if op.held {
 		// The run before stopped early (an error): the buffer was never given back.
 		a.give(op)

@@ -200,11 +200,12 @@ func (r *runner) finishAdapter(ctx context.Context) (string, error) {
 	if err := r.writeAdapterTokenizer(dir); err != nil {
 		return "", failed(ReasonTrainingFailed, "saving the adapter's tokenizer files: %v", err)
 	}
-	if u := r.refAdapterURI(); u != "" {
+	if r.refAdapterDigest != "" { // a DPO run whose reference adapter was merged in
+		u := r.cfg.Reference.AdapterURI
 		// PEFT's adapter_config.json names one base; this adapter was trained on that base with another adapter
 		// merged in, which the file cannot say: a side file records it, and generate warns when it is missed.
 		orUse := ", or use model/, the merged result"
-		if m := r.cfg.Output.MergedModel; m != nil && !*m {
+		if !r.mergedModel() {
 			orUse = " (output.mergedModel is false: no merged model/ was written)"
 		}
 		r.warnings = append(r.warnings, fmt.Sprintf("adapter/ was trained on the reference with reference.adapterURI %s "+
@@ -255,14 +256,6 @@ func (r *runner) writeAdapterTokenizer(dir string) error {
 // mergedModel says whether a run with an adapter writes model/ (output.mergedModel absent or true).
 func (r *runner) mergedModel() bool {
 	return r.cfg.Output.MergedModel == nil || *r.cfg.Output.MergedModel
-}
-
-// refAdapterURI is a DPO run's reference.adapterURI ("" without one).
-func (r *runner) refAdapterURI() string {
-	if r.cfg.Kind == contract.KindDPO && r.cfg.Reference != nil {
-		return r.cfg.Reference.AdapterURI
-	}
-	return ""
 }
 
 // targetsOrAll is the adapter's target module names, the family's every projection when none were given.

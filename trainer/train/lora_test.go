@@ -198,9 +198,7 @@ func TestLoRARefusesUnknownTargets(t *testing.T) {
 func TestLoRAWarnings(t *testing.T) {
 	dir := t.TempDir()
 	dataPath := writeDemo(t, dir, 60, 22)
-	has := func(res *contract.Result, s string) bool {
-		return slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, s) })
-	}
+	has := func(res *contract.Result, s string) bool { return hasWarning(res.Warnings, s) }
 	res := mustRun(t, withAdapter(tinySFT(dataPath, filepath.Join(dir, "scratch"), 1), contract.AdapterConfig{Rank: 32}))
 	if !has(res, "an adapter on a new model") || !has(res, "adapter.rank 32 trains") {
 		t.Errorf("rank 32 on a new 32-wide model: warnings %q", res.Warnings)
